@@ -1,0 +1,302 @@
+// The local-cluster launcher behind `tunekv cluster ...`.
+//
+// A cluster lives in a directory: `cluster.json` (its nodes, ports, data
+// directories and live pids: the single source of truth for every cluster
+// command, whichever process runs it) and one data directory and log file
+// per node. Starting founds the ring on n1, then every other node joins
+// through the nodes started before it, and start returns (or, in the
+// foreground, prints how to connect) once every node answers and every node
+// sees the whole ring.
+//
+// Invariants: a pid is recorded for every node process we start, and
+// cleared once it is gone; stop leaves no process behind (SIGTERM, then
+// SIGKILL after stopTimeoutMs); nothing here needs root.
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TuneKvError } from '../src/errors.js';
+import { RpcConnection } from '../src/io/connection.js';
+import { MsgType } from '../src/protocol/messages.js';
+
+export interface ClusterNode {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly logFile: string;
+  pid: number | null;
+}
+
+export interface ClusterFile {
+  readonly format: 1;
+  readonly n: number;
+  readonly q: number;
+  readonly fsync: boolean;
+  readonly nodes: ClusterNode[];
+}
+
+export interface StartOptions {
+  readonly dir: string;
+  readonly nodes: number;
+  /** First port; 0 picks free ports. */
+  readonly basePort: number;
+  readonly host: string;
+  readonly n: number;
+  readonly q: number;
+  readonly fsync: boolean;
+  readonly detach: boolean;
+  readonly log?: (line: string) => void;
+}
+
+/** How long start waits for the cluster to form. */
+const readyTimeoutMs = 30_000;
+/** How long stop waits for SIGTERM before SIGKILL. */
+const stopTimeoutMs = 10_000;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The CLI entry point next to this file, whether run from dist or source. */
+export const cliEntry = fs.existsSync(path.join(here, '../src/cli/main.js'))
+  ? path.join(here, '../src/cli/main.js')
+  : path.join(here, '../dist/src/cli/main.js');
+
+export function clusterFilePath(dir: string): string {
+  return path.join(dir, 'cluster.json');
+}
+
+export function readCluster(dir: string): ClusterFile | undefined {
+  const file = clusterFilePath(dir);
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterFile;
+}
+
+export function writeCluster(dir: string, c: ClusterFile): void {
+  const file = clusterFilePath(dir);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(c, null, 2));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+export function requireCluster(dir: string): ClusterFile {
+  const c = readCluster(dir);
+  if (!c) throw new TuneKvError('INVALID_ARGUMENT', `no cluster in ${dir} (start one with: tunekv cluster start --dir ${dir})`);
+  return c;
+}
+
+/** The pid is alive and is a tunekv node with this id (pids get reused). */
+export function isNodeProcess(pid: number | null, id: string): boolean {
+  if (pid === null) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z') return false;
+    return cmd.includes('node') && cmd.includes(id);
+  } catch {
+    return true;
+  }
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[]): string[] {
+  const args = [cliEntry, 'node', '--id', node.id, '--listen', `${node.host}:${node.port}`, '--data', node.dataDir,
+    '--n', String(c.n), '--q', String(c.q)];
+  if (seeds.length > 0) args.push('--join', seeds.map((s) => `${s.host}:${s.port}`).join(','));
+  if (c.fsync) args.push('--fsync');
+  return args;
+}
+
+/** Starts one node process. `seeds` are the nodes it may join through: at
+ * first start the nodes started before it (so n1 founds the ring), at a
+ * restart every other node (it normally reloads its ring and needs none). */
+function spawnNode(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[], detach: boolean,
+  log: (l: string) => void): ChildProcess {
+  fs.mkdirSync(node.dataDir, { recursive: true });
+  if (detach) {
+    const out = fs.openSync(node.logFile, 'a');
+    const child = spawn(process.execPath, nodeArgs(c, node, seeds), { detached: true, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    child.unref();
+    return child;
+  }
+  const child = spawn(process.execPath, nodeArgs(c, node, seeds), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const prefix = (chunk: Buffer): void => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.length > 0) log(`[${node.id}] ${line}`);
+  };
+  child.stdout?.on('data', prefix);
+  child.stderr?.on('data', prefix);
+  return child;
+}
+
+/** STATUS of one node, or undefined if it does not answer in time. */
+export function probe(host: string, port: number, timeoutMs = 1000): Promise<Record<string, unknown> | undefined> {
+  return new Promise((resolve) => {
+    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs });
+    conn.request(MsgType.STATUS, {}, timeoutMs, (err, _t, body) => {
+      conn.close();
+      resolve(err ? undefined : body as Record<string, unknown>);
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the node answers and sees a ring of `members` nodes. */
+async function waitReady(node: ClusterNode, members: number, deadline: number, alive: () => boolean): Promise<void> {
+  for (;;) {
+    const st = await probe(node.host, node.port);
+    const ring = st?.ring as { members?: unknown[] } | null | undefined;
+    if (ring && (ring.members?.length ?? 0) >= members) return;
+    if (!alive()) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
+    if (Date.now() > deadline) throw new TuneKvError('UNAVAILABLE', `node ${node.id} was not ready within ${readyTimeoutMs} ms; see ${node.logFile}`);
+    await sleep(100);
+  }
+}
+
+export interface StartedCluster {
+  readonly cluster: ClusterFile;
+  /** Foreground only: the children, to wait on. */
+  readonly children: Map<string, ChildProcess>;
+}
+
+export async function startCluster(opts: StartOptions): Promise<StartedCluster> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const dir = path.resolve(opts.dir);
+  fs.mkdirSync(dir, { recursive: true });
+  let c = readCluster(dir);
+  if (c) {
+    const running = c.nodes.filter((nd) => isNodeProcess(nd.pid, nd.id));
+    if (running.length > 0) {
+      throw new TuneKvError('INVALID_ARGUMENT', `the cluster in ${dir} is running (${running.map((nd) => `${nd.id} pid ${nd.pid}`).join(', ')}); stop it first`);
+    }
+    if (c.nodes.length !== opts.nodes) {
+      throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a ${c.nodes.length}-node cluster; use another --dir for ${opts.nodes} nodes`);
+    }
+  } else {
+    const nodes: ClusterNode[] = [];
+    for (let i = 0; i < opts.nodes; i++) {
+      const id = `n${i + 1}`;
+      const port = opts.basePort === 0 ? await freePort(opts.host) : opts.basePort + i;
+      nodes.push({ id, host: opts.host, port, dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`), pid: null });
+    }
+    c = { format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodes };
+  }
+  const cluster = c;
+  const children = new Map<string, ChildProcess>();
+  const deadline = Date.now() + readyTimeoutMs;
+  try {
+    // n1 first: it founds the ring (or reloads it); the others join through it.
+    for (const [i, node] of cluster.nodes.entries()) {
+      const child = spawnNode(cluster, node, cluster.nodes.slice(0, i), opts.detach, log);
+      node.pid = child.pid ?? null;
+      children.set(node.id, child);
+      writeCluster(dir, cluster);
+      if (i === 0) await waitReady(node, 1, deadline, () => child.exitCode === null && child.signalCode === null);
+    }
+    for (const node of cluster.nodes) {
+      const child = children.get(node.id)!;
+      await waitReady(node, cluster.nodes.length, deadline, () => opts.detach ? isNodeProcess(node.pid, node.id) : child.exitCode === null);
+    }
+  } catch (err) {
+    await stopCluster(dir, () => {});
+    throw err;
+  }
+  return { cluster, children };
+}
+
+async function waitGone(pid: number, id: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isNodeProcess(pid, id)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+export async function stopNode(node: ClusterNode, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const pid = node.pid;
+  if (pid === null || !isNodeProcess(pid, node.id)) { node.pid = null; return; }
+  try { process.kill(pid, signal); } catch { /* already gone */ }
+  if (signal === 'SIGTERM' && !(await waitGone(pid, node.id, stopTimeoutMs))) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  // A paused node cannot act on SIGTERM until it runs again.
+  try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+  await waitGone(pid, node.id, stopTimeoutMs);
+  node.pid = null;
+}
+
+export async function stopCluster(dir: string, log: (l: string) => void = (l) => console.log(l)): Promise<void> {
+  const c = readCluster(dir);
+  if (!c) return;
+  await Promise.all(c.nodes.map(async (nd) => {
+    const had = nd.pid !== null && isNodeProcess(nd.pid, nd.id);
+    await stopNode(nd);
+    if (had) log(`${nd.id} stopped`);
+  }));
+  writeCluster(dir, c);
+}
+
+function findNode(c: ClusterFile, id: string): ClusterNode {
+  const nd = c.nodes.find((x) => x.id === id);
+  if (!nd) throw new TuneKvError('INVALID_ARGUMENT', `no node ${id} in this cluster (nodes: ${c.nodes.map((x) => x.id).join(', ')})`);
+  return nd;
+}
+
+/** SIGKILL: the crash a kill -9 or a power cut makes of the process. */
+export async function killNode(dir: string, id: string): Promise<void> {
+  const c = requireCluster(dir);
+  const nd = findNode(c, id);
+  if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('INVALID_ARGUMENT', `${id} is not running`);
+  await stopNode(nd, 'SIGKILL');
+  writeCluster(dir, c);
+}
+
+/** Stops the node if it runs, then starts it again on its data, detached. */
+export async function restartNode(dir: string, id: string): Promise<void> {
+  const c = requireCluster(dir);
+  const nd = findNode(c, id);
+  await stopNode(nd);
+  const child = spawnNode(c, nd, c.nodes.filter((x) => x.id !== id), true, () => {});
+  nd.pid = child.pid ?? null;
+  writeCluster(dir, c);
+  await waitReady(nd, c.nodes.length, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
+}
+
+export interface NodeStatus {
+  readonly id: string;
+  readonly addr: string;
+  readonly pid: number | null;
+  readonly running: boolean;
+  readonly answering: boolean;
+  readonly ringVersion: number | null;
+  readonly members: number | null;
+}
+
+export async function clusterStatus(dir: string): Promise<NodeStatus[]> {
+  const c = requireCluster(dir);
+  return Promise.all(c.nodes.map(async (nd) => {
+    const running = isNodeProcess(nd.pid, nd.id);
+    const st = running ? await probe(nd.host, nd.port) : undefined;
+    const ring = st?.ring as { version: number; members: unknown[] } | null | undefined;
+    return {
+      id: nd.id, addr: `${nd.host}:${nd.port}`, pid: running ? nd.pid : null, running,
+      answering: st !== undefined, ringVersion: ring?.version ?? null, members: ring?.members.length ?? null,
+    };
+  }));
+}

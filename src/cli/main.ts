@@ -1,0 +1,291 @@
+#!/usr/bin/env node
+// The `tunekv` command: run a node, drive a local cluster, and get / put /
+// del / status from a shell. `--json` prints exactly one JSON object on
+// stdout; a failed request exits 1 and prints {"error":{"code","message"}}.
+
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { clusterStatus, killNode, restartNode, startCluster, stopCluster } from '../../cluster/launcher.js';
+import { connect } from '../client/client.js';
+import type { GetResult, PutResult, TuneKvClient } from '../client/client.js';
+import { isConsistency } from '../core/quorum/levels.js';
+import type { Consistency } from '../core/quorum/levels.js';
+import { TuneKvError } from '../errors.js';
+import { startNode } from '../server/start-node.js';
+
+const usage = `usage:
+  tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww]
+  tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
+  tunekv cluster stop|status [--dir DIR] [--json]
+  tunekv cluster kill|restart NODE [--dir DIR]
+  tunekv get KEY [--consistency L] [--r R] [--host HOST:PORT] [--timeout-ms MS] [--json]
+  tunekv put KEY VALUE [--consistency L] [--w W] [--context CTX] [--lww] [--host HOST:PORT] [--json]
+  tunekv del KEY [--context CTX] [--consistency L] [--w W] [--host HOST:PORT] [--json]
+  tunekv status [--host HOST:PORT] [--json]
+levels: eventual | quorum (default) | strong`;
+
+class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const requestOptions: Options = {
+  consistency: { type: 'string' },
+  r: { type: 'string' },
+  w: { type: 'string' },
+  context: { type: 'string' },
+  lww: { type: 'boolean' },
+  host: { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  json: { type: 'boolean' },
+};
+
+function parse(args: string[], options: Options): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function intOption(values: Record<string, unknown>, name: string, fallback?: number): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isInteger(v)) throw new UsageError(`--${name} must be an integer; got ${String(raw)}`);
+  return v;
+}
+
+function str(values: Record<string, unknown>, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function levelOption(values: Record<string, unknown>): Consistency | undefined {
+  const c = str(values, 'consistency');
+  if (c !== undefined && !isConsistency(c)) throw new UsageError(`--consistency must be eventual, quorum or strong; got ${c}`);
+  return c;
+}
+
+function defaultHost(): string {
+  return process.env.TUNEKV_HOST ?? '127.0.0.1:7001';
+}
+
+async function withClient<T>(values: Record<string, unknown>, fn: (kv: TuneKvClient) => Promise<T>): Promise<T> {
+  const kv = await connect({ hosts: [str(values, 'host') ?? defaultHost()], timeoutMs: intOption(values, 'timeout-ms') });
+  try {
+    return await fn(kv);
+  } finally {
+    await kv.close();
+  }
+}
+
+function jsonValue(v: unknown): unknown {
+  if (v instanceof Uint8Array) return { base64: Buffer.from(v).toString('base64') };
+  return v;
+}
+
+function replicasLine(r: GetResult['replicas']): string {
+  return r.map((x) => `${x.node}(${x.role}${x.hintFor ? ` for ${x.hintFor}` : ''} ${x.outcome}${x.stale ? ' stale' : ''})`).join(' ');
+}
+
+function printGet(got: GetResult, json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify({ ...got, values: got.values.map(jsonValue) }));
+    return;
+  }
+  if (!got.found) console.log('(not found)');
+  else if (got.values.length > 1) console.log(`${got.values.length} siblings:`);
+  for (const v of got.values) console.log(typeof v === 'string' ? v : JSON.stringify(jsonValue(v)));
+  console.error(`# ${got.level} r=${got.r} via ${got.coordinator}: ${replicasLine(got.replicas)}`);
+  console.error(`# context: ${got.context}`);
+}
+
+function printPut(res: PutResult, json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify(res));
+    return;
+  }
+  console.log(`ok${res.siblings > 1 ? ` (${res.siblings} siblings)` : ''}`);
+  console.error(`# ${res.level} w=${res.w} via ${res.coordinator}: ${replicasLine(res.replicas)}`);
+  console.error(`# context: ${res.context}`);
+}
+
+async function cmdNode(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    id: { type: 'string' }, listen: { type: 'string' }, data: { type: 'string' }, join: { type: 'string' },
+    n: { type: 'string' }, q: { type: 'string' }, fsync: { type: 'boolean' }, lww: { type: 'boolean' },
+    'timeout-ms': { type: 'string' },
+  });
+  const id = str(values, 'id');
+  const listen = str(values, 'listen');
+  const dataDir = str(values, 'data');
+  if (!id || !listen || !dataDir) throw new UsageError('node needs --id, --listen and --data');
+  const join = str(values, 'join')?.split(',').map((s) => s.trim()).filter((s) => s.length > 0) ?? [];
+  const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
+  let running;
+  try {
+    running = await startNode({
+      id, listen, dataDir, join, n: intOption(values, 'n'), q: intOption(values, 'q'),
+      fsync: values.fsync === true, lww: values.lww === true, requestTimeoutMs: intOption(values, 'timeout-ms'),
+    }, log);
+  } catch (err) {
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw err;
+  }
+  const ring = running.node.ring!;
+  log(`${id} listening on ${running.addr}, ring v${ring.version} with ${ring.members.length} node(s), n=${ring.n} q=${ring.q}, data ${dataDir}`);
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${id} stopping (${signal})`);
+    running.stop().then(() => { log(`${id} stopped`); process.exit(0); }, (err: Error) => { log(`${id} stop failed: ${err.message}`); process.exit(1); });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+async function cmdCluster(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parse(rest, {
+    nodes: { type: 'string' }, 'base-port': { type: 'string' }, dir: { type: 'string' }, n: { type: 'string' },
+    q: { type: 'string' }, fsync: { type: 'boolean' }, detach: { type: 'boolean' }, host: { type: 'string' }, json: { type: 'boolean' },
+  });
+  const dir = str(values, 'dir') ?? './data/cluster';
+  switch (sub) {
+    case 'start': return clusterStart(values, dir);
+    case 'stop': await stopCluster(dir); return;
+    case 'status': {
+      const st = await clusterStatus(dir);
+      if (values.json) { console.log(JSON.stringify({ dir, nodes: st })); return; }
+      for (const s of st) {
+        console.log(`${s.id}  ${s.addr}  ${s.running ? `pid ${s.pid}` : 'not running'}  ${s.answering ? `answering, ring v${s.ringVersion} (${s.members} nodes)` : ''}`);
+      }
+      return;
+    }
+    case 'kill':
+    case 'restart': {
+      const id = positionals[0];
+      if (!id) throw new UsageError(`cluster ${sub} needs a node id`);
+      if (sub === 'kill') await killNode(dir, id); else await restartNode(dir, id);
+      console.log(`${id} ${sub === 'kill' ? 'killed (SIGKILL)' : 'restarted'}`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown cluster command ${sub ?? '(none)'}`);
+  }
+}
+
+async function clusterStart(values: Record<string, unknown>, dir: string): Promise<void> {
+  const detach = values.detach === true;
+  const started = await startCluster({
+    dir, nodes: intOption(values, 'nodes', 3)!, basePort: intOption(values, 'base-port', 7001)!,
+    host: str(values, 'host') ?? '127.0.0.1', n: intOption(values, 'n', 3)!, q: intOption(values, 'q', 64)!,
+    fsync: values.fsync === true, detach,
+  });
+  const addrs = started.cluster.nodes.map((nd) => `${nd.id}=${nd.host}:${nd.port}`).join(' ');
+  console.log(`cluster ready: ${addrs} (n=${started.cluster.n}, q=${started.cluster.q}, data in ${dir})`);
+  if (detach) {
+    console.log(`stop it with: tunekv cluster stop --dir ${dir}`);
+    return;
+  }
+  const first = started.cluster.nodes[0]!;
+  console.log(`connect: tunekv put hello world --host ${first.host}:${first.port}; tunekv get hello`);
+  console.log('press Ctrl-C to stop the cluster');
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log('stopping the cluster...');
+    stopCluster(dir).then(() => { console.log('cluster stopped'); process.exit(0); }, (err: Error) => {
+      console.error(`stop failed: ${err.message}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+  for (const [id, child] of started.children) {
+    child.on('exit', (code, signal) => {
+      if (!stopping) console.log(`[${id}] exited (${signal ?? `code ${code}`}); restart it with: tunekv cluster restart ${id} --dir ${dir}`);
+    });
+  }
+}
+
+async function cmdGet(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, requestOptions);
+  const [key] = positionals;
+  if (key === undefined || positionals.length !== 1) throw new UsageError('get needs exactly one KEY');
+  const got = await withClient(values, (kv) => kv.get(key, {
+    consistency: levelOption(values), r: intOption(values, 'r'), timeoutMs: intOption(values, 'timeout-ms'),
+  }));
+  printGet(got, values.json === true);
+}
+
+async function cmdPut(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, requestOptions);
+  if (positionals.length !== 2) throw new UsageError('put needs KEY and VALUE');
+  const [key, value] = positionals as [string, string];
+  const res = await withClient(values, (kv) => kv.put(key, value, {
+    consistency: levelOption(values), w: intOption(values, 'w'), context: str(values, 'context'),
+    lww: values.lww === true ? true : undefined, timeoutMs: intOption(values, 'timeout-ms'),
+  }));
+  printPut(res, values.json === true);
+}
+
+async function cmdDel(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, requestOptions);
+  const [key] = positionals;
+  if (key === undefined || positionals.length !== 1) throw new UsageError('del needs exactly one KEY');
+  const res = await withClient(values, (kv) => kv.delete(key, {
+    consistency: levelOption(values), w: intOption(values, 'w'), context: str(values, 'context'), timeoutMs: intOption(values, 'timeout-ms'),
+  }));
+  printPut(res, values.json === true);
+}
+
+async function cmdStatus(args: string[]): Promise<void> {
+  const { values } = parse(args, { host: { type: 'string' }, json: { type: 'boolean' }, 'timeout-ms': { type: 'string' } });
+  const st = await withClient(values, (kv) => kv.status(str(values, 'host') ?? defaultHost()));
+  if (values.json) { console.log(JSON.stringify(st)); return; }
+  const ring = st.ring as { version: number; n: number; q: number; members: { id: string; addr: string; claimed: number; replicates: number }[] } | null;
+  console.log(`node ${String(st.nodeId)} at ${String(st.addr)}, up ${Math.round(Number(st.uptimeMs) / 1000)} s`);
+  if (ring) {
+    console.log(`ring v${ring.version}: n=${ring.n} q=${ring.q}`);
+    for (const m of ring.members) console.log(`  ${m.id}  ${m.addr}  claims ${m.claimed} partitions, replicates ${m.replicates}`);
+  }
+  console.log(`stats: ${JSON.stringify(st.stats)}`);
+}
+
+function wantsJson(args: string[]): boolean {
+  return args.includes('--json');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'node': return cmdNode(rest);
+    case 'cluster': return cmdCluster(rest);
+    case 'get': return cmdGet(rest);
+    case 'put': return cmdPut(rest);
+    case 'del': return cmdDel(rest);
+    case 'status': return cmdStatus(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(usage);
+      return;
+    default:
+      throw new UsageError(`unknown command ${cmd}`);
+  }
+}
+
+const argv = process.argv.slice(2);
+main(argv).catch((err: unknown) => {
+  const e = err instanceof TuneKvError ? err
+    : err instanceof UsageError ? new TuneKvError('INVALID_ARGUMENT', err.message)
+      : new TuneKvError('INTERNAL', (err as Error)?.message ?? String(err));
+  if (wantsJson(argv)) console.log(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } }));
+  else console.error(`error ${e.code}: ${e.message}${err instanceof UsageError ? `\n${usage}` : ''}`);
+  process.exitCode = err instanceof UsageError ? 2 : 1;
+});

@@ -1,0 +1,321 @@
+// The client library: connect({ hosts }) and get / put / delete / status.
+//
+// One pipelined connection per node (many requests in flight on each), opened
+// on first use. Each request goes straight to a replica of its key when the
+// client knows the ring (it fetches it at connect and again whenever a node
+// reports a newer version), so the node that receives it can coordinate
+// without forwarding. A node that cannot be reached is skipped for
+// hostRetryMs and the request moves to the next candidate; a request whose
+// connection breaks after it was sent is retried only if it is a read
+// (a put may already have been applied, and retrying it would add a sibling).
+
+import { ValueType } from '../core/clock/object.js';
+import { isConsistency } from '../core/quorum/levels.js';
+import type { Consistency } from '../core/quorum/levels.js';
+import { preferenceListForKey, ringProblem } from '../core/ring/ring.js';
+import type { Ring } from '../core/ring/ring.js';
+import { TuneKvError, invalid } from '../errors.js';
+import { RpcConnection } from '../io/connection.js';
+import { parseHostPort } from '../io/transport.js';
+import { pack, unpack } from '../protocol/codec.js';
+import { MsgType } from '../protocol/messages.js';
+import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
+import { clockFromWire } from '../protocol/object-codec.js';
+import { checkKey, checkTimeout, checkValueBytes } from '../protocol/validate.js';
+
+const agent = 'tunekv-js/0.1.0';
+
+export interface ConnectOptions {
+  /** Nodes to bootstrap from (host:port); the rest are learned from the ring. */
+  readonly hosts: readonly string[];
+  /** Per-request deadline, ms. Default 5000. The node enforces it; the
+   * client waits a little longer so the node's TIMEOUT (with its facts)
+   * arrives first. */
+  readonly timeoutMs?: number;
+  /** Connect timeout per node, ms. Default 2000. */
+  readonly connectTimeoutMs?: number;
+  /** Level for requests that do not name one. Default 'quorum'. */
+  readonly consistency?: Consistency;
+  /** Send each request to a replica of its key. Default true. */
+  readonly route?: boolean;
+  /** How long an unreachable node is skipped, ms. Default 1000. */
+  readonly hostRetryMs?: number;
+}
+
+export interface RequestOptions {
+  readonly consistency?: Consistency;
+  readonly timeoutMs?: number;
+  /** Send to this node (host:port) instead of routing. */
+  readonly host?: string;
+}
+
+export interface GetOptions extends RequestOptions {
+  readonly r?: number;
+}
+
+export interface PutOptions extends RequestOptions {
+  /** The context of a read: the put supersedes exactly what that read saw. */
+  readonly context?: string;
+  readonly w?: number;
+  /** Last-writer-wins: discard concurrent versions with earlier timestamps. */
+  readonly lww?: boolean;
+}
+
+export type DeleteOptions = Omit<PutOptions, 'lww'>;
+
+export interface ReplicaInfo {
+  readonly node: string;
+  readonly role: 'primary' | 'fallback';
+  readonly outcome: 'ok' | 'notfound' | 'failed' | 'pending';
+  /** Its copy differed from the merged result (reads). */
+  readonly stale?: boolean;
+  readonly hintFor?: string;
+}
+
+export interface GetResult {
+  readonly found: boolean;
+  /** One per live sibling: string, Uint8Array, or a decoded msgpack value. */
+  readonly values: unknown[];
+  /** Deletes concurrent with the values (a tombstone sibling). */
+  readonly tombstones: number;
+  /** Opaque causal context: pass it to the next put or delete. */
+  readonly context: string;
+  /** Concurrent versions the merged result holds (values + tombstones). */
+  readonly siblings: number;
+  readonly level: string;
+  readonly r: number;
+  readonly coordinator: string;
+  readonly replicas: ReplicaInfo[];
+}
+
+export interface PutResult {
+  readonly context: string;
+  /** Versions the key holds after this write, on the coordinator. */
+  readonly siblings: number;
+  readonly level: string;
+  readonly w: number;
+  readonly coordinator: string;
+  readonly replicas: ReplicaInfo[];
+}
+
+export function encodeContext(clock: WireClock): string {
+  return pack(clock).toString('base64url');
+}
+
+export function decodeContext(context: string): WireClock {
+  if (typeof context !== 'string' || !/^[A-Za-z0-9_-]*$/.test(context)) throw invalid('context must be the string a read returned');
+  let value: unknown;
+  try {
+    value = unpack(Buffer.from(context, 'base64url'));
+  } catch {
+    throw invalid('context is not a tunekv causal context');
+  }
+  return clockFromWire(value) as WireClock;
+}
+
+export function encodeValue(value: unknown): { bytes: Uint8Array; vtype: number } {
+  if (typeof value === 'string') return { bytes: Buffer.from(value, 'utf8'), vtype: ValueType.Utf8 };
+  if (value instanceof Uint8Array) return { bytes: value, vtype: ValueType.Bytes };
+  if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
+    throw invalid(`value must be a string, bytes or a msgpack-encodable value; got ${typeof value}`);
+  }
+  return { bytes: pack(value), vtype: ValueType.Msgpack };
+}
+
+export function decodeValue(vtype: number, bytes: Uint8Array): unknown {
+  switch (vtype) {
+    case ValueType.Utf8: return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+    case ValueType.Msgpack: return unpack(bytes);
+    default: return bytes;
+  }
+}
+
+function levelFields(opts: { consistency?: Consistency | undefined }, fallback: Consistency): { consistency: Consistency } {
+  const consistency = opts.consistency ?? fallback;
+  if (!isConsistency(consistency)) throw invalid(`consistency must be eventual, quorum or strong; got ${String(consistency)}`);
+  return { consistency };
+}
+
+function checkCount(name: string, v: unknown): void {
+  if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw invalid(`${name} (${String(v)}) must be a positive integer`);
+}
+
+export class TuneKvClient {
+  private ring: Ring | undefined;
+  private readonly conns = new Map<string, RpcConnection>();
+  private readonly downUntil = new Map<string, number>();
+  private closed = false;
+  private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly consistency: Consistency;
+  private readonly route: boolean;
+  private readonly hostRetryMs: number;
+  private ringFetch: Promise<void> | undefined;
+
+  private constructor(private readonly opts: ConnectOptions) {
+    this.timeoutMs = checkTimeout(opts.timeoutMs) ?? 5000;
+    this.connectTimeoutMs = checkTimeout(opts.connectTimeoutMs) ?? 2000;
+    this.consistency = levelFields(opts, 'quorum').consistency;
+    this.route = opts.route ?? true;
+    this.hostRetryMs = opts.hostRetryMs ?? 1000;
+  }
+
+  static async connect(opts: ConnectOptions): Promise<TuneKvClient> {
+    if (!opts || !Array.isArray(opts.hosts) || opts.hosts.length === 0) throw new TypeError('connect() needs hosts: ["host:port", ...]');
+    for (const h of opts.hosts) if (!parseHostPort(h)) throw new TypeError(`host "${h}" must be host:port`);
+    const client = new TuneKvClient(opts);
+    await client.refreshRing(opts.hosts);
+    return client;
+  }
+
+  /** The ring as last fetched (for routing and display). */
+  get currentRing(): Ring | undefined {
+    return this.ring;
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+    checkKey(key);
+    checkCount('r', options.r);
+    const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
+    const body = { key, ...levelFields(options, this.consistency), r: options.r, timeoutMs };
+    if (options.r !== undefined && options.consistency === undefined) delete (body as { consistency?: string }).consistency;
+    const reply = await this.send(MsgType.GET, body, key, timeoutMs, true, options.host) as GetReplyBody;
+    return {
+      found: reply.found,
+      values: reply.values.map(([t, b]) => decodeValue(t, b)),
+      tombstones: reply.tombstones,
+      context: encodeContext(reply.context),
+      siblings: reply.values.length + reply.tombstones,
+      level: reply.level,
+      r: reply.r,
+      coordinator: reply.coordinator,
+      replicas: reply.replicas as ReplicaInfo[],
+    };
+  }
+
+  async put(key: string, value: unknown, options: PutOptions = {}): Promise<PutResult> {
+    checkKey(key);
+    checkCount('w', options.w);
+    const { bytes, vtype } = encodeValue(value);
+    checkValueBytes(bytes);
+    return this.write(MsgType.PUT, key, { value: bytes, vtype, lww: options.lww }, options);
+  }
+
+  async delete(key: string, options: DeleteOptions = {}): Promise<PutResult> {
+    checkKey(key);
+    checkCount('w', options.w);
+    return this.write(MsgType.DELETE, key, {}, options);
+  }
+
+  private async write(type: number, key: string, extra: object, options: PutOptions): Promise<PutResult> {
+    const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
+    const context = options.context === undefined ? undefined : decodeContext(options.context);
+    const body: Record<string, unknown> = { key, ...extra, context, w: options.w, timeoutMs, ...levelFields(options, this.consistency) };
+    if (options.w !== undefined && options.consistency === undefined) delete body.consistency;
+    const reply = await this.send(type, body, key, timeoutMs, false, options.host) as PutReplyBody;
+    return {
+      context: encodeContext(reply.context),
+      siblings: reply.siblings,
+      level: reply.level,
+      w: reply.w,
+      coordinator: reply.coordinator,
+      replicas: reply.replicas as ReplicaInfo[],
+    };
+  }
+
+  /** The status of one node (the first reachable seed by default). */
+  async status(host?: string): Promise<Record<string, unknown>> {
+    return await this.send(MsgType.STATUS, {}, undefined, this.timeoutMs, true, host) as Record<string, unknown>;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.conns.values()) c.close();
+    this.conns.clear();
+  }
+
+  // ---- routing and connections ----
+
+  private candidates(key: string | undefined): string[] {
+    const out: string[] = [];
+    const add = (a: string | undefined): void => { if (a && !out.includes(a)) out.push(a); };
+    const ring = this.ring;
+    if (ring && key !== undefined && this.route) {
+      const byId = new Map(ring.members.map((m) => [m.id, m.addr]));
+      for (const id of preferenceListForKey(ring, key).primaries) add(byId.get(id));
+    }
+    for (const m of ring?.members ?? []) add(m.addr);
+    for (const h of this.opts.hosts) add(h);
+    const now = Date.now();
+    const up = out.filter((a) => (this.downUntil.get(a) ?? 0) <= now);
+    // When every node looks down, try them all anyway: they may be back.
+    return up.length > 0 ? up : out;
+  }
+
+  private connection(addr: string): RpcConnection {
+    const existing = this.conns.get(addr);
+    if (existing && !existing.isClosed) return existing;
+    const hp = parseHostPort(addr)!;
+    const conn = new RpcConnection({
+      host: hp.host, port: hp.port, agent, connectTimeoutMs: this.connectTimeoutMs,
+      onHelloOk: (b) => { if (b.ringVersion > (this.ring?.version ?? 0)) void this.refreshRing([addr]).catch(() => {}); },
+      onClose: () => { if (this.conns.get(addr) === conn) this.conns.delete(addr); },
+    });
+    this.conns.set(addr, conn);
+    return conn;
+  }
+
+  private call(addr: string, type: number, body: unknown, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      // Wait past the node's own deadline so its TIMEOUT, with the facts, wins.
+      this.connection(addr).request(type, body, timeoutMs + 1000, (err, _t, reply) => (err ? reject(err) : resolve(reply)));
+    });
+  }
+
+  private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, idempotent: boolean, host?: string): Promise<unknown> {
+    if (this.closed) throw new TuneKvError('UNAVAILABLE', 'the client is closed');
+    if (host !== undefined && !parseHostPort(host)) throw invalid(`host "${host}" must be host:port`);
+    const targets = host !== undefined ? [host] : this.candidates(key);
+    let last: TuneKvError | undefined;
+    for (const addr of targets) {
+      try {
+        return await this.call(addr, type, body, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof TuneKvError)) throw err;
+        last = err;
+        if (err.code !== 'UNAVAILABLE') throw err;
+        const neverSent = !err.details.maybeApplied;
+        if (neverSent) this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+        if (!neverSent && !idempotent) throw err;
+      }
+    }
+    throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${targets.join(', ')}): ${last?.message ?? ''}`,
+      { tried: targets });
+  }
+
+  private refreshRing(hosts: readonly string[]): Promise<void> {
+    this.ringFetch ??= (async () => {
+      let last: TuneKvError | undefined;
+      for (const addr of hosts) {
+        try {
+          const reply = await this.call(addr, MsgType.RING_GET, {}, this.timeoutMs) as { ring?: unknown };
+          if (ringProblem(reply.ring) === null) {
+            const ring = reply.ring as Ring;
+            if (!this.ring || ring.version >= this.ring.version) this.ring = ring;
+            return;
+          }
+        } catch (err) {
+          if (!(err instanceof TuneKvError)) throw err;
+          last = err;
+          this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+        }
+      }
+      throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${hosts.join(', ')}): ${last?.message ?? ''}`, { tried: [...hosts] });
+    })().finally(() => { this.ringFetch = undefined; });
+    return this.ringFetch;
+  }
+}
+
+export function connect(opts: ConnectOptions): Promise<TuneKvClient> {
+  return TuneKvClient.connect(opts);
+}

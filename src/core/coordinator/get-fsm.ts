@@ -1,0 +1,181 @@
+// The get request state machine (Riak's get_fsm around a pure tally).
+//
+//   reading ──R replies──▶ (strong, majority lacks merged) writingBack ──▶ collecting ──▶ done
+//      │                                   │                                  ▲
+//      └──────────── R met (not strong, or majority holds it) ────────────────┘
+//
+// reading:     a read was sent to every replica; count ok/notfound as success.
+// writingBack: strong only. The merged result goes to the primaries that do not
+//              hold it; the reply waits until a majority of primaries holds it,
+//              so a later strong read cannot see an older state (no new-old
+//              inversion).
+// collecting:  replied; keep gathering the remaining replies until all have
+//              answered or the deadline passes, then read-repair stale replicas.
+//
+// Invariants: exactly one 'reply' effect, then exactly one 'done'; every
+// effect comes out of an event; no I/O, no clock.
+
+import assert from 'node:assert/strict';
+import { mergeAll, sameVersions } from '../clock/object.js';
+import type { VersionedObject } from '../clock/object.js';
+import { describeLevel } from '../quorum/levels.js';
+import type { Quorum } from '../quorum/levels.js';
+import { addFailure, addSuccess, newTally, verdict } from '../quorum/tally.js';
+import type { Tally } from '../quorum/tally.js';
+import type { Effect, FsmError, ReplicaOutcome, ReplicaReport, ReplicaTarget } from './types.js';
+
+type State = 'reading' | 'writingBack' | 'collecting' | 'done';
+
+export type ReadResult = { readonly ok: true; readonly object: VersionedObject | undefined } | { readonly ok: false };
+
+interface ReplicaSlot {
+  readonly target: ReplicaTarget;
+  outcome: ReplicaOutcome;
+  object: VersionedObject | undefined;
+  /** The object this replica was sent (write-back); avoids repairing twice. */
+  sent: VersionedObject | undefined;
+}
+
+export interface GetFsmOptions {
+  readonly replicas: readonly ReplicaTarget[];
+  readonly quorum: Quorum;
+  /** Send the merged object to stale replicas once all have answered. */
+  readonly readRepair: boolean;
+}
+
+export class GetFsm {
+  private state: State = 'reading';
+  private readonly slots: Map<string, ReplicaSlot>;
+  private readTally: Tally;
+  private writeTally: Tally | undefined;
+  private merged: VersionedObject | undefined;
+  private replied = false;
+
+  constructor(private readonly opts: GetFsmOptions) {
+    this.slots = new Map(opts.replicas.map((t) => [t.node, { target: t, outcome: 'pending', object: undefined, sent: undefined }]));
+    assert.equal(this.slots.size, opts.replicas.length, 'replicas are distinct');
+    this.readTally = newTally(opts.quorum.r, opts.replicas.length);
+  }
+
+  start(): Effect[] {
+    if (verdict(this.readTally) === 'unreachable') return this.fail('QUORUM_UNAVAILABLE', this.readTally);
+    return this.opts.replicas.map((t) => ({ kind: 'read', to: t.node }));
+  }
+
+  onRead(from: string, result: ReadResult): Effect[] {
+    const slot = this.slots.get(from);
+    if (!slot || slot.outcome !== 'pending' || this.state === 'done') return [];
+    if (result.ok) {
+      slot.outcome = result.object === undefined ? 'notfound' : 'ok';
+      slot.object = result.object;
+      this.readTally = addSuccess(this.readTally);
+    } else {
+      slot.outcome = 'failed';
+      this.readTally = addFailure(this.readTally);
+    }
+    if (this.state === 'reading') {
+      const v = verdict(this.readTally);
+      if (v === 'met') return [...this.quorumMet(), ...this.maybeFinish()];
+      if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.readTally), ...this.maybeFinish()];
+    }
+    return this.maybeFinish();
+  }
+
+  onWrite(from: string, ok: boolean): Effect[] {
+    if (this.state !== 'writingBack' || !this.writeTally || !this.slots.has(from)) return this.maybeFinish();
+    this.writeTally = ok ? addSuccess(this.writeTally) : addFailure(this.writeTally);
+    const v = verdict(this.writeTally);
+    if (v === 'met') {
+      this.state = 'collecting';
+      return [...this.replyOk(), ...this.maybeFinish()];
+    }
+    if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.writeTally, 'write-back'), ...this.maybeFinish()];
+    return [];
+  }
+
+  onTimeout(): Effect[] {
+    if (this.state === 'done') return [];
+    const effects = this.replied ? [] : this.fail('TIMEOUT', this.writeTally ?? this.readTally,
+      this.state === 'writingBack' ? 'write-back' : 'read');
+    return [...effects, ...this.finish()];
+  }
+
+  private answered(): ReplicaSlot[] {
+    return [...this.slots.values()].filter((s) => s.outcome === 'ok' || s.outcome === 'notfound');
+  }
+
+  private quorumMet(): Effect[] {
+    this.merged = mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : [])));
+    if (!this.opts.quorum.strong || this.merged === undefined) {
+      this.state = 'collecting';
+      return this.replyOk();
+    }
+    const holders = this.answered().filter((s) => sameVersions(s.object, this.merged)).length;
+    if (holders >= this.opts.quorum.w) {
+      this.state = 'collecting';
+      return this.replyOk();
+    }
+    const targets = [...this.slots.values()].filter((s) => s.outcome !== 'failed' && !sameVersions(s.object, this.merged));
+    this.writeTally = newTally(this.opts.quorum.w - holders, targets.length);
+    if (verdict(this.writeTally) === 'unreachable') return this.fail('QUORUM_UNAVAILABLE', this.writeTally, 'write-back');
+    this.state = 'writingBack';
+    const object = this.merged;
+    return targets.map((s) => {
+      s.sent = object;
+      return { kind: 'write', to: s.target.node, object, hintFor: s.target.hintFor };
+    });
+  }
+
+  private replyOk(): Effect[] {
+    assert.ok(!this.replied, 'one reply per request');
+    this.replied = true;
+    const merged = this.merged;
+    const replicas: ReplicaReport[] = [...this.slots.values()].map((s) => ({
+      node: s.target.node,
+      role: s.target.role,
+      outcome: s.outcome,
+      stale: (s.outcome === 'ok' || s.outcome === 'notfound') && merged !== undefined && !sameVersions(s.object, merged),
+      hintFor: s.target.hintFor,
+    }));
+    return [{ kind: 'reply', reply: { ok: true, object: merged, replicas } }];
+  }
+
+  private fail(code: FsmError['code'], tally: Tally, phase = 'read'): Effect[] {
+    if (this.replied) return [];
+    this.replied = true;
+    this.state = this.state === 'done' ? 'done' : 'collecting';
+    const what = code === 'TIMEOUT' ? 'timed out' : 'cannot reach its quorum';
+    const error: FsmError = {
+      code,
+      message: `${describeLevel(this.opts.quorum, 'r')} ${phase} ${what}: needed ${tally.required}, got ${tally.succeeded}, ${tally.failed} failed`,
+      details: { required: tally.required, received: tally.succeeded, failed: tally.failed, replicas: this.reports() },
+    };
+    return [{ kind: 'reply', reply: { ok: false, error } }];
+  }
+
+  private reports(): ReplicaReport[] {
+    return [...this.slots.values()].map((s) => ({ node: s.target.node, role: s.target.role, outcome: s.outcome, hintFor: s.target.hintFor }));
+  }
+
+  private maybeFinish(): Effect[] {
+    if (this.state !== 'collecting') return [];
+    const pending = [...this.slots.values()].some((s) => s.outcome === 'pending');
+    return pending ? [] : this.finish();
+  }
+
+  /** Read repair, then done. Runs once. */
+  private finish(): Effect[] {
+    if (this.state === 'done') return [];
+    this.state = 'done';
+    const finalMerged = mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : [])));
+    const repairs: Effect[] = [];
+    if (this.opts.readRepair && finalMerged !== undefined) {
+      for (const s of this.answered()) {
+        if (sameVersions(s.object, finalMerged) || sameVersions(s.sent, finalMerged)) continue;
+        repairs.push({ kind: 'write', to: s.target.node, object: finalMerged, hintFor: s.target.hintFor });
+      }
+    }
+    const timedOut = [...this.slots.values()].filter((s) => s.outcome === 'pending').length;
+    return [...repairs, { kind: 'done', stats: { readRepairs: repairs.length, timedOut } }];
+  }
+}

@@ -1,0 +1,117 @@
+// The put (and delete) request state machine (Riak's put_fsm).
+//
+//   coordinating ──object built──▶ replicating ──W acks──▶ collecting ──▶ done
+//
+// coordinating: this node, itself a replica of the key, builds the new version
+//               (it alone names dots after itself) and starts storing it.
+// replicating:  the new object goes to every other replica, which merges it;
+//               the local store's completion counts as one ack. Reply at W.
+// collecting:   replied; wait for the remaining acks or the deadline.
+//
+// Invariants: exactly one reply, then one done; the coordinator is one of the
+// replicas; a put that fails to reach W may still be stored on the replicas
+// that acked (as in Dynamo, Riak and Cassandra): the reply says which.
+
+import assert from 'node:assert/strict';
+import type { VersionedObject } from '../clock/object.js';
+import { describeLevel } from '../quorum/levels.js';
+import type { Quorum } from '../quorum/levels.js';
+import { addFailure, addSuccess, newTally, verdict } from '../quorum/tally.js';
+import type { Tally } from '../quorum/tally.js';
+import type { Effect, FsmError, ReplicaOutcome, ReplicaReport, ReplicaTarget } from './types.js';
+
+
+type State = 'coordinating' | 'replicating' | 'collecting' | 'done';
+
+export type CoordinateResult = { readonly ok: true; readonly object: VersionedObject } | { readonly ok: false; readonly error: FsmError };
+
+export interface PutFsmOptions {
+  /** This node; must be one of `replicas`. */
+  readonly self: string;
+  readonly replicas: readonly ReplicaTarget[];
+  readonly quorum: Quorum;
+}
+
+export class PutFsm {
+  private state: State = 'coordinating';
+  private readonly outcomes: Map<string, ReplicaOutcome>;
+  private tally: Tally;
+  private object: VersionedObject | undefined;
+  private replied = false;
+
+  constructor(private readonly opts: PutFsmOptions) {
+    this.outcomes = new Map(opts.replicas.map((t) => [t.node, 'pending' as ReplicaOutcome]));
+    assert.equal(this.outcomes.size, opts.replicas.length, 'replicas are distinct');
+    assert.ok(this.outcomes.has(opts.self), 'the coordinator is a replica of the key');
+    this.tally = newTally(opts.quorum.w, opts.replicas.length);
+  }
+
+  start(): Effect[] {
+    if (verdict(this.tally) === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE'), ...this.finish()];
+    return [{ kind: 'coordinate' }];
+  }
+
+  onCoordinated(result: CoordinateResult): Effect[] {
+    if (this.state !== 'coordinating') return [];
+    if (!result.ok) {
+      this.replied = true;
+      return [{ kind: 'reply', reply: { ok: false, error: result.error } }, ...this.finish()];
+    }
+    this.object = result.object;
+    this.state = 'replicating';
+    const object = result.object;
+    return this.opts.replicas
+      .filter((t) => t.node !== this.opts.self)
+      .map((t) => ({ kind: 'write', to: t.node, object, hintFor: t.hintFor }));
+  }
+
+  onWrite(from: string, ok: boolean): Effect[] {
+    if (this.outcomes.get(from) !== 'pending' || this.state === 'done' || this.state === 'coordinating') return [];
+    this.outcomes.set(from, ok ? 'ok' : 'failed');
+    this.tally = ok ? addSuccess(this.tally) : addFailure(this.tally);
+    const effects: Effect[] = [];
+    if (this.state === 'replicating') {
+      const v = verdict(this.tally);
+      if (v === 'met') effects.push(...this.replyOk());
+      else if (v === 'unreachable') effects.push(...this.fail('QUORUM_UNAVAILABLE'));
+    }
+    const pending = [...this.outcomes.values()].some((o) => o === 'pending');
+    return pending ? effects : [...effects, ...this.finish()];
+  }
+
+  onTimeout(): Effect[] {
+    if (this.state === 'done') return [];
+    return [...(this.replied ? [] : this.fail('TIMEOUT')), ...this.finish()];
+  }
+
+  private reports(): ReplicaReport[] {
+    return this.opts.replicas.map((t) => ({ node: t.node, role: t.role, outcome: this.outcomes.get(t.node)!, hintFor: t.hintFor }));
+  }
+
+  private replyOk(): Effect[] {
+    this.replied = true;
+    this.state = 'collecting';
+    return [{ kind: 'reply', reply: { ok: true, object: this.object, replicas: this.reports() } }];
+  }
+
+  private fail(code: FsmError['code']): Effect[] {
+    if (this.replied) return [];
+    this.replied = true;
+    if (this.state !== 'done') this.state = 'collecting';
+    const t = this.tally;
+    const what = code === 'TIMEOUT' ? 'timed out' : 'cannot reach its quorum';
+    const error: FsmError = {
+      code,
+      message: `${describeLevel(this.opts.quorum, 'w')} write ${what}: needed ${t.required}, got ${t.succeeded}, ${t.failed} failed`,
+      details: { required: t.required, received: t.succeeded, failed: t.failed, replicas: this.reports() },
+    };
+    return [{ kind: 'reply', reply: { ok: false, error } }];
+  }
+
+  private finish(): Effect[] {
+    if (this.state === 'done') return [];
+    this.state = 'done';
+    const timedOut = [...this.outcomes.values()].filter((o) => o === 'pending').length;
+    return [{ kind: 'done', stats: { readRepairs: 0, timedOut } }];
+  }
+}

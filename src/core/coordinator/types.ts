@@ -1,0 +1,59 @@
+// Shapes shared by the get and put state machines.
+//
+// An FSM never touches the network, disk or clock: the shell feeds it events
+// (replies, the local write's result, the deadline) and carries out the
+// effects it returns, in order. The same FSM runs in a node over TCP and in
+// the seeded simulator.
+
+import type { ErrorCode, ErrorDetails } from '../../errors.js';
+import type { VersionedObject } from '../clock/object.js';
+import type { ReplicaRole } from '../ring/ring.js';
+
+export interface ReplicaTarget {
+  readonly node: string;
+  readonly role: ReplicaRole;
+  /** For a fallback: the primary it stands in for (hinted handoff). */
+  readonly hintFor?: string | undefined;
+}
+
+/** What one replica did for a request, reported back to the caller. */
+export type ReplicaOutcome = 'ok' | 'notfound' | 'failed' | 'pending';
+
+export interface ReplicaReport {
+  readonly node: string;
+  readonly role: ReplicaRole;
+  readonly outcome: ReplicaOutcome;
+  /** Its object differed from the merged result (reads only). */
+  readonly stale?: boolean;
+  readonly hintFor?: string | undefined;
+}
+
+export interface FsmError {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly details: ErrorDetails;
+}
+
+export type Effect =
+  /** Ask a replica for its object of the key. */
+  | { readonly kind: 'read'; readonly to: string }
+  /** Ask a replica to merge this object into its own (replication, write-back, repair). */
+  | { readonly kind: 'write'; readonly to: string; readonly object: VersionedObject; readonly hintFor?: string | undefined }
+  /** Put only: build the new version on this node and store it. The shell
+   * answers with onCoordinated(object) as soon as it is built, then
+   * onWrite(self, ok) when it is durable. */
+  | { readonly kind: 'coordinate' }
+  | { readonly kind: 'reply'; readonly reply: FsmReply }
+  /** Nothing more will happen: the shell may forget the FSM. */
+  | { readonly kind: 'done'; readonly stats: FsmStats };
+
+export type FsmReply =
+  | { readonly ok: true; readonly object: VersionedObject | undefined; readonly replicas: readonly ReplicaReport[] }
+  | { readonly ok: false; readonly error: FsmError };
+
+export interface FsmStats {
+  /** Replicas sent a repair after the reply (reads). */
+  readonly readRepairs: number;
+  /** Replicas that never answered before the deadline. */
+  readonly timedOut: number;
+}

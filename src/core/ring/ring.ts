@@ -1,0 +1,215 @@
+// The ring: Q equal partitions claimed by nodes, and preference lists.
+//
+// Dynamo's "strategy 3": the hash space is cut into Q equal partitions, fixed
+// when the cluster is created, and each node claims about Q/S of them. A key's
+// preference list is the first N distinct nodes met walking clockwise from its
+// partition; those are its primaries, the nodes after them its fallbacks.
+//
+// Invariants:
+//   - a Ring is an immutable value with a version; every change returns a new
+//     ring with version + 1, so nodes can replace theirs by comparing versions;
+//   - claim() only moves partitions to the joining node (no reshuffle), and
+//     leaves every node within one partition of ceil(Q/S);
+//   - everything here is pure and deterministic: the same inputs give the
+//     same ring on every node.
+
+import assert from 'node:assert/strict';
+import { limits } from '../../limits.js';
+import { keyHash, partitionOfHash } from './hash.js';
+
+export interface Member {
+  readonly id: string;
+  /** host:port the node listens on, for clients and peers. */
+  readonly addr: string;
+}
+
+export interface Ring {
+  readonly version: number;
+  /** Partitions, a power of two. */
+  readonly q: number;
+  /** Replicas per key. */
+  readonly n: number;
+  /** owners[p] is the node that claimed partition p. */
+  readonly owners: readonly string[];
+  /** Sorted by id. */
+  readonly members: readonly Member[];
+}
+
+export type ReplicaRole = 'primary' | 'fallback';
+
+export interface PreferenceList {
+  readonly partition: number;
+  /** The first N distinct nodes clockwise from the partition. */
+  readonly primaries: readonly string[];
+  /** Every other node, in ring order after the primaries: sloppy-quorum stand-ins. */
+  readonly fallbacks: readonly string[];
+}
+
+const nodeIdPattern = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Plain-words validation of ring parameters; returns null when valid. */
+export function ringParamsProblem(q: number, n: number): string | null {
+  if (!Number.isInteger(q) || q < limits.partitionsMin || q > limits.partitionsMax || !Number.isInteger(Math.log2(q))) {
+    return `q (${q}) must be a power of two from ${limits.partitionsMin} to ${limits.partitionsMax}`;
+  }
+  if (!Number.isInteger(n) || n < 1 || n > limits.replicasMax) {
+    return `n (${n}) must be an integer from 1 to ${limits.replicasMax}`;
+  }
+  return null;
+}
+
+export function nodeIdProblem(id: string): string | null {
+  return nodeIdPattern.test(id) ? null : `node id "${id}" must be 1-64 characters of A-Z a-z 0-9 _ . -`;
+}
+
+export function createRing(q: number, n: number, first: Member): Ring {
+  const problem = ringParamsProblem(q, n) ?? nodeIdProblem(first.id);
+  if (problem) throw new TypeError(problem);
+  return { version: 1, q, n, owners: new Array<string>(q).fill(first.id), members: [first] };
+}
+
+export function memberOf(ring: Ring, id: string): Member | undefined {
+  return ring.members.find((m) => m.id === id);
+}
+
+function countOwned(owners: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const o of owners) counts.set(o, (counts.get(o) ?? 0) + 1);
+  return counts;
+}
+
+/** True when `node` owns a partition within `distance` of p (either way). */
+function ownsNear(owners: readonly string[], p: number, node: string, distance: number): boolean {
+  const q = owners.length;
+  for (let d = 1; d <= distance; d++) {
+    if (owners[(p + d) % q] === node || owners[(p - d + q) % q] === node) return true;
+  }
+  return false;
+}
+
+/**
+ * Which partition the joiner takes next, among those of nodes that still
+ * hold more than their share (`floor`, or `ceil` while any node is above
+ * it). Preferences, in order: the joiner keeps its partitions at least N
+ * apart (so its preference lists stay diverse); the donor gives up a
+ * partition that sits within N of another of its own (so runs left by
+ * earlier claims break up and every node replicates about N/S of the ring);
+ * the donor with the most partitions; the lowest index. Deterministic.
+ */
+function pickPartition(owners: readonly string[], counts: Map<string, number>, joiner: string, n: number,
+  floorShare: number, ceilShare: number): number {
+  const aboveCeil = [...counts].some(([id, c]) => id !== joiner && c > ceilShare);
+  const limit = aboveCeil ? ceilShare : floorShare;
+  let best = -1;
+  let bestScore = -1;
+  for (let p = 0; p < owners.length; p++) {
+    const donor = owners[p]!;
+    const count = counts.get(donor) ?? 0;
+    if (donor === joiner || count <= limit) continue;
+    const spaced = ownsNear(owners, p, joiner, n - 1) ? 0 : 1;
+    const unclusters = ownsNear(owners, p, donor, n - 1) ? 1 : 0;
+    const score = spaced * 4 * owners.length * owners.length + unclusters * 2 * owners.length + count;
+    if (score > bestScore) { best = p; bestScore = score; }
+  }
+  return best;
+}
+
+/**
+ * A new ring in which `member` has claimed floor(Q/S') partitions, taken
+ * from nodes above their share (see pickPartition).
+ * Rejoining with the same id only updates its address.
+ */
+export function claim(ring: Ring, member: Member): Ring {
+  const problem = nodeIdProblem(member.id);
+  if (problem) throw new TypeError(problem);
+  const existing = memberOf(ring, member.id);
+  if (existing) {
+    if (existing.addr === member.addr) return ring;
+    const members = ring.members.map((m) => (m.id === member.id ? member : m));
+    return { ...ring, version: ring.version + 1, members };
+  }
+  if (ring.members.length >= limits.nodesMax) throw new TypeError(`a ring holds at most ${limits.nodesMax} nodes`);
+  const owners = [...ring.owners];
+  const counts = countOwned(owners);
+  const memberCount = ring.members.length + 1;
+  const target = Math.floor(ring.q / memberCount);
+  counts.set(member.id, 0);
+  const ceilShare = Math.ceil(ring.q / memberCount);
+  for (let taken = 0; taken < target; taken++) {
+    const pick = pickPartition(owners, counts, member.id, ring.n, target, ceilShare);
+    assert.ok(pick >= 0, 'some node holds more than its share');
+    const donor = owners[pick]!;
+    owners[pick] = member.id;
+    counts.set(donor, (counts.get(donor) ?? 0) - 1);
+    counts.set(member.id, taken + 1);
+  }
+  const members = [...ring.members, member].sort((a, b) => (a.id < b.id ? -1 : 1));
+  return { version: ring.version + 1, q: ring.q, n: ring.n, owners, members };
+}
+
+/** A new ring without `id`; its partitions go to the least-loaded nodes. */
+export function removeMember(ring: Ring, id: string): Ring {
+  if (!memberOf(ring, id)) return ring;
+  const members = ring.members.filter((m) => m.id !== id);
+  if (members.length === 0) throw new TypeError('cannot remove the last node of a ring');
+  const owners = [...ring.owners];
+  const counts = countOwned(owners);
+  counts.delete(id);
+  for (const m of members) if (!counts.has(m.id)) counts.set(m.id, 0);
+  const ceilShare = Math.ceil(ring.q / members.length);
+  for (let p = 0; p < owners.length; p++) {
+    if (owners[p] !== id) continue;
+    const byLoad = [...counts].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+    const room = byLoad.filter(([, c]) => c < ceilShare);
+    const spaced = room.find(([node]) => !ownsNear(owners, p, node, ring.n - 1));
+    const [heir] = spaced ?? room[0] ?? byLoad[0]!;
+    owners[p] = heir;
+    counts.set(heir, (counts.get(heir) ?? 0) + 1);
+  }
+  return { version: ring.version + 1, q: ring.q, n: ring.n, owners, members };
+}
+
+export function partitionOfKey(ring: Ring, key: string): number {
+  return partitionOfHash(keyHash(key), ring.q);
+}
+
+/** Primaries and fallbacks for partition p, walking clockwise. */
+export function preferenceList(ring: Ring, partition: number): PreferenceList {
+  const seen = new Set<string>();
+  const order: string[] = [];
+  for (let i = 0; i < ring.q && order.length < ring.members.length; i++) {
+    const owner = ring.owners[(partition + i) % ring.q]!;
+    if (!seen.has(owner)) { seen.add(owner); order.push(owner); }
+  }
+  return { partition, primaries: order.slice(0, ring.n), fallbacks: order.slice(ring.n) };
+}
+
+export function preferenceListForKey(ring: Ring, key: string): PreferenceList {
+  return preferenceList(ring, partitionOfKey(ring, key));
+}
+
+/** Partitions for which `id` is a primary replica. */
+export function replicatedPartitions(ring: Ring, id: string): number[] {
+  const out: number[] = [];
+  for (let p = 0; p < ring.q; p++) if (preferenceList(ring, p).primaries.includes(id)) out.push(p);
+  return out;
+}
+
+/** Checks the structure of a ring received from the network or disk. */
+export function ringProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null) return 'ring is not an object';
+  const r = value as Record<string, unknown>;
+  if (!Number.isInteger(r.version) || (r.version as number) < 1) return 'ring version must be a positive integer';
+  const params = ringParamsProblem(r.q as number, r.n as number);
+  if (params) return params;
+  if (!Array.isArray(r.members) || r.members.length === 0) return 'ring has no members';
+  const ids = new Set<string>();
+  for (const m of r.members as unknown[]) {
+    const mm = m as Record<string, unknown>;
+    if (typeof mm?.id !== 'string' || typeof mm.addr !== 'string' || nodeIdProblem(mm.id)) return 'ring member is malformed';
+    ids.add(mm.id);
+  }
+  if (!Array.isArray(r.owners) || r.owners.length !== r.q) return 'ring owners must list q partitions';
+  for (const o of r.owners as unknown[]) if (typeof o !== 'string' || !ids.has(o)) return 'ring owner is not a member';
+  return null;
+}

@@ -1,0 +1,77 @@
+// TuneKvError and the table of stable error codes.
+//
+// A code never changes meaning once released; messages may be reworded. The
+// table below is the single source: the README's error table is checked
+// against it by test/errors.test.ts. API misuse inside the process (calling
+// with the wrong types) is a TypeError, not a TuneKvError.
+
+export const errorCodes = {
+  INVALID_ARGUMENT: 'A request or option is malformed: bad key, value, level, r/w, context or timeout.',
+  TOO_LARGE: 'A key, value, object or frame is over its limit (see Limits).',
+  QUORUM_UNAVAILABLE: 'Fewer replicas than the request needs are reachable; carries required, received, failed.',
+  TIMEOUT: 'The request did not gather its quorum before its deadline; carries required, received, failed.',
+  SIBLINGS_LIMIT: 'The put would create more concurrent versions than siblingsMax; read, resolve, and put with the context.',
+  OVERLOADED: 'A bounded queue on the node is full (connections, requests in flight, write queue); retry later.',
+  UNAVAILABLE: 'The client could not reach any node, or the connection closed with the request in flight.',
+  PROTOCOL_ERROR: 'A frame could not be decoded, arrived out of order, or spoke another protocol version.',
+  UNAUTHORIZED: 'Reserved: tunekv has no authentication yet and never sends this code.',
+  INTERNAL: 'A bug: an invariant broke on the node. The message says which.',
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(errorCodes, code);
+}
+
+/** Facts an error carries, so callers need not parse messages. */
+export interface ErrorDetails {
+  /** Replies the request needed (R or W). */
+  required?: number;
+  /** Replies that succeeded before the request gave up. */
+  received?: number;
+  /** Replicas that answered with an error or were unreachable. */
+  failed?: number;
+  /** Nodes involved, for QUORUM_UNAVAILABLE / TIMEOUT. */
+  replicas?: unknown;
+  /** For UNAVAILABLE after a connection loss: a put may have been applied. */
+  maybeApplied?: boolean;
+  /** For TOO_LARGE: the limit and the size seen. */
+  limit?: number;
+  size?: number;
+  [key: string]: unknown;
+}
+
+export class TuneKvError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message);
+    this.name = 'TuneKvError';
+    this.code = code;
+    this.details = details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details: ErrorDetails } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function invalid(message: string, details?: ErrorDetails): TuneKvError {
+  return new TuneKvError('INVALID_ARGUMENT', message, details);
+}
+
+export function tooLarge(what: string, size: number, limit: number): TuneKvError {
+  return new TuneKvError('TOO_LARGE', `${what} is ${size} bytes; the limit is ${limit}`, { size, limit });
+}
+
+/** Rebuilds an error received over the wire; an unknown code becomes INTERNAL
+ * so a newer server can never make an older client throw a non-TuneKvError. */
+export function errorFromWire(body: unknown): TuneKvError {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const code = isErrorCode(b.code) ? b.code : 'INTERNAL';
+  const message = typeof b.message === 'string' ? b.message : 'error without a message';
+  const details = (typeof b.details === 'object' && b.details !== null ? b.details : {}) as ErrorDetails;
+  return new TuneKvError(code, message, details);
+}

@@ -1,0 +1,78 @@
+// Every size, count and queue limit of tunekv, in one place.
+//
+// Invariants: each limit has a unit or `Max` last in its name; relations
+// between limits are asserted at load (bottom of this file), so a change that
+// makes one limit unreachable or unsafe crashes at start instead of in
+// production. Overflowing a limit is a coded error (`TOO_LARGE`,
+// `OVERLOADED`, `SIBLINGS_LIMIT`, ...) or a counted drop, never growth.
+
+import assert from 'node:assert/strict';
+
+export const limits = {
+  /** Key length in UTF-8 bytes. Riak and Cassandra allow more; 1 KiB keeps
+   * keys cheap to hash, index and put in every message. */
+  keyBytesMax: 1024,
+  /** One value in bytes. Larger blobs belong in a blob store; Riak warns at
+   * 5 MB for whole objects. */
+  valueBytesMax: 1024 * 1024,
+  /** A stored object (all siblings and the clock) in bytes, checked by the
+   * coordinator of a put. A replica merge can grow an object past it by the
+   * siblings written concurrently elsewhere; frameBytesMax leaves room. */
+  objectBytesMax: 16 * 1024 * 1024,
+  /** Concurrent versions before a put logs a warning (Riak: 25). */
+  siblingsWarn: 25,
+  /** Concurrent versions a put may create (Riak: 100). Past it the put fails
+   * with SIBLINGS_LIMIT: the caller must read and resolve first. Replica
+   * merges never refuse: refusing would lose acknowledged data. */
+  siblingsMax: 100,
+  /** Entries in a vector clock before pruning is considered. Actors are node
+   * ids, so a clock has at most one entry per node that ever coordinated a
+   * write of the key; pruning only starts in clusters larger than this. */
+  vclockEntriesMax: 64,
+  /** An entry younger than this is never pruned (Riak's young_vclock is 20 s;
+   * we keep a day so an actor's own recent counter can never be forgotten). */
+  vclockPruneAgeMinMs: 24 * 60 * 60 * 1000,
+  /** A whole frame (header + body) in bytes, checked before allocating. */
+  frameBytesMax: 64 * 1024 * 1024,
+  /** Requests one connection may have in flight; more get OVERLOADED. */
+  inFlightPerConnectionMax: 4096,
+  /** Bytes queued for one connection's socket before it is dropped as a
+   * reader that does not keep up (its requests fail; memory stays bounded). */
+  connectionOutputBytesMax: 256 * 1024 * 1024,
+  /** Connections a node accepts at once; more are closed with OVERLOADED. */
+  connectionsMax: 1024,
+  /** Coordinated requests a node runs at once; more get OVERLOADED. */
+  requestsInFlightMax: 50_000,
+  /** Writes waiting for the next storage batch; more get OVERLOADED. */
+  writeQueueMax: 100_000,
+  /** Writes in one LevelDB batch. Large batches raise tail latency. */
+  writeBatchMax: 1000,
+  /** Replication factor N. */
+  replicasMax: 7,
+  /** Ring partitions Q (power of two). */
+  partitionsMax: 4096,
+  partitionsMin: 8,
+  /** Nodes in a ring. */
+  nodesMax: 256,
+  /** Per-request timeout a caller may ask for. */
+  requestTimeoutMaxMs: 120_000,
+  requestTimeoutMinMs: 1,
+  /** A half-received frame older than this closes the connection. */
+  frameReadTimeoutMs: 30_000,
+} as const;
+
+export type Limits = typeof limits;
+
+// Relations between limits, asserted at load.
+assert.ok(limits.valueBytesMax + limits.keyBytesMax < limits.objectBytesMax,
+  'one value must fit in an object');
+assert.ok(limits.objectBytesMax * 2 < limits.frameBytesMax,
+  'a replica reply carrying an object grown by merges must fit in a frame');
+assert.ok(limits.siblingsWarn < limits.siblingsMax, 'warn before failing');
+assert.ok(limits.replicasMax <= limits.nodesMax);
+assert.ok(limits.frameBytesMax * 2 <= limits.connectionOutputBytesMax, 'a slow reader may have a few frames queued');
+assert.ok(limits.vclockEntriesMax >= limits.replicasMax,
+  'a clock must hold every replica of a key without pruning');
+assert.ok(limits.writeBatchMax <= limits.writeQueueMax);
+assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
+assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));

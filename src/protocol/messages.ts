@@ -1,0 +1,142 @@
+// Wire message types and their bodies. One protocol serves client→node and
+// node→node.
+//
+// Message numbers are append-only: a number, once released, keeps its meaning
+// forever; retired numbers are never reused. Bumping protocolVersion is for
+// changes an older peer cannot ignore.
+//
+// Every request carries a request id in its frame; the reply (or ERROR)
+// carries the same id, so one connection carries many requests in flight.
+
+export const protocolVersion = 1;
+
+export const MsgType = {
+  HELLO: 1,
+  HELLO_OK: 2,
+  ERROR: 3,
+  OK: 4,
+  // client requests
+  GET: 10,
+  GET_REPLY: 11,
+  PUT: 12,
+  PUT_REPLY: 13,
+  DELETE: 14,
+  STATUS: 16,
+  STATUS_REPLY: 17,
+  RING_GET: 18,
+  RING_REPLY: 19,
+  // node to node
+  REPLICA_READ: 30,
+  REPLICA_READ_REPLY: 31,
+  REPLICA_WRITE: 32,
+  JOIN: 34,
+  RING_PUSH: 36,
+} as const;
+
+export type MsgTypeName = keyof typeof MsgType;
+export type MsgTypeNumber = (typeof MsgType)[MsgTypeName];
+
+const names = new Map<number, MsgTypeName>(Object.entries(MsgType).map(([k, v]) => [v, k as MsgTypeName]));
+
+export function msgTypeName(type: number): MsgTypeName | undefined {
+  return names.get(type);
+}
+
+/** Types a node accepts as requests (anything else on a server connection
+ * is a protocol error). */
+export const requestTypes: ReadonlySet<number> = new Set([
+  MsgType.HELLO, MsgType.GET, MsgType.PUT, MsgType.DELETE, MsgType.STATUS, MsgType.RING_GET,
+  MsgType.REPLICA_READ, MsgType.REPLICA_WRITE, MsgType.JOIN, MsgType.RING_PUSH,
+]);
+
+// ---- bodies (as they travel; values are msgpack types) ----
+
+export interface HelloBody {
+  readonly protocol: number;
+  /** Free text: "tunekv-js/0.1.0", or "node:n2" for a peer. */
+  readonly agent: string;
+}
+
+export interface HelloOkBody {
+  readonly protocol: number;
+  readonly nodeId: string;
+  readonly ringVersion: number;
+}
+
+export interface ErrorBody {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: Record<string, unknown>;
+}
+
+/** Wire form of a vector clock: [[actor, counter, tsMs], ...]. */
+export type WireClock = [string, number, number][];
+
+/** Wire form of a sibling: [actor, counter, tsMs, vtype, lww 0|1, value|null]. */
+export type WireSibling = [string, number, number, number, number, Uint8Array | null];
+
+/** Wire (and disk) form of a stored object. */
+export type WireObject = [WireClock, WireSibling[]];
+
+export interface GetBody {
+  readonly key: string;
+  readonly consistency?: string;
+  readonly r?: number;
+  readonly timeoutMs?: number;
+}
+
+export interface PutBody {
+  readonly key: string;
+  /** null for DELETE. */
+  readonly value?: Uint8Array | null;
+  readonly vtype?: number;
+  readonly context?: WireClock;
+  readonly consistency?: string;
+  readonly w?: number;
+  readonly lww?: boolean;
+  readonly timeoutMs?: number;
+  /** Set by a node that forwarded the request to a replica of the key, so
+   * the replica coordinates it instead of forwarding again. */
+  readonly forwarded?: boolean;
+}
+
+export interface ReplicaReportWire {
+  readonly node: string;
+  readonly role: string;
+  readonly outcome: string;
+  readonly stale?: boolean;
+  readonly hintFor?: string;
+}
+
+export interface GetReplyBody {
+  readonly found: boolean;
+  /** Live siblings: [vtype, bytes]. */
+  readonly values: [number, Uint8Array][];
+  /** Tombstones among the siblings (deletes concurrent with values). */
+  readonly tombstones: number;
+  readonly context: WireClock;
+  readonly level: string;
+  readonly r: number;
+  readonly coordinator: string;
+  readonly replicas: ReplicaReportWire[];
+}
+
+export interface PutReplyBody {
+  readonly context: WireClock;
+  /** Versions the key holds after this write on the coordinator. */
+  readonly siblings: number;
+  readonly level: string;
+  readonly w: number;
+  readonly coordinator: string;
+  readonly replicas: ReplicaReportWire[];
+}
+
+export interface ReplicaReadBody { readonly key: string }
+export interface ReplicaReadReplyBody { readonly object: WireObject | null }
+export interface ReplicaWriteBody {
+  readonly key: string;
+  readonly object: WireObject;
+  /** The primary this write stands in for, when sent to a fallback. */
+  readonly hintFor?: string;
+}
+export interface JoinBody { readonly id: string; readonly addr: string }

@@ -1,0 +1,67 @@
+// Client requests as the node receives them: decoded, validated and
+// normalised into exact shapes before any state machine sees them.
+
+import type { VClock } from '../core/clock/vclock.js';
+import { emptyClock } from '../core/clock/vclock.js';
+import { ValueType } from '../core/clock/object.js';
+import { resolveLevel } from '../core/quorum/levels.js';
+import type { Consistency, Quorum } from '../core/quorum/levels.js';
+import { invalid } from '../errors.js';
+import { clockFromWire } from '../protocol/object-codec.js';
+import { asRecord, checkKey, checkOptionalBool, checkOptionalCount, checkTimeout, checkValueBytes } from '../protocol/validate.js';
+
+export interface GetRequest {
+  readonly key: string;
+  readonly quorum: Quorum;
+  readonly timeoutMs: number | undefined;
+}
+
+export interface PutRequest {
+  readonly key: string;
+  /** null: a delete (tombstone). */
+  readonly value: Uint8Array | null;
+  readonly vtype: number;
+  readonly context: VClock;
+  readonly quorum: Quorum;
+  readonly lww: boolean | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly forwarded: boolean;
+}
+
+function quorumOf(b: Record<string, unknown>, n: number): Quorum {
+  if (b.consistency !== undefined && b.consistency !== null && typeof b.consistency !== 'string') {
+    throw invalid('consistency must be a string');
+  }
+  const level = resolveLevel({
+    consistency: (b.consistency ?? undefined) as Consistency | undefined,
+    r: checkOptionalCount('r', b.r),
+    w: checkOptionalCount('w', b.w),
+  }, n);
+  if (typeof level === 'string') throw invalid(level);
+  return level;
+}
+
+export function parseGet(body: unknown, n: number): GetRequest {
+  const b = asRecord(body, 'GET');
+  if (b.w !== undefined && b.w !== null) throw invalid('a get takes r, not w');
+  return { key: checkKey(b.key), quorum: quorumOf(b, n), timeoutMs: checkTimeout(b.timeoutMs) };
+}
+
+export function parsePut(body: unknown, n: number, isDelete: boolean): PutRequest {
+  const b = asRecord(body, isDelete ? 'DELETE' : 'PUT');
+  if (b.r !== undefined && b.r !== null) throw invalid(`a ${isDelete ? 'delete' : 'put'} takes w, not r`);
+  const vtype = b.vtype ?? ValueType.Bytes;
+  if (!isDelete && !(vtype === ValueType.Bytes || vtype === ValueType.Utf8 || vtype === ValueType.Msgpack)) {
+    throw invalid('vtype must be 0 (bytes), 1 (utf8) or 2 (msgpack)');
+  }
+  return {
+    key: checkKey(b.key),
+    value: isDelete ? null : checkValueBytes(b.value),
+    vtype: isDelete ? ValueType.Bytes : (vtype as number),
+    context: b.context === undefined || b.context === null ? emptyClock : clockFromWire(b.context),
+    quorum: quorumOf(b, n),
+    lww: checkOptionalBool('lww', b.lww),
+    timeoutMs: checkTimeout(b.timeoutMs),
+    forwarded: checkOptionalBool('forwarded', b.forwarded) ?? false,
+  };
+}

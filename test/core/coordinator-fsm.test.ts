@@ -1,0 +1,140 @@
+// Traces of the get and put state machines, fed by hand: every effect they
+// return and every event they receive, with no network, disk or clock.
+import t from 'tap';
+import { update } from '../../src/core/clock/object.js';
+import type { VersionedObject } from '../../src/core/clock/object.js';
+import { emptyClock } from '../../src/core/clock/vclock.js';
+import { GetFsm } from '../../src/core/coordinator/get-fsm.js';
+import { PutFsm } from '../../src/core/coordinator/put-fsm.js';
+import type { Effect } from '../../src/core/coordinator/types.js';
+import { resolveLevel } from '../../src/core/quorum/levels.js';
+import type { Quorum } from '../../src/core/quorum/levels.js';
+
+const q = (spec: Parameters<typeof resolveLevel>[0]) => resolveLevel(spec, 3) as Quorum;
+const replicas = ['n1', 'n2', 'n3'].map((node) => ({ node, role: 'primary' as const }));
+const obj = (actor: string, value: string, base?: VersionedObject): VersionedObject =>
+  update(base, { actor, value: Buffer.from(value), vtype: 1, context: base?.clock ?? emptyClock, nowMs: 1, lww: false });
+const kinds = (effects: Effect[]) => effects.map((e) => (e.kind === 'read' || e.kind === 'write' ? `${e.kind}:${e.to}` : e.kind));
+
+t.test('get at quorum replies at R=2 and keeps collecting', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({}), readRepair: true });
+  t.same(kinds(fsm.start()), ['read:n1', 'read:n2', 'read:n3']);
+  const v = obj('n1', 'v');
+  t.same(kinds(fsm.onRead('n1', { ok: true, object: v })), [], 'one reply is not enough');
+  const atR = fsm.onRead('n2', { ok: true, object: v });
+  t.same(kinds(atR), ['reply']);
+  const reply = atR[0]!.kind === 'reply' ? atR[0]!.reply : undefined;
+  t.ok(reply?.ok);
+  t.same(reply?.ok && reply.replicas.map((r) => r.outcome), ['ok', 'ok', 'pending']);
+  t.same(kinds(fsm.onRead('n3', { ok: true, object: undefined })), ['write:n3', 'done'], 'n3 lacked it: read repair, then done');
+});
+
+t.test('get fails below R: QUORUM_UNAVAILABLE with the facts', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({}), readRepair: true });
+  fsm.start();
+  t.same(kinds(fsm.onRead('n1', { ok: false })), []);
+  const effects = fsm.onRead('n2', { ok: false });
+  t.same(kinds(effects), ['reply']);
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.ok(r && !r.ok && r.error.code === 'QUORUM_UNAVAILABLE');
+  t.same(r && !r.ok && [r.error.details.required, r.error.details.received, r.error.details.failed], [2, 0, 2]);
+  t.same(kinds(fsm.onRead('n3', { ok: true, object: undefined })), ['done']);
+});
+
+t.test('get times out with what it had', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({ r: 3 }), readRepair: false });
+  fsm.start();
+  fsm.onRead('n1', { ok: true, object: undefined });
+  const effects = fsm.onTimeout();
+  t.same(kinds(effects), ['reply', 'done']);
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.ok(r && !r.ok && r.error.code === 'TIMEOUT');
+  t.same(fsm.onTimeout(), [], 'a second timeout does nothing');
+});
+
+t.test('get reconciles siblings: descendants win, concurrent versions stay', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({ r: 3 }), readRepair: false });
+  fsm.start();
+  const base = obj('n1', 'old');
+  const newer = obj('n1', 'new', base);
+  const concurrent = obj('n2', 'other');
+  fsm.onRead('n1', { ok: true, object: base });
+  fsm.onRead('n2', { ok: true, object: newer });
+  const effects = fsm.onRead('n3', { ok: true, object: concurrent });
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.ok(r?.ok);
+  const values = r?.ok ? r.object!.siblings.map((s) => Buffer.from(s.value!).toString()).sort() : [];
+  t.same(values, ['new', 'other'], 'old was superseded by new; other is concurrent');
+  t.same(r?.ok && r.replicas.map((x) => x.stale), [true, true, true], 'no replica held the merged state');
+});
+
+t.test('strong get writes the merged result back to a majority before replying', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({ consistency: 'strong' }), readRepair: true });
+  fsm.start();
+  const v1 = obj('n1', 'v1');
+  const v2 = obj('n1', 'v2', v1);
+  t.same(kinds(fsm.onRead('n1', { ok: true, object: v2 })), []);
+  t.same(kinds(fsm.onRead('n2', { ok: true, object: v1 })), ['write:n2', 'write:n3'],
+    'majority read, but only n1 holds the merged result: write back to the others, no reply yet');
+  t.same(kinds(fsm.onWrite('n3', true)), ['reply'], 'n1 and n3 now hold it: a majority');
+  t.same(kinds(fsm.onRead('n3', { ok: true, object: undefined })), ['done'],
+    'n3 answered late: every replica has answered; no second repair, as n3 was already sent the merged copy');
+  t.same(kinds(fsm.onWrite('n2', true)), [], 'a late write-back ack after done is ignored');
+});
+
+t.test('strong get skips write-back when a majority already agrees', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({ consistency: 'strong' }), readRepair: true });
+  fsm.start();
+  const v = obj('n1', 'v');
+  fsm.onRead('n1', { ok: true, object: v });
+  t.same(kinds(fsm.onRead('n2', { ok: true, object: v })), ['reply']);
+});
+
+t.test('strong get fails when the write-back cannot reach a majority', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({ consistency: 'strong' }), readRepair: false });
+  fsm.start();
+  const v = obj('n1', 'v');
+  fsm.onRead('n3', { ok: false });
+  fsm.onRead('n1', { ok: true, object: v });
+  t.same(kinds(fsm.onRead('n2', { ok: true, object: undefined })), ['write:n2']);
+  const effects = fsm.onWrite('n2', false);
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.ok(r && !r.ok && r.error.code === 'QUORUM_UNAVAILABLE');
+});
+
+t.test('put coordinates locally, replicates, replies at W', async (t) => {
+  const fsm = new PutFsm({ self: 'n1', replicas, quorum: q({}) });
+  t.same(kinds(fsm.start()), ['coordinate']);
+  t.same(kinds(fsm.onCoordinated({ ok: true, object: obj('n1', 'v') })), ['write:n2', 'write:n3']);
+  t.same(kinds(fsm.onWrite('n2', true)), [], 'one ack of two');
+  t.same(kinds(fsm.onWrite('n1', true)), ['reply'], 'local durable: W=2');
+  t.same(kinds(fsm.onWrite('n3', false)), ['done']);
+});
+
+t.test('put with w=3 fails as soon as one replica fails', async (t) => {
+  const fsm = new PutFsm({ self: 'n1', replicas, quorum: q({ w: 3 }) });
+  fsm.start();
+  fsm.onCoordinated({ ok: true, object: obj('n1', 'v') });
+  const effects = fsm.onWrite('n3', false);
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.ok(r && !r.ok && r.error.code === 'QUORUM_UNAVAILABLE');
+  t.same(r && !r.ok && r.error.details.required, 3);
+});
+
+t.test('put refused by the coordinator replies its error and writes nothing', async (t) => {
+  const fsm = new PutFsm({ self: 'n1', replicas, quorum: q({}) });
+  fsm.start();
+  const effects = fsm.onCoordinated({ ok: false, error: { code: 'SIBLINGS_LIMIT', message: 'too many', details: {} } });
+  t.same(kinds(effects), ['reply', 'done']);
+});
+
+t.test('put timeout', async (t) => {
+  const fsm = new PutFsm({ self: 'n1', replicas, quorum: q({ w: 3 }) });
+  fsm.start();
+  fsm.onCoordinated({ ok: true, object: obj('n1', 'v') });
+  fsm.onWrite('n1', true);
+  const effects = fsm.onTimeout();
+  t.same(kinds(effects), ['reply', 'done']);
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.ok(r && !r.ok && r.error.code === 'TIMEOUT' && r.error.details.received === 1);
+});
