@@ -1,0 +1,58 @@
+// Real node processes for integration tests: a detached cluster in a temp
+// directory on free ports, torn down when the test ends, even when it fails
+// (t.teardown, and a last-resort SIGKILL of every recorded pid at exit).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Test } from 'tap';
+import {
+  killNode, readCluster, restartNode, startCluster, stopCluster,
+} from '../../cluster/launcher.js';
+import type { ClusterFile } from '../../cluster/launcher.js';
+
+const liveDirs = new Set<string>();
+
+process.on('exit', () => {
+  for (const dir of liveDirs) {
+    const c = readCluster(dir);
+    for (const nd of c?.nodes ?? []) {
+      if (nd.pid !== null) try { process.kill(nd.pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+});
+
+export interface TestCluster {
+  readonly dir: string;
+  readonly hosts: string[];
+  file(): ClusterFile;
+  kill(id: string): Promise<void>;
+  restart(id: string): Promise<void>;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function testCluster(t: Test, opts: { nodes?: number; n?: number } = {}): Promise<TestCluster> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-it-'));
+  liveDirs.add(dir);
+  const nodes = opts.nodes ?? 3;
+  const start = async (): Promise<void> => {
+    await startCluster({ dir, nodes, basePort: 0, host: '127.0.0.1', n: opts.n ?? 3, q: 64, fsync: false, detach: true, log: () => {} });
+  };
+  t.teardown(async () => {
+    await stopCluster(dir, () => {});
+    liveDirs.delete(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await start();
+  const file = (): ClusterFile => readCluster(dir)!;
+  return {
+    dir,
+    hosts: file().nodes.map((nd) => `${nd.host}:${nd.port}`),
+    file,
+    kill: (id) => killNode(dir, id),
+    restart: (id) => restartNode(dir, id),
+    stop: () => stopCluster(dir, () => {}),
+    start,
+  };
+}
