@@ -161,7 +161,7 @@ async function waitReady(node: ClusterNode, members: number, deadline: number, a
   for (;;) {
     const st = await probe(node.host, node.port);
     const ring = st?.ring as { members?: unknown[] } | null | undefined;
-    if (ring && (ring.members?.length ?? 0) >= members) return;
+    if (st?.ready === true && ring && (ring.members?.length ?? 0) >= members) return;
     if (!alive()) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
     if (Date.now() > deadline) throw new TuneKvError('UNAVAILABLE', `node ${node.id} was not ready within ${readyTimeoutMs} ms; see ${node.logFile}`);
     await sleep(100);

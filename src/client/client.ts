@@ -5,10 +5,12 @@
 // client knows the ring (it fetches it at connect and again whenever a node
 // reports a newer version), so the node that receives it can coordinate
 // without forwarding. A node that cannot be reached is skipped for
-// hostRetryMs and the request moves to the next candidate; a request whose
-// connection breaks after it was sent is retried only if it is a read
-// (a put may already have been applied, and retrying it would add a sibling).
+// hostRetryMs and the request moves to the next candidate. A request whose
+// connection breaks after it was sent is retried on the next candidate too:
+// reads are idempotent, and every put or delete carries a random write id
+// that replicas use to apply it once even if both attempts arrive.
 
+import { randomBytes } from 'node:crypto';
 import { ValueType } from '../core/clock/object.js';
 import { isConsistency } from '../core/quorum/levels.js';
 import type { Consistency } from '../core/quorum/levels.js';
@@ -179,7 +181,7 @@ export class TuneKvClient {
     const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
     const body = { key, ...levelFields(options, this.consistency), r: options.r, timeoutMs };
     if (options.r !== undefined && options.consistency === undefined) delete (body as { consistency?: string }).consistency;
-    const reply = await this.send(MsgType.GET, body, key, timeoutMs, true, options.host) as GetReplyBody;
+    const reply = await this.send(MsgType.GET, body, key, timeoutMs, options.host) as GetReplyBody;
     return {
       found: reply.found,
       values: reply.values.map(([t, b]) => decodeValue(t, b)),
@@ -210,9 +212,11 @@ export class TuneKvClient {
   private async write(type: number, key: string, extra: object, options: PutOptions): Promise<PutResult> {
     const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
     const context = options.context === undefined ? undefined : decodeContext(options.context);
-    const body: Record<string, unknown> = { key, ...extra, context, w: options.w, timeoutMs, ...levelFields(options, this.consistency) };
+    const body: Record<string, unknown> = {
+      key, ...extra, context, w: options.w, timeoutMs, wid: randomBytes(12), ...levelFields(options, this.consistency),
+    };
     if (options.w !== undefined && options.consistency === undefined) delete body.consistency;
-    const reply = await this.send(type, body, key, timeoutMs, false, options.host) as PutReplyBody;
+    const reply = await this.send(type, body, key, timeoutMs, options.host) as PutReplyBody;
     return {
       context: encodeContext(reply.context),
       siblings: reply.siblings,
@@ -225,7 +229,7 @@ export class TuneKvClient {
 
   /** The status of one node (the first reachable seed by default). */
   async status(host?: string): Promise<Record<string, unknown>> {
-    return await this.send(MsgType.STATUS, {}, undefined, this.timeoutMs, true, host) as Record<string, unknown>;
+    return await this.send(MsgType.STATUS, {}, undefined, this.timeoutMs, host) as Record<string, unknown>;
   }
 
   async close(): Promise<void> {
@@ -272,11 +276,15 @@ export class TuneKvClient {
     });
   }
 
-  private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, idempotent: boolean, host?: string): Promise<unknown> {
+  /** Sends to the first candidate that answers. Every request is safe to
+   * repeat (reads by nature, writes by their write id), so a connection that
+   * breaks, before or after sending, moves the request to the next node. */
+  private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, host?: string): Promise<unknown> {
     if (this.closed) throw new TuneKvError('UNAVAILABLE', 'the client is closed');
     if (host !== undefined && !parseHostPort(host)) throw invalid(`host "${host}" must be host:port`);
     const targets = host !== undefined ? [host] : this.candidates(key);
     let last: TuneKvError | undefined;
+    let maybeApplied = false;
     for (const addr of targets) {
       try {
         return await this.call(addr, type, body, timeoutMs);
@@ -284,13 +292,12 @@ export class TuneKvClient {
         if (!(err instanceof TuneKvError)) throw err;
         last = err;
         if (err.code !== 'UNAVAILABLE') throw err;
-        const neverSent = !err.details.maybeApplied;
-        if (neverSent) this.downUntil.set(addr, Date.now() + this.hostRetryMs);
-        if (!neverSent && !idempotent) throw err;
+        this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+        maybeApplied ||= err.details.maybeApplied === true;
       }
     }
     throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${targets.join(', ')}): ${last?.message ?? ''}`,
-      { tried: targets });
+      { tried: targets, maybeApplied });
   }
 
   private refreshRing(hosts: readonly string[]): Promise<void> {

@@ -26,6 +26,7 @@ export class FramedConnection {
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushScheduled = false;
+  private flushCount = 0;
   private closed = false;
   private partialTimer: NodeJS.Timeout | undefined;
 
@@ -41,19 +42,28 @@ export class FramedConnection {
     return this.closed;
   }
 
-  send(type: number, id: number, body: unknown): void {
-    if (this.closed) return;
+  /** Flushes so far: a frame queued at flush count k has reached the
+   * socket once the count passes k. */
+  get flushes(): number {
+    return this.flushCount;
+  }
+
+  /** Queues a frame; false when the connection is already closing (the
+   * frame will never be sent). */
+  send(type: number, id: number, body: unknown): boolean {
+    if (this.closed) return false;
     const frame = encodeFrame(type, id, body);
     this.out.push(frame);
     this.outBytes += frame.length;
     if (this.outBytes + this.socket.writableLength > limits.connectionOutputBytesMax) {
       this.teardown(new TuneKvError('OVERLOADED', 'peer does not read its replies fast enough'));
-      return;
+      return false;
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
+    return true;
   }
 
   /** Sends what is queued now and closes after it. */
@@ -74,6 +84,7 @@ export class FramedConnection {
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
+    this.flushCount++;
     this.socket.write(data);
   }
 
@@ -144,7 +155,12 @@ export class FramedConnection {
 
 export type ReplyCallback = (err: TuneKvError | null, type: number, body: unknown) => void;
 
-interface Pending { readonly cb: ReplyCallback; readonly deadlineMs: number }
+interface Pending {
+  readonly cb: ReplyCallback;
+  readonly deadlineMs: number;
+  /** The connection's flush count when the request was queued. */
+  readonly queuedAt: number;
+}
 
 export interface RpcOptions {
   readonly host: string;
@@ -198,7 +214,7 @@ export class RpcConnection {
   }
 
   get isClosed(): boolean {
-    return this.closedError !== undefined;
+    return this.closedError !== undefined || this.conn.isClosed;
   }
 
   get inFlight(): number {
@@ -213,8 +229,12 @@ export class RpcConnection {
     }
     const id = this.nextId;
     this.nextId = this.nextId >= 0xfffffffe ? 1 : this.nextId + 1;
-    this.pending.set(id, { cb, deadlineMs: Date.now() + timeoutMs });
-    this.conn.send(type, id, body);
+    if (!this.conn.send(type, id, body)) {
+      const e = new TuneKvError('UNAVAILABLE', `connection to ${this.addr} is closing`, { maybeApplied: false });
+      queueMicrotask(() => cb(e, MsgType.ERROR, null));
+      return;
+    }
+    this.pending.set(id, { cb, deadlineMs: Date.now() + timeoutMs, queuedAt: this.conn.flushes });
   }
 
   close(): void {
@@ -255,12 +275,19 @@ export class RpcConnection {
     this.opts.onClose?.();
   }
 
+  /** Fails every pending request. One still in the write queue when the
+   * connection broke was never sent, so it cannot have been applied: its
+   * error says so, and callers may retry it anywhere. */
   private failAll(err: TuneKvError): void {
     if (!this.closedError) this.closedError = err;
     this.rejectReady(err);
     const all = [...this.pending.values()];
     this.pending.clear();
-    for (const p of all) p.cb(err, MsgType.ERROR, null);
+    const flushes = this.conn.flushes;
+    for (const p of all) {
+      const unsent = err.code === 'UNAVAILABLE' && err.details.maybeApplied === true && p.queuedAt === flushes;
+      p.cb(unsent ? new TuneKvError('UNAVAILABLE', err.message, { ...err.details, maybeApplied: false }) : err, MsgType.ERROR, null);
+    }
     if (!this.conn.isClosed) this.conn.destroy();
   }
 }

@@ -53,6 +53,7 @@ export class MemoryNetwork {
         }
         this.request(selfId, to, type, body, timeoutMs, cb);
       },
+      peerIsUp: () => {},
       close: () => {},
     };
   }

@@ -68,6 +68,11 @@ export class TcpPeerTransport implements PeerTransport {
     return conn;
   }
 
+  peerIsUp(id: string): void {
+    const addr = this.opts.addrOf(id);
+    if (addr !== undefined) this.downUntil.delete(addr);
+  }
+
   /** Drops any connection to addr (its address changed or it restarted). */
   forget(addr: string): void {
     this.conns.get(addr)?.close();

@@ -21,6 +21,8 @@ export interface PeerTransport {
   request(to: string, type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void;
   /** The same to an address, for seeds whose id is not known yet. */
   requestAddr(addr: string, type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void;
+  /** The peer just spoke to us: forget any recent connection failure. */
+  peerIsUp(id: string): void;
   close(): void;
 }
 

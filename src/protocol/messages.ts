@@ -31,6 +31,9 @@ export const MsgType = {
   REPLICA_WRITE: 32,
   JOIN: 34,
   RING_PUSH: 36,
+  /** A node announcing itself to a peer (answered with OK): the peer stops
+   * treating it as down at once instead of after peerRetryDelayMs. */
+  PING: 38,
 } as const;
 
 export type MsgTypeName = keyof typeof MsgType;
@@ -46,7 +49,7 @@ export function msgTypeName(type: number): MsgTypeName | undefined {
  * is a protocol error). */
 export const requestTypes: ReadonlySet<number> = new Set([
   MsgType.HELLO, MsgType.GET, MsgType.PUT, MsgType.DELETE, MsgType.STATUS, MsgType.RING_GET,
-  MsgType.REPLICA_READ, MsgType.REPLICA_WRITE, MsgType.JOIN, MsgType.RING_PUSH,
+  MsgType.REPLICA_READ, MsgType.REPLICA_WRITE, MsgType.JOIN, MsgType.RING_PUSH, MsgType.PING,
 ]);
 
 // ---- bodies (as they travel; values are msgpack types) ----
@@ -72,8 +75,8 @@ export interface ErrorBody {
 /** Wire form of a vector clock: [[actor, counter, tsMs], ...]. */
 export type WireClock = [string, number, number][];
 
-/** Wire form of a sibling: [actor, counter, tsMs, vtype, lww 0|1, value|null]. */
-export type WireSibling = [string, number, number, number, number, Uint8Array | null];
+/** Wire form of a sibling: [actor, counter, tsMs, vtype, lww 0|1, value|null, wid|null]. */
+export type WireSibling = [string, number, number, number, number, Uint8Array | null, Uint8Array | null];
 
 /** Wire (and disk) form of a stored object. */
 export type WireObject = [WireClock, WireSibling[]];
@@ -95,6 +98,8 @@ export interface PutBody {
   readonly w?: number;
   readonly lww?: boolean;
   readonly timeoutMs?: number;
+  /** Client's write id (8-32 bytes), identical on retries of one put. */
+  readonly wid?: Uint8Array;
   /** Set by a node that forwarded the request to a replica of the key, so
    * the replica coordinates it instead of forwarding again. */
   readonly forwarded?: boolean;

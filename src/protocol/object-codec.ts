@@ -20,19 +20,19 @@ export function clockFromWire(value: unknown, what = 'context'): VClock {
 }
 
 export function objectToWire(obj: VersionedObject): WireObject {
-  const siblings: WireSibling[] = obj.siblings.map((s) => [s.actor, s.counter, s.tsMs, s.vtype, s.lww ? 1 : 0, s.value]);
+  const siblings: WireSibling[] = obj.siblings.map((s) => [s.actor, s.counter, s.tsMs, s.vtype, s.lww ? 1 : 0, s.value, s.wid]);
   return [clockToWire(obj.clock), siblings];
 }
 
 function siblingFromWire(value: unknown): Sibling {
-  if (!Array.isArray(value) || value.length !== 6) throw new TuneKvError('INVALID_ARGUMENT', 'sibling is not a 6-element array');
-  const [actor, counter, tsMs, vtype, lww, v] = value as unknown[];
+  if (!Array.isArray(value) || value.length !== 7) throw new TuneKvError('INVALID_ARGUMENT', 'sibling is not a 7-element array');
+  const [actor, counter, tsMs, vtype, lww, v, wid] = value as unknown[];
   if (typeof actor !== 'string' || !Number.isSafeInteger(counter) || (counter as number) < 1
     || typeof tsMs !== 'number' || !Number.isInteger(vtype) || (lww !== 0 && lww !== 1)
-    || !(v === null || v instanceof Uint8Array)) {
+    || !(v === null || v instanceof Uint8Array) || !(wid === null || wid instanceof Uint8Array)) {
     throw new TuneKvError('INVALID_ARGUMENT', 'sibling fields are malformed');
   }
-  return { actor, counter: counter as number, tsMs, vtype: vtype as number, lww: lww === 1, value: v };
+  return { actor, counter: counter as number, tsMs, vtype: vtype as number, lww: lww === 1, value: v, wid };
 }
 
 export function objectFromWire(value: unknown): VersionedObject {

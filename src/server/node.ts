@@ -101,6 +101,7 @@ export class TuneNode {
   private inFlight = 0;
   private readonly startedMs: number;
   private stopped = false;
+  private announced = false;
   private readonly log: (line: string) => void;
 
   constructor(deps: NodeDeps) {
@@ -185,6 +186,26 @@ export class TuneNode {
     });
   }
 
+  /**
+   * Tells every peer this node is (back) up, so they use it at once rather
+   * than after their retry delay, and learns of a newer ring through the
+   * handshake. Waits for the answers (or failures); a node reports ready in
+   * its status only after this.
+   */
+  async announce(): Promise<void> {
+    const ring = this.ringValue;
+    const peers = ring ? ring.members.filter((m) => m.id !== this.id) : [];
+    await Promise.all(peers.map((m) => new Promise<void>((resolve) => {
+      this.transport.request(m.id, MsgType.PING, {}, this.config.peerConnectTimeoutMs, () => resolve());
+    })));
+    this.announced = true;
+  }
+
+  /** A peer opened a connection to us: it is up. */
+  peerHello(id: string): void {
+    this.transport.peerIsUp(id);
+  }
+
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -255,6 +276,7 @@ export class TuneNode {
         if (typeof b.ringVersion === 'number' && typeof b.addr === 'string' && b.ringVersion > (this.ringValue?.version ?? 0)) {
           this.pullRingFrom(b.addr);
         }
+        if (typeof b.agent === 'string' && b.agent.startsWith('node:')) this.peerHello(b.agent.slice(5));
         respond(MsgType.HELLO_OK, this.helloInfo());
         return;
       }
@@ -266,6 +288,7 @@ export class TuneNode {
       case MsgType.REPLICA_READ: return this.onReplicaRead(body, respond);
       case MsgType.REPLICA_WRITE: return this.onReplicaWrite(body, respond);
       case MsgType.JOIN: return this.onJoin(body, respond);
+      case MsgType.PING: return respond(MsgType.OK, null);
       case MsgType.RING_PUSH: return this.onRingPush(body, respond);
       default:
         throw new TuneKvError('PROTOCOL_ERROR', `message type ${type} is not a request`);
@@ -373,7 +396,10 @@ export class TuneNode {
 
   /** The coordinator's new version, with the sibling and size limits. */
   private buildVersion(cur: VersionedObject | undefined, req: PutRequest, lww: boolean): VersionedObject {
-    const next = update(cur, { context: req.context, value: req.value, vtype: req.vtype, actor: this.id, nowMs: this.clock.nowMs(), lww });
+    const next = update(cur, {
+      context: req.context, value: req.value, vtype: req.vtype, actor: this.id, nowMs: this.clock.nowMs(), lww, wid: req.wid,
+    });
+    if (next === cur) return next;
     const before = cur?.siblings.length ?? 0;
     if (next.siblings.length > before && next.siblings.length > limits.siblingsMax) {
       throw new TuneKvError('SIBLINGS_LIMIT',
@@ -407,7 +433,9 @@ export class TuneNode {
       }
       this.transport.request(target.node, type, body, timeoutMs ?? this.config.requestTimeoutMs, (err, replyType, replyBody) => {
         if (!err) return respond(replyType, replyBody);
-        if (err.code === 'UNAVAILABLE' && !err.details.maybeApplied) return tryAt(i + 1, err);
+        // A put with a write id is applied once however often it arrives.
+        const safe = !err.details.maybeApplied || (body as { wid?: unknown }).wid instanceof Uint8Array;
+        if (err.code === 'UNAVAILABLE' && safe) return tryAt(i + 1, err);
         respond(MsgType.ERROR, replyBody ?? errorBody(err));
       });
     };
@@ -562,6 +590,7 @@ export class TuneNode {
     return {
       nodeId: this.id,
       addr: this.config.listen,
+      ready: ring !== undefined && this.announced,
       uptimeMs: this.clock.nowMs() - this.startedMs,
       ring: ring ? {
         version: ring.version, q: ring.q, n: ring.n,

@@ -26,6 +26,7 @@ export interface PutRequest {
   readonly lww: boolean | undefined;
   readonly timeoutMs: number | undefined;
   readonly forwarded: boolean;
+  readonly wid: Uint8Array | null;
 }
 
 function quorumOf(b: Record<string, unknown>, n: number): Quorum {
@@ -47,6 +48,12 @@ export function parseGet(body: unknown, n: number): GetRequest {
   return { key: checkKey(b.key), quorum: quorumOf(b, n), timeoutMs: checkTimeout(b.timeoutMs) };
 }
 
+function checkWid(v: unknown): Uint8Array | null {
+  if (v === undefined || v === null) return null;
+  if (!(v instanceof Uint8Array) || v.length < 8 || v.length > 32) throw invalid('wid must be 8 to 32 bytes');
+  return v;
+}
+
 export function parsePut(body: unknown, n: number, isDelete: boolean): PutRequest {
   const b = asRecord(body, isDelete ? 'DELETE' : 'PUT');
   if (b.r !== undefined && b.r !== null) throw invalid(`a ${isDelete ? 'delete' : 'put'} takes w, not r`);
@@ -63,5 +70,6 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
     lww: checkOptionalBool('lww', b.lww),
     timeoutMs: checkTimeout(b.timeoutMs),
     forwarded: checkOptionalBool('forwarded', b.forwarded) ?? false,
+    wid: checkWid(b.wid),
   };
 }

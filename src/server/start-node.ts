@@ -45,6 +45,7 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
     await node.open();
     server.attach(node);
     if (node.needsJoin) await node.join();
+    await node.announce();
   } catch (err) {
     await server.close();
     await node.close().catch(() => {});

@@ -13,7 +13,7 @@ import type { Quorum } from '../../src/core/quorum/levels.js';
 const q = (spec: Parameters<typeof resolveLevel>[0]) => resolveLevel(spec, 3) as Quorum;
 const replicas = ['n1', 'n2', 'n3'].map((node) => ({ node, role: 'primary' as const }));
 const obj = (actor: string, value: string, base?: VersionedObject): VersionedObject =>
-  update(base, { actor, value: Buffer.from(value), vtype: 1, context: base?.clock ?? emptyClock, nowMs: 1, lww: false });
+  update(base, { actor, value: Buffer.from(value), vtype: 1, context: base?.clock ?? emptyClock, nowMs: 1, lww: false, wid: null });
 const kinds = (effects: Effect[]) => effects.map((e) => (e.kind === 'read' || e.kind === 'write' ? `${e.kind}:${e.to}` : e.kind));
 
 t.test('get at quorum replies at R=2 and keeps collecting', async (t) => {

@@ -7,7 +7,7 @@ import type { VClock } from '../../src/core/clock/vclock.js';
 
 const bytes = (s: string) => Buffer.from(s);
 const put = (local: VersionedObject | undefined, actor: string, value: string | null, context: VClock = emptyClock, nowMs = 1, lww = false) =>
-  update(local, { actor, value: value === null ? null : bytes(value), vtype: 1, context, nowMs, lww });
+  update(local, { actor, value: value === null ? null : bytes(value), vtype: 1, context, nowMs, lww, wid: null });
 const values = (o: VersionedObject) => liveSiblings(o).map((s) => Buffer.from(s.value!).toString()).sort();
 
 t.test('a put without context becomes a sibling, even on the same coordinator', async (t) => {
@@ -152,4 +152,18 @@ t.test('replicas converge: syncing everything everywhere gives one state', async
     return canon(forward) === canon(backward);
   }), { numRuns: 500, seed: 11 });
   t.pass('500 histories');
+});
+
+t.test('a retried put (same write id) is applied once, on one coordinator or two', async (t) => {
+  const wid = Buffer.from('0123456789ab');
+  const first = update(undefined, { actor: 'n1', value: bytes('v'), vtype: 1, context: emptyClock, nowMs: 1, lww: false, wid });
+  const again = update(first, { actor: 'n1', value: bytes('v'), vtype: 1, context: emptyClock, nowMs: 2, lww: false, wid });
+  t.equal(again, first, 'the same coordinator sees the write id and changes nothing');
+  const elsewhere = update(undefined, { actor: 'n2', value: bytes('v'), vtype: 1, context: emptyClock, nowMs: 2, lww: false, wid });
+  const other = put(undefined, 'n3', 'unrelated');
+  const merged = mergeAll([first, elsewhere, other])!;
+  t.same(values(merged), ['unrelated', 'v'], 'applied by two coordinators, kept once');
+  const otherOrder = mergeAll([other, elsewhere, first])!;
+  t.same(otherOrder.siblings.map((s) => [s.actor, s.counter]), merged.siblings.map((s) => [s.actor, s.counter]), 'the same survivor in any order');
+  t.same(values(merge(merged, elsewhere)), ['unrelated', 'v'], 'the dropped copy does not come back');
 });

@@ -46,7 +46,7 @@ for (const [name, make] of impls) {
     await storage.open();
     const store = new ObjectStore(storage, false);
     const writes = Array.from({ length: 200 }, (_, i) => store.mutate(`k${i}`, (cur) =>
-      update(cur, { actor: 'n1', value: Buffer.from(String(i)), vtype: 1, context: emptyClock, nowMs: 1, lww: false })));
+      update(cur, { actor: 'n1', value: Buffer.from(String(i)), vtype: 1, context: emptyClock, nowMs: 1, lww: false, wid: null })));
     const results = await Promise.all(writes);
     await Promise.all(results.map((r) => r.durable));
     t.ok(store.stats.batches < 50, `200 writes in ${store.stats.batches} batches`);
@@ -55,7 +55,7 @@ for (const [name, make] of impls) {
     t.same(Buffer.from(o!.siblings[0]!.value!).toString(), '7');
     // Same key: serialized, each mutation sees the previous one.
     const same = await Promise.all(Array.from({ length: 20 }, () => store.mutate('hot', (cur) =>
-      update(cur, { actor: 'n1', value: Buffer.from('v'), vtype: 1, context: emptyClock, nowMs: 1, lww: false }))));
+      update(cur, { actor: 'n1', value: Buffer.from('v'), vtype: 1, context: emptyClock, nowMs: 1, lww: false, wid: null }))));
     await Promise.all(same.map((r) => r.durable));
     const hot = await store.read('hot');
     t.same(hot!.siblings.map((s) => s.counter), Array.from({ length: 20 }, (_, i) => i + 1), 'twenty distinct dots, none reused');

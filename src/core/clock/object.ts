@@ -37,6 +37,9 @@ export interface Sibling {
   readonly vtype: number;
   /** Written with last-writer-wins: see collapseLww(). */
   readonly lww: boolean;
+  /** The client's id for this write, so a retried put is applied once:
+   * see update() and dedupeRetries(). null when the writer gave none. */
+  readonly wid: Uint8Array | null;
 }
 
 export interface VersionedObject {
@@ -53,6 +56,8 @@ export interface PutInput {
   readonly actor: string;
   readonly nowMs: number;
   readonly lww: boolean;
+  /** The client's write id, the same on every retry of one put. */
+  readonly wid: Uint8Array | null;
 }
 
 export const emptyObject: VersionedObject = { clock: vc.emptyClock, siblings: [] };
@@ -99,14 +104,33 @@ function collapseLww(siblings: readonly Sibling[]): readonly Sibling[] {
   return [lwwWinner(siblings)];
 }
 
-/** The new object a coordinator stores for a put (or delete, value null). */
+function sameWid(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  return a !== null && b !== null && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * A client retries a put whose connection broke after it was sent, with the
+ * same write id, possibly through another coordinator. If both attempts were
+ * applied they are two siblings with the same wid: keep the one with the
+ * smaller dot. The dropped dot stays in the clock, so every replica drops it
+ * too when they merge. Deterministic, so replicas converge.
+ */
+function dedupeRetries(siblings: readonly Sibling[]): readonly Sibling[] {
+  if (siblings.length < 2 || !siblings.some((s) => s.wid !== null)) return siblings;
+  return siblings.filter((s, i) => s.wid === null || !siblings.some((t, j) => j < i && sameWid(s.wid, t.wid)));
+}
+
+/** The new object a coordinator stores for a put (or delete, value null).
+ * A retry of a put this replica already holds (same write id) changes
+ * nothing: the put is applied once. */
 export function update(local: VersionedObject | undefined, put: PutInput): VersionedObject {
   const base = local ?? emptyObject;
+  if (put.wid !== null && base.siblings.some((s) => sameWid(s.wid, put.wid))) return base;
   const survivors = put.lww ? [] : base.siblings.filter((s) => !vc.covers(put.context, s.actor, s.counter));
   const counter = Math.max(highestCounter(base, put.actor), vc.counterOf(put.context, put.actor)) + 1;
   const clock = vc.prune(vc.withDot(vc.merge(base.clock, put.context), put.actor, counter, put.nowMs), put.nowMs);
   const sibling: Sibling = {
-    actor: put.actor, counter, tsMs: put.nowMs, value: put.value, vtype: put.vtype, lww: put.lww,
+    actor: put.actor, counter, tsMs: put.nowMs, value: put.value, vtype: put.vtype, lww: put.lww, wid: put.wid,
   };
   const siblings = [...survivors, sibling].sort(dotOrder);
   return { clock, siblings: collapseLww(siblings) };
@@ -125,7 +149,7 @@ export function merge(a: VersionedObject, b: VersionedObject): VersionedObject {
     if (!findDot(a.siblings, t) && !vc.covers(a.clock, t.actor, t.counter)) kept.push(t);
   }
   kept.sort(dotOrder);
-  return { clock: vc.merge(a.clock, b.clock), siblings: collapseLww(kept) };
+  return { clock: vc.merge(a.clock, b.clock), siblings: collapseLww(dedupeRetries(kept)) };
 }
 
 /** Dots are unique, so twins are the same write; if a bug ever made them
