@@ -97,7 +97,7 @@ function printGet(got: GetResult, json: boolean): void {
   if (!got.found) console.log('(not found)');
   else if (got.values.length > 1) console.log(`${got.values.length} siblings:`);
   for (const v of got.values) console.log(typeof v === 'string' ? v : JSON.stringify(jsonValue(v)));
-  console.error(`# ${got.level} r=${got.r} via ${got.coordinator}: ${replicasLine(got.replicas)}`);
+  console.error(`# ${got.level === 'custom' ? '' : `${got.level} `}r=${got.r} via ${got.coordinator}: ${replicasLine(got.replicas)}`);
   console.error(`# context: ${got.context}`);
 }
 
@@ -107,7 +107,7 @@ function printPut(res: PutResult, json: boolean): void {
     return;
   }
   console.log(`ok${res.siblings > 1 ? ` (${res.siblings} siblings)` : ''}`);
-  console.error(`# ${res.level} w=${res.w} via ${res.coordinator}: ${replicasLine(res.replicas)}`);
+  console.error(`# ${res.level === 'custom' ? '' : `${res.level} `}w=${res.w} via ${res.coordinator}: ${replicasLine(res.replicas)}`);
   console.error(`# context: ${res.context}`);
 }
 
