@@ -47,6 +47,41 @@ export interface NodeConfig {
   readonly peerRetryDelayMs: number;
   /** How long a joining node keeps trying its seeds. Default 30000 ms. */
   readonly joinTimeoutMs: number;
+  /** Gossip round. Default 250 ms: a crash is suspected within two rounds
+   * of its threshold, at 4 small messages per second per node. */
+  readonly gossipIntervalMs: number;
+  /** Peers contacted per gossip round. Default 2: news reaches every node
+   * of a small cluster in a round or two. */
+  readonly gossipFanout: number;
+  /** A peer whose heartbeat has not grown for this long is `suspect`.
+   * Default 1500 ms: six missed rounds, well past a GC pause or a busy loop. */
+  readonly suspectAfterMs: number;
+  /** ...and `down` after this long: sloppy quorums then route around it.
+   * Default 3000 ms. A refused connection marks a peer down at once. */
+  readonly downAfterMs: number;
+  /** How often the hint handoff runs. Default 500 ms. */
+  readonly handoffIntervalMs: number;
+  /** Hinted keys handed off per second, at most. Default 20000: drains a
+   * node's backlog in seconds without starving client requests. */
+  readonly handoffKeysPerSecMax: number;
+  /** A hint older than this is no longer kept for its owner: its key is
+   * handed to the key's other live primaries instead, and the hint dropped.
+   * Default 3 h, Cassandra's max_hint_window. */
+  readonly hintAgeMaxMs: number;
+  /** Pause between anti-entropy rounds over this node's partitions.
+   * Default 10000 ms. */
+  readonly aaeIntervalMs: number;
+  /** Pause between two partition exchanges inside a round. Default 20 ms:
+   * a round of 64 matching partitions costs about a second and 64 small
+   * messages. */
+  readonly aaeExchangePauseMs: number;
+  /** Keys anti-entropy repairs per second, at most. Default 10000. */
+  readonly aaeKeysPerSecMax: number;
+  /** A tombstone is reaped no sooner than this after it was written, and
+   * only once every primary holds it and no node holds hints. Default
+   * 90000 ms: longer than any request may run (requestTimeoutMaxMs), so no
+   * read repair carrying the old value is still in flight. */
+  readonly tombstoneReapDelayMs: number;
 }
 
 export const defaultConfig = {
@@ -60,6 +95,17 @@ export const defaultConfig = {
   peerConnectTimeoutMs: 1000,
   peerRetryDelayMs: 500,
   joinTimeoutMs: 30_000,
+  gossipIntervalMs: 250,
+  gossipFanout: 2,
+  suspectAfterMs: 1500,
+  downAfterMs: 3000,
+  handoffIntervalMs: 500,
+  handoffKeysPerSecMax: 20_000,
+  hintAgeMaxMs: 3 * 60 * 60 * 1000,
+  aaeIntervalMs: 10_000,
+  aaeExchangePauseMs: 20,
+  aaeKeysPerSecMax: 10_000,
+  tombstoneReapDelayMs: 90_000,
 } satisfies Partial<NodeConfig>;
 
 export type NodeConfigInput = Pick<NodeConfig, 'id' | 'listen' | 'dataDir'> & Partial<NodeConfig>;
@@ -92,5 +138,22 @@ export function configProblem(c: NodeConfig): string | null {
     ?? timeoutProblem('requestTimeoutMs', c.requestTimeoutMs)
     ?? timeoutProblem('peerConnectTimeoutMs', c.peerConnectTimeoutMs)
     ?? timeoutProblem('peerRetryDelayMs', c.peerRetryDelayMs)
-    ?? timeoutProblem('joinTimeoutMs', c.joinTimeoutMs);
+    ?? timeoutProblem('joinTimeoutMs', c.joinTimeoutMs)
+    ?? positiveProblem('gossipIntervalMs', c.gossipIntervalMs)
+    ?? positiveProblem('gossipFanout', c.gossipFanout)
+    ?? positiveProblem('suspectAfterMs', c.suspectAfterMs)
+    ?? (c.downAfterMs > c.suspectAfterMs ? null : `downAfterMs (${c.downAfterMs}) must exceed suspectAfterMs (${c.suspectAfterMs})`)
+    ?? (c.suspectAfterMs > c.gossipIntervalMs ? null : `suspectAfterMs (${c.suspectAfterMs}) must exceed gossipIntervalMs (${c.gossipIntervalMs})`)
+    ?? positiveProblem('handoffIntervalMs', c.handoffIntervalMs)
+    ?? positiveProblem('handoffKeysPerSecMax', c.handoffKeysPerSecMax)
+    ?? positiveProblem('hintAgeMaxMs', c.hintAgeMaxMs)
+    ?? positiveProblem('aaeIntervalMs', c.aaeIntervalMs)
+    ?? (Number.isInteger(c.aaeExchangePauseMs) && c.aaeExchangePauseMs >= 0 ? null : 'aaeExchangePauseMs must be a non-negative integer')
+    ?? positiveProblem('aaeKeysPerSecMax', c.aaeKeysPerSecMax)
+    ?? (c.tombstoneReapDelayMs > c.requestTimeoutMs ? null
+      : `tombstoneReapDelayMs (${c.tombstoneReapDelayMs}) must exceed requestTimeoutMs (${c.requestTimeoutMs})`);
+}
+
+function positiveProblem(name: string, v: number): string | null {
+  return Number.isInteger(v) && v > 0 ? null : `${name} (${v}) must be a positive integer`;
 }

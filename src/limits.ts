@@ -55,10 +55,25 @@ export const limits = {
   /** Nodes in a ring. */
   nodesMax: 256,
   /** Per-request timeout a caller may ask for. */
-  requestTimeoutMaxMs: 120_000,
+  requestTimeoutMaxMs: 60_000,
   requestTimeoutMinMs: 1,
   /** A half-received frame older than this closes the connection. */
   frameReadTimeoutMs: 30_000,
+  /** Hints one node keeps for one down owner; a write that would need more
+   * is refused by the fallback (it then does not count toward W). */
+  hintsPerTargetMax: 1_000_000,
+  /** Hints read from storage per handoff batch. */
+  handoffBatchMax: 256,
+  /** Hand-offs in flight at once from one node. */
+  handoffInFlightMax: 64,
+  /** Anti-entropy segments repaired per partition exchange; the rest wait
+   * for the next round. */
+  aaeSegmentsPerExchangeMax: 4096,
+  /** Tombstones waiting to be reaped; past it new ones are left in place
+   * (harmless, counted) until anti-entropy offers them again. */
+  reapQueueMax: 100_000,
+  /** Keys scanned per storage page (anti-entropy builds, hint loads). */
+  scanPageMax: 10_000,
 } as const;
 
 export type Limits = typeof limits;

@@ -12,6 +12,7 @@ import { isConsistency } from '../core/quorum/levels.js';
 import type { Consistency } from '../core/quorum/levels.js';
 import { TuneKvError } from '../errors.js';
 import { startNode } from '../server/start-node.js';
+import { runSimCommand } from '../sim/run.js';
 
 const usage = `usage:
   tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww]
@@ -22,6 +23,7 @@ const usage = `usage:
   tunekv put KEY VALUE [--consistency L] [--w W] [--context CTX] [--lww] [--host HOST:PORT] [--json]
   tunekv del KEY [--context CTX] [--consistency L] [--w W] [--host HOST:PORT] [--json]
   tunekv status [--host HOST:PORT] [--json]
+  tunekv sim [--seeds N] [--from F] | [--seed S [--knobs JSON] [--trace KEY]] [--json]
 levels: eventual | quorum (default) | strong`;
 
 class UsageError extends Error {}
@@ -256,6 +258,18 @@ async function cmdStatus(args: string[]): Promise<void> {
   console.log(`stats: ${JSON.stringify(st.stats)}`);
 }
 
+async function cmdSim(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    seed: { type: 'string' }, seeds: { type: 'string' }, from: { type: 'string' }, knobs: { type: 'string' },
+    trace: { type: 'string' }, json: { type: 'boolean' },
+  });
+  const ok = await runSimCommand({
+    seed: intOption(values, 'seed'), seeds: intOption(values, 'seeds'), from: intOption(values, 'from'),
+    knobs: str(values, 'knobs'), trace: str(values, 'trace'), json: values.json === true,
+  });
+  if (!ok) process.exitCode = 1;
+}
+
 function wantsJson(args: string[]): boolean {
   return args.includes('--json');
 }
@@ -269,6 +283,7 @@ async function main(argv: string[]): Promise<void> {
     case 'put': return cmdPut(rest);
     case 'del': return cmdDel(rest);
     case 'status': return cmdStatus(rest);
+    case 'sim': return cmdSim(rest);
     case undefined:
     case 'help':
     case '--help':

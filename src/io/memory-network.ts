@@ -13,7 +13,13 @@ import { MsgType } from '../protocol/messages.js';
 import type { ManualClock } from './clock.js';
 import type { PeerTransport, ReplyCallback, RequestHandler } from './transport.js';
 
-export type LinkFate = { readonly fate: 'deliver'; readonly delayMs: number } | { readonly fate: 'drop' } | { readonly fate: 'refuse' };
+export type LinkFate =
+  | { readonly fate: 'deliver'; readonly delayMs: number }
+  /** Delivered twice (a retransmission): the handler runs twice, the sender
+   * takes the first answer. */
+  | { readonly fate: 'duplicate'; readonly delayMs: number; readonly againMs: number }
+  | { readonly fate: 'drop' }
+  | { readonly fate: 'refuse' };
 
 /** Decides a message's fate from `from` to `to`. Default: delivered after 1 ms. */
 export type LinkPolicy = (from: string, to: string) => LinkFate;
@@ -76,21 +82,23 @@ export class MemoryNetwork {
       this.clock.setTimer(0, () => answer(new TuneKvError('UNAVAILABLE', `${to} is unreachable`), MsgType.ERROR, null));
       return;
     }
-    this.clock.setTimer(go.delayMs, () => {
+    const deliver = (): void => {
       const handler = this.handlers.get(to);
       if (!handler) {
         answer(new TuneKvError('UNAVAILABLE', `${to} is down`), MsgType.ERROR, null);
         return;
       }
-      handler.handleRequest(type, copy, (replyType, replyBody) => this.reply(to, from, replyType, replyBody, answer),
-        from === clientEndpoint ? 'client' : 'peer');
-    });
+      handler.handleRequest(type, unpack(pack(copy)), (replyType, replyBody) => this.reply(to, from, replyType, replyBody, answer),
+        from === clientEndpoint ? {} : { peer: from });
+    };
+    this.clock.setTimer(go.delayMs, deliver);
+    if (go.fate === 'duplicate') this.clock.setTimer(go.againMs, deliver);
   }
 
   private reply(from: string, to: string, type: number, body: unknown, answer: ReplyCallback): void {
     const copy = unpack(pack(body));
     const go = this.fateOf(from, to);
-    if (go.fate !== 'deliver') return;
+    if (go.fate !== 'deliver' && go.fate !== 'duplicate') return;
     this.clock.setTimer(go.delayMs, () => {
       if (to !== clientEndpoint && !this.handlers.has(to)) return;
       answer(type === MsgType.ERROR ? errorFromWire(copy) : null, type, copy);

@@ -10,7 +10,8 @@ import type { TuneKvError } from '../errors.js';
 
 export type ReplyCallback = (err: TuneKvError | null, type: number, body: unknown) => void;
 export type Responder = (type: number, body: unknown) => void;
-export type Origin = 'client' | 'peer';
+/** Who sent a request: a peer node (by id, from its HELLO) or a client. */
+export interface Origin { readonly peer?: string | undefined }
 
 /** What a node exposes to whatever carries requests to it. */
 export interface RequestHandler {

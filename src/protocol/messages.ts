@@ -34,6 +34,19 @@ export const MsgType = {
   /** A node announcing itself to a peer (answered with OK): the peer stops
    * treating it as down at once instead of after peerRetryDelayMs. */
   PING: 38,
+  /** Push-pull gossip: our heartbeat table and ring version; the reply
+   * carries theirs. */
+  GOSSIP: 40,
+  GOSSIP_REPLY: 41,
+  /** Remove a tombstone that every primary holds (answered with OK). */
+  REPLICA_REAP: 42,
+  /** Anti-entropy: a partition's segment hashes, then one segment's keys. */
+  AAE_SEGMENTS: 44,
+  AAE_SEGMENTS_REPLY: 45,
+  AAE_KEYS: 46,
+  AAE_KEYS_REPLY: 47,
+  /** Set this node's fault layer (partitions, delay, loss). */
+  ADMIN_FAULTS: 50,
 } as const;
 
 export type MsgTypeName = keyof typeof MsgType;
@@ -50,6 +63,7 @@ export function msgTypeName(type: number): MsgTypeName | undefined {
 export const requestTypes: ReadonlySet<number> = new Set([
   MsgType.HELLO, MsgType.GET, MsgType.PUT, MsgType.DELETE, MsgType.STATUS, MsgType.RING_GET,
   MsgType.REPLICA_READ, MsgType.REPLICA_WRITE, MsgType.JOIN, MsgType.RING_PUSH, MsgType.PING,
+  MsgType.GOSSIP, MsgType.REPLICA_REAP, MsgType.AAE_SEGMENTS, MsgType.AAE_KEYS, MsgType.ADMIN_FAULTS,
 ]);
 
 // ---- bodies (as they travel; values are msgpack types) ----
@@ -128,6 +142,9 @@ export interface GetReplyBody {
 
 export interface PutReplyBody {
   readonly context: WireClock;
+  /** The dot [actor, counter] of the version this write created (or found,
+   * for a retry), when it survives on the coordinator. */
+  readonly dot?: [string, number] | null;
   /** Versions the key holds after this write on the coordinator. */
   readonly siblings: number;
   readonly level: string;

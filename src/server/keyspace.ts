@@ -1,12 +1,14 @@
 // The layout of a node's LevelDB.
 //
 //   d<8 hex of keyHash><key>   a stored object (object-codec)
+//   h<owner>/<data key>        a hint: this node holds the key for <owner>
 //   m:ring                     this node's ring
 //
 // Data keys start with their 32-bit hash, so every ring partition is one
 // contiguous key range whatever Q is: anti-entropy scans a partition with
 // one range read.
 
+import { segmentBits } from '../core/antientropy/segments.js';
 import { keyHash, partitionRange } from '../core/ring/hash.js';
 
 export const ringKey = 'm:ring';
@@ -27,4 +29,31 @@ export function userKeyOf(storageKey: string): string {
 export function partitionKeyRange(p: number, q: number): { gte: string; lt: string } {
   const { start, end } = partitionRange(p, q);
   return { gte: `d${hex8(start)}`, lt: end >= 2 ** 32 ? 'e' : `d${hex8(end)}` };
+}
+
+/** The storage range of one anti-entropy segment (the top 16 hash bits). */
+export function segmentKeyRange(segment: number): { gte: string; lt: string } {
+  const shift = 32 - segmentBits;
+  const start = segment * 2 ** shift;
+  const end = (segment + 1) * 2 ** shift;
+  return { gte: `d${hex8(start)}`, lt: end >= 2 ** 32 ? 'e' : `d${hex8(end)}` };
+}
+
+export const dataKeyRange = { gte: 'd', lt: 'e' } as const;
+
+export function hintKey(owner: string, storageKey: string): string {
+  return `h${owner}/${storageKey}`;
+}
+
+/** All hints held for one owner ('0' follows '/'). */
+export function hintRange(owner: string): { gte: string; lt: string } {
+  return { gte: `h${owner}/`, lt: `h${owner}0` };
+}
+
+export const hintKeysRange = { gte: 'h', lt: 'i' } as const;
+
+export function parseHintKey(k: string): { owner: string; storageKey: string } | undefined {
+  const slash = k.indexOf('/');
+  if (!k.startsWith('h') || slash < 2) return undefined;
+  return { owner: k.slice(1, slash), storageKey: k.slice(slash + 1) };
 }

@@ -1,22 +1,31 @@
-// A tunekv node: wires the pure core (ring, clocks, request FSMs) to I/O
-// (peer transport, object store, clock) and answers requests.
+// A tunekv node: wires the pure core (ring, clocks, request FSMs, failure
+// detector) to I/O (peer transport, object store, clock) and answers
+// requests. Background services live in their own files: hinted handoff
+// (hints.ts), anti-entropy (anti-entropy.ts), tombstone reaping (reaper.ts),
+// the fault layer (faults.ts).
 //
 // The node never knows whether it runs over TCP or inside the simulator: it
-// is handed a Storage, a PeerTransport factory and a Clock. It runs each
-// FSM's effects in the order they are returned, and feeds every outcome back
-// into the FSM as an event, asynchronously (never re-entrantly).
+// is handed a Storage, a PeerTransport factory, a Clock and a random source.
+// It runs each FSM's effects in the order they are returned, and feeds every
+// outcome back into the FSM as an event, asynchronously (never re-entrantly).
 //
-// Invariants: a request gets exactly one response; every FSM's timer is
-// cleared when it is done; the ring only moves to a newer version; a
-// replica acknowledges a write only once it is durable.
+// Invariants: a request gets exactly one response (or none, when the fault
+// layer drops it); every FSM's timer is cleared when it is done; the ring
+// only moves to a newer version; a replica acknowledges a write only once it
+// (and its hint, on a fallback) is durable.
 
 import assert from 'node:assert/strict';
-import { liveSiblings, merge, objectBytes, sameVersions, update } from '../core/clock/object.js';
+import { liveSiblings, merge, objectBytes, sameVersions, update, writtenSibling } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { GetFsm } from '../core/coordinator/get-fsm.js';
 import type { ReadResult } from '../core/coordinator/get-fsm.js';
 import { PutFsm } from '../core/coordinator/put-fsm.js';
+import { selectTargets } from '../core/coordinator/targets.js';
+import type { Targets } from '../core/coordinator/targets.js';
 import type { Effect, FsmReply, ReplicaReport, ReplicaTarget } from '../core/coordinator/types.js';
+import { Membership, wireHeartbeatsProblem } from '../core/membership/membership.js';
+import type { WireHeartbeat } from '../core/membership/membership.js';
+import type { Quorum } from '../core/quorum/levels.js';
 import { claim, createRing, memberOf, preferenceListForKey, replicatedPartitions, ringProblem } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
@@ -30,8 +39,13 @@ import { MsgType, protocolVersion } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody, ReplicaReportWire, WireObject } from '../protocol/messages.js';
 import { clockToWire, objectFromWire, objectToWire } from '../protocol/object-codec.js';
 import { asRecord, checkKey } from '../protocol/validate.js';
+import { AntiEntropy } from './anti-entropy.js';
+import type { NodeContext, PeerReply } from './context.js';
+import { Faults, parseFaultSpec } from './faults.js';
+import { Hints } from './hints.js';
 import { ringKey } from './keyspace.js';
 import { ObjectStore } from './object-store.js';
+import { Reaper, tombstonesOnly } from './reaper.js';
 import { parseGet, parsePut } from './requests.js';
 import type { PutRequest } from './requests.js';
 
@@ -39,6 +53,9 @@ export interface NodeDeps {
   readonly config: NodeConfig;
   readonly storage: Storage;
   readonly clock: Clock;
+  /** Uniform in [0, 1): gossip peers, fault-layer loss and jitter. Seeded
+   * in the simulator. */
+  readonly random: () => number;
   /** Builds the peer transport; it may ask the node for addresses. */
   transport(node: TuneNode): PeerTransport;
   log?(line: string): void;
@@ -55,6 +72,7 @@ export interface NodeStats {
   replicaWrites: number;
   siblingWarnings: number;
   replicaTimeouts: number;
+  sloppyWrites: number;
 }
 
 interface Fsm {
@@ -85,34 +103,52 @@ function reportsToWire(reports: readonly ReplicaReport[]): ReplicaReportWire[] {
   }));
 }
 
-export class TuneNode {
+export class TuneNode implements NodeContext {
   readonly id: string;
   readonly config: NodeConfig;
   readonly store: ObjectStore;
+  readonly storage: Storage;
+  readonly clock: Clock;
+  readonly membership: Membership;
+  readonly faults: Faults;
+  readonly hints: Hints;
+  readonly aae: AntiEntropy;
+  readonly reaper: Reaper;
   readonly stats: NodeStats = {
     gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
-    replicaReads: 0, replicaWrites: 0, siblingWarnings: 0, replicaTimeouts: 0,
+    replicaReads: 0, replicaWrites: 0, siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0,
   };
   private ringValue: Ring | undefined;
-  private readonly storage: Storage;
-  private readonly clock: Clock;
+  private readonly random: () => number;
   private readonly transport: PeerTransport;
   private readonly timers = new Set<TimerHandle>();
   private inFlight = 0;
   private readonly startedMs: number;
   private stopped = false;
   private announced = false;
-  private readonly log: (line: string) => void;
+  private readonly logLine: (line: string) => void;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
     this.id = deps.config.id;
     this.storage = deps.storage;
     this.clock = deps.clock;
-    this.store = new ObjectStore(deps.storage, deps.config.fsync);
-    this.log = deps.log ?? (() => {});
-    this.transport = deps.transport(this);
+    this.random = deps.random;
+    this.logLine = deps.log ?? (() => {});
     this.startedMs = deps.clock.nowMs();
+    this.store = new ObjectStore(deps.storage, deps.config.fsync);
+    this.membership = new Membership(this.id, this.startedMs, deps.config);
+    this.faults = new Faults(deps.clock, deps.random);
+    this.transport = this.faults.wrap(deps.transport(this));
+    this.hints = new Hints(this);
+    this.aae = new AntiEntropy(this);
+    this.reaper = new Reaper(this, () => this.hints.pending);
+    this.store.onChange = (key, hash, before, after) => this.aae.hashes.update(key, hash, before, after);
+    this.aae.onTombstone = (key) => this.reaper.candidate(key);
+  }
+
+  log(line: string): void {
+    this.logLine(line);
   }
 
   get ring(): Ring | undefined {
@@ -128,10 +164,29 @@ export class TuneNode {
     return this.ringValue ? memberOf(this.ringValue, id)?.addr : undefined;
   }
 
+  // ---- NodeContext for the services ----
+
+  ask(to: string, type: number, body: unknown, timeoutMs = this.config.requestTimeoutMs): Promise<PeerReply> {
+    return new Promise((resolve, reject) => {
+      this.peerRequest(to, type, body, timeoutMs, (err, t, b) => (err ? reject(err) : resolve({ type: t, body: b })));
+    });
+  }
+
+  /** Every peer request goes through here: outcomes feed the failure detector. */
+  private peerRequest(to: string, type: number, body: unknown, timeoutMs: number,
+    cb: (err: TuneKvError | null, type: number, body: unknown) => void): void {
+    this.transport.request(to, type, body, timeoutMs, (err, t, b) => {
+      if (err === null) this.membership.heardFrom(to, this.clock.nowMs());
+      else if (err.code === 'UNAVAILABLE') this.membership.refused(to, this.clock.nowMs());
+      cb(err, t, b);
+    });
+  }
+
   // ---- lifecycle ----
 
-  /** Opens storage and loads the ring. A node with no ring and no seeds
-   * founds a cluster; one with seeds must join() after it listens. */
+  /** Opens storage, loads the ring, hints and anti-entropy hashes. A node
+   * with no ring and no seeds founds a cluster; one with seeds must join()
+   * after it listens. */
   async open(): Promise<void> {
     await this.storage.open();
     const bytes = await this.storage.get(ringKey);
@@ -139,7 +194,7 @@ export class TuneNode {
       const ring = unpack(bytes);
       const problem = ringProblem(ring);
       if (problem) throw new Error(`stored ring is damaged: ${problem}`);
-      this.ringValue = ring as Ring;
+      this.setRing(ring as Ring);
     }
     const self = { id: this.id, addr: this.config.listen };
     if (!this.ringValue && this.config.join.length === 0) {
@@ -148,6 +203,9 @@ export class TuneNode {
       // Restarted on another address: claim() only updates our address.
       await this.adoptRing(claim(this.ringValue, self));
     }
+    await this.hints.load();
+    const keys = await this.aae.build();
+    if (keys > 0 || this.hints.pending > 0) this.log(`${this.id} opened ${keys} keys, ${this.hints.pending} hints`);
   }
 
   /** True when this node must join through its seeds before serving. */
@@ -169,8 +227,15 @@ export class TuneNode {
         lastError = result;
       }
       if (this.clock.nowMs() >= deadline) throw new Error(`could not join through ${this.config.join.join(', ')}: ${lastError}`);
-      await new Promise<void>((resolve) => { this.clock.setTimer(Math.min(1000, 100 * (attempt + 1)), resolve); });
+      await this.sleep(Math.min(1000, 100 * (attempt + 1)));
     }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const h = this.clock.setTimer(ms, () => { this.timers.delete(h); resolve(); });
+      this.timers.add(h);
+    });
   }
 
   private askSeed(seed: string): Promise<string | null> {
@@ -195,15 +260,35 @@ export class TuneNode {
   async announce(): Promise<void> {
     const ring = this.ringValue;
     const peers = ring ? ring.members.filter((m) => m.id !== this.id) : [];
-    await Promise.all(peers.map((m) => new Promise<void>((resolve) => {
-      this.transport.request(m.id, MsgType.PING, {}, this.config.peerConnectTimeoutMs, () => resolve());
-    })));
+    await Promise.all(peers.map((m) => this.ask(m.id, MsgType.PING, {}, this.config.peerConnectTimeoutMs).catch(() => undefined)));
     this.announced = true;
+  }
+
+  /** Starts gossip, hinted handoff, anti-entropy and the reaper. */
+  startBackground(): void {
+    this.every(() => this.config.gossipIntervalMs, () => this.gossipRound());
+    this.every(() => this.config.handoffIntervalMs, () => this.hints.deliver());
+    this.every(() => this.config.aaeIntervalMs, () => this.aae.round((ms) => this.sleep(ms)));
+    this.every(() => Math.max(100, Math.min(1000, this.config.tombstoneReapDelayMs / 4)), () => this.reaper.run());
+  }
+
+  /** Runs `task` every interval, one run at a time, until the node stops. */
+  private every(intervalMs: () => number, task: () => Promise<void>): void {
+    const schedule = (): void => {
+      if (this.stopped) return;
+      const h = this.clock.setTimer(intervalMs(), () => {
+        this.timers.delete(h);
+        task().catch((err: Error) => this.log(`${this.id} background task failed: ${err.message}`)).finally(schedule);
+      });
+      this.timers.add(h);
+    };
+    schedule();
   }
 
   /** A peer opened a connection to us: it is up. */
   peerHello(id: string): void {
     this.transport.peerIsUp(id);
+    this.membership.heardFrom(id, this.clock.nowMs());
   }
 
   async close(): Promise<void> {
@@ -213,16 +298,26 @@ export class TuneNode {
     this.timers.clear();
     this.transport.close();
     await this.store.drain();
+    this.store.close();
     await this.storage.close();
   }
 
-  // ---- ring ----
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  // ---- ring and gossip ----
+
+  private setRing(ring: Ring): void {
+    this.ringValue = ring;
+    this.membership.track(ring.members.map((m) => m.id), this.clock.nowMs());
+  }
 
   /** Replaces the ring when `ring` is newer; persists it. */
   async adoptRing(ring: Ring): Promise<boolean> {
     const mine = this.ringValue;
     if (mine && !isNewer(ring, mine)) return false;
-    this.ringValue = ring;
+    this.setRing(ring);
     await this.store.writeRaw({ key: ringKey, value: pack(ring) });
     if (!mine || mine.members.length !== ring.members.length) {
       this.log(`ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}`).join(', ')}`);
@@ -233,7 +328,7 @@ export class TuneNode {
   private pushRing(ring: Ring): void {
     for (const m of ring.members) {
       if (m.id === this.id) continue;
-      this.transport.request(m.id, MsgType.RING_PUSH, { ring }, this.config.requestTimeoutMs, () => {});
+      this.peerRequest(m.id, MsgType.RING_PUSH, { ring }, this.config.requestTimeoutMs, () => {});
     }
   }
 
@@ -242,8 +337,37 @@ export class TuneNode {
     this.transport.requestAddr(addr, MsgType.RING_GET, {}, this.config.requestTimeoutMs, (err, _t, body) => {
       if (err) return;
       const ring = (body as { ring?: unknown } | null)?.ring;
-      if (ringProblem(ring) === null) void this.adoptRing(ring as Ring);
+      if (ringProblem(ring) === null) this.adoptRing(ring as Ring).catch((e: Error) => this.log(`ring not stored: ${e.message}`));
     });
+  }
+
+  private pullRingFromPeer(id: string): void {
+    const addr = this.addrOf(id);
+    if (addr) this.pullRingFrom(addr);
+  }
+
+  /** Push-pull gossip with a few peers. */
+  private async gossipRound(): Promise<void> {
+    const now = this.clock.nowMs();
+    const table = this.membership.tick(now, this.hints.pending);
+    const body = { table, ringVersion: this.ringValue?.version ?? 0 };
+    const peers = this.membership.gossipTargets(this.config.gossipFanout, this.random);
+    await Promise.all(peers.map(async (peer) => {
+      try {
+        const r = await this.ask(peer, MsgType.GOSSIP, body, this.config.gossipIntervalMs * 4);
+        this.onGossipReply(peer, r.body);
+      } catch {
+        // The detector learns from silence and refusals; nothing else to do.
+      }
+    }));
+    this.membership.refresh(this.clock.nowMs());
+  }
+
+  private onGossipReply(peer: string, body: unknown): void {
+    const b = (body ?? {}) as { table?: unknown; ringVersion?: unknown };
+    if (wireHeartbeatsProblem(b.table) !== null) return;
+    this.membership.merge(b.table as WireHeartbeat[], this.clock.nowMs());
+    if (typeof b.ringVersion === 'number' && b.ringVersion > (this.ringValue?.version ?? 0)) this.pullRingFromPeer(peer);
   }
 
   helloInfo(): { protocol: number; nodeId: string; ringVersion: number } {
@@ -253,6 +377,12 @@ export class TuneNode {
   // ---- dispatch ----
 
   handleRequest(type: number, body: unknown, respond: Responder, origin: Origin): void {
+    if (origin.peer !== undefined) {
+      // Across a partition the request never arrives: drop it unanswered.
+      if (this.faults.isBlocked(origin.peer)) return;
+      this.membership.heardFrom(origin.peer, this.clock.nowMs());
+      respond = this.faults.reply(origin.peer, respond);
+    }
     if (this.stopped) {
       respond(MsgType.ERROR, errorBody(new TuneKvError('UNAVAILABLE', `node ${this.id} is shutting down`)));
       return;
@@ -266,20 +396,9 @@ export class TuneNode {
     }
   }
 
-  private dispatch(type: number, body: unknown, respond: Responder, _origin: Origin): void {
+  private dispatch(type: number, body: unknown, respond: Responder, origin: Origin): void {
     switch (type) {
-      case MsgType.HELLO: {
-        const b = asRecord(body, 'HELLO');
-        if (b.protocol !== protocolVersion) {
-          throw new TuneKvError('PROTOCOL_ERROR', `protocol ${String(b.protocol)} is not spoken here; this node speaks ${protocolVersion}`);
-        }
-        if (typeof b.ringVersion === 'number' && typeof b.addr === 'string' && b.ringVersion > (this.ringValue?.version ?? 0)) {
-          this.pullRingFrom(b.addr);
-        }
-        if (typeof b.agent === 'string' && b.agent.startsWith('node:')) this.peerHello(b.agent.slice(5));
-        respond(MsgType.HELLO_OK, this.helloInfo());
-        return;
-      }
+      case MsgType.HELLO: return this.onHello(body, respond);
       case MsgType.GET: return this.onGet(body, respond);
       case MsgType.PUT: return this.onPut(parsePut(body, this.requireRing().n, false), body, respond);
       case MsgType.DELETE: return this.onPut(parsePut(body, this.requireRing().n, true), body, respond);
@@ -288,11 +407,47 @@ export class TuneNode {
       case MsgType.REPLICA_READ: return this.onReplicaRead(body, respond);
       case MsgType.REPLICA_WRITE: return this.onReplicaWrite(body, respond);
       case MsgType.JOIN: return this.onJoin(body, respond);
-      case MsgType.PING: return respond(MsgType.OK, null);
       case MsgType.RING_PUSH: return this.onRingPush(body, respond);
+      case MsgType.PING: return respond(MsgType.OK, null);
+      case MsgType.GOSSIP: return this.onGossip(body, respond, origin);
+      case MsgType.REPLICA_REAP: return this.answer(respond, MsgType.OK, this.reaper.onReap(body).then((removed) => ({ removed })));
+      case MsgType.AAE_SEGMENTS: return respond(MsgType.AAE_SEGMENTS_REPLY, this.aae.segmentsFor(body));
+      case MsgType.AAE_KEYS: return this.answer(respond, MsgType.AAE_KEYS_REPLY, this.aae.keysFor(body));
+      case MsgType.ADMIN_FAULTS: {
+        this.faults.set(parseFaultSpec(body));
+        this.log(`${this.id} faults: ${JSON.stringify(this.faults.current)}`);
+        return respond(MsgType.OK, null);
+      }
       default:
         throw new TuneKvError('PROTOCOL_ERROR', `message type ${type} is not a request`);
     }
+  }
+
+  /** Responds with a promise's value, or its error as an ERROR frame. */
+  private answer(respond: Responder, type: number, result: Promise<unknown>): void {
+    result.then((b) => respond(type, b), (err: Error) => respond(MsgType.ERROR,
+      errorBody(err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', err.message))));
+  }
+
+  private onHello(body: unknown, respond: Responder): void {
+    const b = asRecord(body, 'HELLO');
+    if (b.protocol !== protocolVersion) {
+      throw new TuneKvError('PROTOCOL_ERROR', `protocol ${String(b.protocol)} is not spoken here; this node speaks ${protocolVersion}`);
+    }
+    if (typeof b.ringVersion === 'number' && typeof b.addr === 'string' && b.ringVersion > (this.ringValue?.version ?? 0)) {
+      this.pullRingFrom(b.addr);
+    }
+    if (typeof b.agent === 'string' && b.agent.startsWith('node:')) this.peerHello(b.agent.slice(5));
+    respond(MsgType.HELLO_OK, this.helloInfo());
+  }
+
+  private onGossip(body: unknown, respond: Responder, origin: Origin): void {
+    const b = asRecord(body, 'GOSSIP');
+    const problem = wireHeartbeatsProblem(b.table);
+    if (problem) throw new TuneKvError('INVALID_ARGUMENT', problem);
+    this.membership.merge(b.table as WireHeartbeat[], this.clock.nowMs());
+    if (typeof b.ringVersion === 'number' && b.ringVersion > (this.ringValue?.version ?? 0) && origin.peer) this.pullRingFromPeer(origin.peer);
+    respond(MsgType.GOSSIP_REPLY, { table: this.membership.table(), ringVersion: this.ringValue?.version ?? 0 });
   }
 
   private requireRing(): Ring {
@@ -308,8 +463,9 @@ export class TuneNode {
 
   // ---- client requests ----
 
-  private replicasFor(ring: Ring, key: string): ReplicaTarget[] {
-    return preferenceListForKey(ring, key).primaries.map((node) => ({ node, role: 'primary' as const }));
+  /** The sloppy quorum for a key, as this node's failure detector sees it. */
+  private targetsFor(ring: Ring, key: string, quorum: Quorum): Targets {
+    return selectTargets(preferenceListForKey(ring, key), (id) => this.membership.isUp(id), !quorum.strong);
   }
 
   private onGet(body: unknown, respond: Responder): void {
@@ -317,7 +473,8 @@ export class TuneNode {
     const req = parseGet(body, ring.n);
     this.admit();
     this.stats.gets++;
-    const fsm = new GetFsm({ replicas: this.replicasFor(ring, req.key), quorum: req.quorum, readRepair: this.config.readRepair });
+    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
+    const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.config.readRepair });
     this.drive(req.key, fsm, req.timeoutMs ?? this.config.requestTimeoutMs, undefined, (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const obj = reply.object;
@@ -338,16 +495,21 @@ export class TuneNode {
 
   private onPut(req: PutRequest, rawBody: unknown, respond: Responder): void {
     const ring = this.requireRing();
-    const replicas = this.replicasFor(ring, req.key);
-    if (!replicas.some((r) => r.node === this.id)) {
-      if (req.forwarded) throw new TuneKvError('UNAVAILABLE', `ring views differ: ${this.id} is not a replica of this key; retry`);
-      this.forwardPut(replicas, { ...(rawBody as object), forwarded: true }, req.value === null, req.timeoutMs, respond);
+    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
+    if (!targets.some((r) => r.node === this.id)) {
+      if (targets.length === 0) {
+        throw new TuneKvError('QUORUM_UNAVAILABLE', `${req.quorum.level} write cannot reach its quorum: no replica of the key is up`,
+          { required: req.quorum.w, received: 0, failed: down.length, replicas: down.map((node) => ({ node, role: 'primary', outcome: 'failed' })) });
+      }
+      if (req.forwarded) throw new TuneKvError('UNAVAILABLE', `views differ: ${this.id} is not a replica of this key here; retry`);
+      this.forwardPut(targets, { ...(rawBody as object), forwarded: true }, req.value === null, req.timeoutMs, respond);
       return;
     }
     this.admit();
     if (req.value === null) this.stats.deletes++; else this.stats.puts++;
-    if (req.value === null && req.context.length === 0) this.readThenDelete(req, replicas, respond);
-    else this.coordinatePut(req, replicas, respond);
+    if (targets.some((t) => t.role === 'fallback')) this.stats.sloppyWrites++;
+    if (req.value === null && !req.contextGiven) this.readThenDelete(req, { targets, down }, respond);
+    else this.coordinatePut(req, { targets, down }, respond);
   }
 
   /**
@@ -357,9 +519,9 @@ export class TuneNode {
    * survive as siblings. When the read finds no live value nothing is
    * written.
    */
-  private readThenDelete(req: PutRequest, replicas: ReplicaTarget[], respond: Responder): void {
+  private readThenDelete(req: PutRequest, t: Targets, respond: Responder): void {
     const readQuorum = { ...req.quorum, r: req.quorum.w };
-    const fsm = new GetFsm({ replicas, quorum: readQuorum, readRepair: false });
+    const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false });
     this.drive(req.key, fsm, req.timeoutMs ?? this.config.requestTimeoutMs, undefined, (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const seen = reply.object;
@@ -371,19 +533,27 @@ export class TuneNode {
         respond(MsgType.PUT_REPLY, out);
         return;
       }
-      this.coordinatePut({ ...req, context: seen.clock }, replicas, respond);
+      this.coordinatePut({ ...req, context: seen.clock, contextGiven: true }, t, respond);
     });
   }
 
-  private coordinatePut(req: PutRequest, replicas: ReplicaTarget[], respond: Responder): void {
+  private coordinatePut(req: PutRequest, t: Targets, respond: Responder): void {
     const lww = req.lww ?? this.config.lww;
-    const fsm = new PutFsm({ self: this.id, replicas, quorum: req.quorum });
-    const coordinate = () => this.store.mutate(req.key, (cur) => this.buildVersion(cur, req, lww));
+    const selfHint = t.targets.find((x) => x.node === this.id)?.hintFor;
+    const fsm = new PutFsm({ self: this.id, replicas: t.targets, down: t.down, quorum: req.quorum });
+    const coordinate = async (): Promise<{ object: VersionedObject; durable: Promise<void> }> => {
+      const m = await this.store.mutate(req.key, (cur) => this.buildVersion(cur, req, lww));
+      const hint = selfHint === undefined ? Promise.resolve() : this.hints.add(selfHint, req.key);
+      return { object: m.object!, durable: Promise.all([m.durable, hint]).then(() => undefined) };
+    };
     this.drive(req.key, fsm, req.timeoutMs ?? this.config.requestTimeoutMs, coordinate, (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const obj = reply.object!;
+      if (req.value === null && tombstonesOnly(obj)) this.reaper.candidate(req.key);
+      const written = writtenSibling(obj, this.id, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
+        dot: written ? [written.actor, written.counter] : null,
         siblings: obj.siblings.length,
         level: req.quorum.level,
         w: req.quorum.w,
@@ -419,7 +589,7 @@ export class TuneNode {
   }
 
   /** This node is not a replica of the key: hand the put to one that is,
-   * trying the primaries in order while they are unreachable. */
+   * trying them in order while they are unreachable. */
   private forwardPut(replicas: readonly ReplicaTarget[], body: object, isDelete: boolean, timeoutMs: number | undefined, respond: Responder): void {
     this.stats.forwardedPuts++;
     const type = isDelete ? MsgType.DELETE : MsgType.PUT;
@@ -431,7 +601,7 @@ export class TuneNode {
         respond(MsgType.ERROR, errorBody(e));
         return;
       }
-      this.transport.request(target.node, type, body, timeoutMs ?? this.config.requestTimeoutMs, (err, replyType, replyBody) => {
+      this.peerRequest(target.node, type, body, timeoutMs ?? this.config.requestTimeoutMs, (err, replyType, replyBody) => {
         if (!err) return respond(replyType, replyBody);
         // A put with a write id is applied once however often it arrives.
         const safe = !err.details.maybeApplied || (body as { wid?: unknown }).wid instanceof Uint8Array;
@@ -450,7 +620,8 @@ export class TuneNode {
 
   // ---- the effect runner ----
 
-  private drive(key: string, fsm: Fsm, timeoutMs: number, coordinate: (() => ReturnType<ObjectStore['mutate']>) | undefined,
+  private drive(key: string, fsm: Fsm, timeoutMs: number,
+    coordinate: (() => Promise<{ object: VersionedObject; durable: Promise<void> }>) | undefined,
     onReply: (reply: FsmReply) => void): void {
     this.inFlight++;
     let done = false;
@@ -468,7 +639,7 @@ export class TuneNode {
           case 'coordinate':
             assert.ok(coordinate, 'only puts coordinate');
             coordinate().then((m) => {
-              run(fsm.onCoordinated!({ ok: true, object: m.object! }));
+              run(fsm.onCoordinated!({ ok: true, object: m.object }));
               m.durable.then(() => run(fsm.onWrite(this.id, true)), () => run(fsm.onWrite(this.id, false)));
             }, (err: unknown) => {
               const error = err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', `local write failed: ${(err as Error).message}`);
@@ -502,7 +673,7 @@ export class TuneNode {
       this.store.read(key).then((object) => cb({ ok: true, object }), () => cb({ ok: false }));
       return;
     }
-    this.transport.request(to, MsgType.REPLICA_READ, { key }, timeoutMs, (err, _type, body) => {
+    this.peerRequest(to, MsgType.REPLICA_READ, { key }, timeoutMs, (err, _type, body) => {
       if (err) return cb({ ok: false });
       try {
         const wire = (body as { object?: unknown } | null)?.object ?? null;
@@ -516,21 +687,24 @@ export class TuneNode {
   private replicaWrite(to: string, key: string, object: VersionedObject, hintFor: string | undefined, timeoutMs: number,
     cb: (ok: boolean) => void): void {
     if (to === this.id) {
-      this.applyReplicaWrite(key, object).then(() => cb(true), () => cb(false));
+      this.applyReplicaWrite(key, object, hintFor).then(() => cb(true), () => cb(false));
       return;
     }
     const body = hintFor === undefined ? { key, object: wireOf(object) } : { key, object: wireOf(object), hintFor };
-    this.transport.request(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null));
+    this.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null));
   }
 
-  /** Merges an incoming object into ours; resolves when durable. */
-  private async applyReplicaWrite(key: string, incoming: VersionedObject): Promise<void> {
+  /** Merges an incoming object into ours; on a fallback also keeps a hint
+   * for the primary it stands in for. Resolves when both are durable. */
+  private async applyReplicaWrite(key: string, incoming: VersionedObject, hintFor?: string): Promise<void> {
+    const hint = hintFor !== undefined && hintFor !== this.id ? this.hints.add(hintFor, key) : Promise.resolve();
+    hint.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     const m = await this.store.mutate(key, (cur) => {
       if (!cur) return incoming;
       const merged = merge(cur, incoming);
       return sameVersions(merged, cur) ? cur : merged;
     });
-    await m.durable;
+    await Promise.all([m.durable, hint]);
   }
 
   // ---- peer requests ----
@@ -538,21 +712,16 @@ export class TuneNode {
   private onReplicaRead(body: unknown, respond: Responder): void {
     const key = checkKey(asRecord(body, 'REPLICA_READ').key);
     this.stats.replicaReads++;
-    this.store.read(key).then(
-      (obj) => respond(MsgType.REPLICA_READ_REPLY, { object: obj ? wireOf(obj) : null }),
-      (err: Error) => respond(MsgType.ERROR, errorBody(new TuneKvError('INTERNAL', `read failed: ${err.message}`))),
-    );
+    this.answer(respond, MsgType.REPLICA_READ_REPLY, this.store.read(key).then((obj) => ({ object: obj ? wireOf(obj) : null })));
   }
 
   private onReplicaWrite(body: unknown, respond: Responder): void {
     const b = asRecord(body, 'REPLICA_WRITE');
     const key = checkKey(b.key);
     const incoming = objectFromWire(b.object);
+    const hintFor = typeof b.hintFor === 'string' ? b.hintFor : undefined;
     this.stats.replicaWrites++;
-    this.applyReplicaWrite(key, incoming).then(
-      () => respond(MsgType.OK, null),
-      (err: Error) => respond(MsgType.ERROR, errorBody(err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', `write failed: ${err.message}`))),
-    );
+    this.answer(respond, MsgType.OK, this.applyReplicaWrite(key, incoming, hintFor).then(() => null));
   }
 
   private onJoin(body: unknown, respond: Responder): void {
@@ -567,8 +736,8 @@ export class TuneNode {
     }
     if (next !== ring) {
       // Adopt synchronously so a concurrent JOIN claims on top of this one.
-      this.ringValue = next;
-      void this.store.writeRaw({ key: ringKey, value: pack(next) });
+      this.setRing(next);
+      this.store.writeRaw({ key: ringKey, value: pack(next) }).catch((e: Error) => this.log(`ring not stored: ${e.message}`));
       this.log(`${b.id} joined at ${b.addr}: ring v${next.version}`);
       this.pushRing(next);
     }
@@ -579,7 +748,7 @@ export class TuneNode {
     const ring = asRecord(body, 'RING_PUSH').ring;
     const problem = ringProblem(ring);
     if (problem) throw new TuneKvError('INVALID_ARGUMENT', problem);
-    void this.adoptRing(ring as Ring);
+    this.adoptRing(ring as Ring).catch((e: Error) => this.log(`ring not stored: ${e.message}`));
     respond(MsgType.OK, null);
   }
 
@@ -587,11 +756,12 @@ export class TuneNode {
 
   status(): Record<string, unknown> {
     const ring = this.ringValue;
+    const now = this.clock.nowMs();
     return {
       nodeId: this.id,
       addr: this.config.listen,
       ready: ring !== undefined && this.announced,
-      uptimeMs: this.clock.nowMs() - this.startedMs,
+      uptimeMs: now - this.startedMs,
       ring: ring ? {
         version: ring.version, q: ring.q, n: ring.n,
         members: ring.members.map((m) => ({
@@ -600,6 +770,14 @@ export class TuneNode {
           replicates: replicatedPartitions(ring, m.id).length,
         })),
       } : null,
+      peers: this.membership.statuses().map((p) => ({
+        id: p.id, state: p.state, sinceMs: p.sinceMs, forMs: now - p.sinceMs, lastHeardAgoMs: now - p.lastHeardMs,
+        hintsPending: p.heartbeat.hintsPending,
+      })),
+      hints: { pending: this.hints.pending, byOwner: this.hints.pendingByOwner(), ...this.hints.stats },
+      antiEntropy: { ...this.aae.stats },
+      reaper: { waiting: this.reaper.waiting, ...this.reaper.stats },
+      faults: { ...this.faults.current, dropped: this.faults.dropped },
       requestsInFlight: this.inFlight,
       writeQueue: this.store.queuedWrites,
       storage: { ...this.store.stats },

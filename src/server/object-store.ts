@@ -1,5 +1,5 @@
-// A node's objects on top of Storage: per-key serialized read-modify-write
-// and group commit.
+// A node's objects on top of Storage: per-key serialized read-modify-write,
+// group commit, and a change feed for the anti-entropy trees.
 //
 // Invariants:
 //   - mutations of one key run one at a time, in arrival order, each seeing
@@ -8,11 +8,14 @@
 //   - a built object is visible to reads at once (the overlay) and its
 //     `durable` promise resolves only when its storage batch is written;
 //     replicas acknowledge on `durable`, never before;
+//   - every change of a key's object (write or removal) is reported to
+//     onChange with the states before and after, in order;
 //   - writes that arrive while a batch is being written wait and go out
 //     together in the next batch (group commit), at most writeBatchMax each;
 //     more than writeQueueMax waiting writes are refused with OVERLOADED.
 
 import type { VersionedObject } from '../core/clock/object.js';
+import { keyHash } from '../core/ring/hash.js';
 import { TuneKvError } from '../errors.js';
 import { limits } from '../limits.js';
 import { decodeObject, encodeObject } from '../protocol/object-codec.js';
@@ -28,6 +31,8 @@ export interface Mutated {
   readonly durable: Promise<void>;
 }
 
+export type ChangeListener = (key: string, hash: number, before: VersionedObject | undefined, after: VersionedObject | undefined) => void;
+
 interface QueuedWrite {
   readonly op: StorageOp;
   readonly resolve: () => void;
@@ -41,13 +46,16 @@ export interface ObjectStoreStats {
 }
 
 const resolved = Promise.resolve();
+/** Overlay marker of a removal not yet durable. */
+const removed = null;
 
 export class ObjectStore {
   private readonly chains = new Map<string, Promise<unknown>>();
-  private readonly overlay = new Map<string, VersionedObject>();
+  private readonly overlay = new Map<string, VersionedObject | typeof removed>();
   private queue: QueuedWrite[] = [];
   private flushing = false;
   readonly stats: ObjectStoreStats = { batches: 0, batchedWrites: 0, overloaded: 0 };
+  onChange: ChangeListener | undefined;
 
   constructor(private readonly storage: Storage, private readonly sync: boolean) {}
 
@@ -56,50 +64,84 @@ export class ObjectStore {
   }
 
   async read(key: string): Promise<VersionedObject | undefined> {
-    const sk = dataKey(key);
+    return this.current(dataKey(key));
+  }
+
+  private async current(sk: string): Promise<VersionedObject | undefined> {
     const pending = this.overlay.get(sk);
-    if (pending) return pending;
+    if (pending !== undefined) return pending ?? undefined;
     const bytes = await this.storage.get(sk);
     return bytes === undefined ? undefined : decodeObject(bytes);
   }
 
-  /** Serialized read-modify-write of one key; rejects with the mutation's
-   * TuneKvError (nothing written) or OVERLOADED. */
-  mutate(key: string, fn: Mutation): Promise<Mutated> {
-    const sk = dataKey(key);
+  /** Runs `step` after every earlier step on the same key. */
+  private serialize<T>(sk: string, step: () => Promise<T>): Promise<T> {
     const prev = this.chains.get(sk) ?? resolved;
-    const run = prev.then(async (): Promise<Mutated> => {
-      const current = this.overlay.get(sk) ?? await this.readStored(sk);
-      const next = fn(current);
-      if (next === current || next === undefined) return { object: current, changed: false, durable: resolved };
-      if (this.queue.length >= limits.writeQueueMax) {
-        this.stats.overloaded++;
-        throw new TuneKvError('OVERLOADED', `write queue is full (${limits.writeQueueMax} writes waiting)`);
-      }
-      this.overlay.set(sk, next);
-      const durable = this.enqueue({ key: sk, value: encodeObject(next) });
-      void durable.then(() => { if (this.overlay.get(sk) === next) this.overlay.delete(sk); }, () => {
-        if (this.overlay.get(sk) === next) this.overlay.delete(sk);
-      });
-      return { object: next, changed: true, durable };
-    });
+    const run = prev.then(step);
     const tail = run.then(() => undefined, () => undefined);
     this.chains.set(sk, tail);
     void tail.then(() => { if (this.chains.get(sk) === tail) this.chains.delete(sk); });
     return run;
   }
 
-  /** Writes raw ops (metadata) through the same batches. */
+  /** Serialized read-modify-write of one key; rejects with the mutation's
+   * TuneKvError (nothing written) or OVERLOADED. */
+  mutate(key: string, fn: Mutation): Promise<Mutated> {
+    const sk = dataKey(key);
+    return this.serialize(sk, async (): Promise<Mutated> => {
+      const current = await this.current(sk);
+      const next = fn(current);
+      if (next === current || next === undefined) return { object: current, changed: false, durable: resolved };
+      this.checkQueue();
+      const durable = this.stage(sk, key, current, next, { key: sk, value: encodeObject(next) });
+      return { object: next, changed: true, durable };
+    });
+  }
+
+  /** Removes the key if `when` holds for its current object (serialized
+   * with writes, so it judges the latest state). Resolves to whether it did. */
+  remove(key: string, when: (current: VersionedObject) => boolean): Promise<boolean> {
+    const sk = dataKey(key);
+    return this.serialize(sk, async () => {
+      const current = await this.current(sk);
+      if (current === undefined || !when(current)) return false;
+      this.checkQueue();
+      await this.stage(sk, key, current, removed, { key: sk, value: null });
+      return true;
+    });
+  }
+
+  private checkQueue(): void {
+    if (this.queue.length >= limits.writeQueueMax) {
+      this.stats.overloaded++;
+      throw new TuneKvError('OVERLOADED', `write queue is full (${limits.writeQueueMax} writes waiting)`);
+    }
+  }
+
+  private stage(sk: string, key: string, before: VersionedObject | undefined, after: VersionedObject | typeof removed,
+    op: StorageOp): Promise<void> {
+    this.overlay.set(sk, after);
+    this.onChange?.(key, keyHash(key), before, after ?? undefined);
+    const durable = this.enqueue(op);
+    const clear = (): void => { if (this.overlay.get(sk) === after) this.overlay.delete(sk); };
+    void durable.then(clear, clear);
+    return durable;
+  }
+
+  /** Writes raw ops (metadata, hints) through the same batches. */
   writeRaw(op: StorageOp): Promise<void> {
     return this.enqueue(op);
   }
 
-  private async readStored(sk: string): Promise<VersionedObject | undefined> {
-    const bytes = await this.storage.get(sk);
-    return bytes === undefined ? undefined : decodeObject(bytes);
+  /** Refuses new writes (the node is stopping): they reject at once. */
+  private closed = false;
+
+  close(): void {
+    this.closed = true;
   }
 
   private enqueue(op: StorageOp): Promise<void> {
+    if (this.closed) return Promise.reject(new TuneKvError('UNAVAILABLE', 'the node is stopping'));
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
       if (!this.flushing) {

@@ -22,6 +22,9 @@ export interface PutRequest {
   readonly value: Uint8Array | null;
   readonly vtype: number;
   readonly context: VClock;
+  /** False when the caller sent no context at all (not even an empty one):
+   * a delete then deletes what a read sees. */
+  readonly contextGiven: boolean;
   readonly quorum: Quorum;
   readonly lww: boolean | undefined;
   readonly timeoutMs: number | undefined;
@@ -66,6 +69,7 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
     value: isDelete ? null : checkValueBytes(b.value),
     vtype: isDelete ? ValueType.Bytes : (vtype as number),
     context: b.context === undefined || b.context === null ? emptyClock : clockFromWire(b.context),
+    contextGiven: b.context !== undefined && b.context !== null,
     quorum: quorumOf(b, n),
     lww: checkOptionalBool('lww', b.lww),
     timeoutMs: checkTimeout(b.timeoutMs),

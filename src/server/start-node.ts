@@ -31,6 +31,7 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
     config,
     storage: new LevelStorage(config.dataDir),
     clock,
+    random: Math.random,
     log,
     transport: (n) => new TcpPeerTransport({
       selfId: config.id,
@@ -46,6 +47,7 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
     server.attach(node);
     if (node.needsJoin) await node.join();
     await node.announce();
+    node.startBackground();
   } catch (err) {
     await server.close();
     await node.close().catch(() => {});

@@ -57,7 +57,7 @@ export class TcpServer {
   private accept(socket: net.Socket): void {
     let helloDone = false;
     let inFlight = 0;
-    let peer = false;
+    let peer: string | undefined;
     const conn: FramedConnection = new FramedConnection(socket, {
       onFrame: (f: Frame) => {
         if (!requestTypes.has(f.type)) return this.refuse(conn, f.id, 'PROTOCOL_ERROR', `message type ${f.type} (${msgTypeName(f.type) ?? 'unknown'}) is not a request`);
@@ -80,10 +80,10 @@ export class TcpServer {
         };
         if (f.type === MsgType.HELLO) {
           const agent = (f.body as { agent?: unknown } | null)?.agent;
-          peer = typeof agent === 'string' && agent.startsWith('node:');
+          peer = typeof agent === 'string' && agent.startsWith('node:') ? agent.slice(5) : undefined;
         }
         if (!this.node) respond(MsgType.ERROR, { code: 'UNAVAILABLE', message: 'node is starting' });
-        else this.node.handleRequest(f.type, f.body, respond, peer ? 'peer' : 'client');
+        else this.node.handleRequest(f.type, f.body, respond, { peer });
       },
       onFrameError: (err: FrameError) => {
         this.protocolErrors++;

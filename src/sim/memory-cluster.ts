@@ -1,10 +1,11 @@
 // A whole cluster in one process: real TuneNode instances on the in-memory
-// network, memory storage and one manual clock. Time moves only when the
-// driver fires timers, so a run is a pure function of its inputs.
+// network, memory storage, one manual clock and seeded randomness. Time
+// moves only when the driver fires timers, so a run is a pure function of
+// its inputs and seed.
 //
 // Used by the coordinator tests and by the seeded simulator. Nodes can be
-// crashed (detached from the network; their storage survives like a disk)
-// and restarted on the same storage.
+// crashed (cut off at once; what they had made durable survives, like a
+// disk) and restarted on the same storage.
 
 import { claim, createRing } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
@@ -16,12 +17,16 @@ import { MemoryNetwork, clientEndpoint } from '../io/memory-network.js';
 import { MemoryStorage } from '../io/storage.js';
 import { MsgType } from '../protocol/messages.js';
 import { TuneNode } from '../server/node.js';
+import { derive } from './random.js';
 
 export interface MemoryClusterOptions {
   readonly nodes: number;
   readonly n?: number;
   readonly q?: number;
+  readonly seed?: number;
   readonly requestTimeoutMs?: number;
+  /** Gossip, handoff, anti-entropy and reaping (default true). */
+  readonly background?: boolean;
   readonly config?: Partial<NodeConfig>;
 }
 
@@ -37,19 +42,23 @@ export class MemoryCluster {
   readonly nodes = new Map<string, TuneNode>();
   readonly storages = new Map<string, MemoryStorage>();
   readonly ids: string[];
-  ring: Ring;
+  readonly ring: Ring;
+  readonly seed: number;
   private readonly configs = new Map<string, NodeConfig>();
+  private readonly generations = new Map<string, number>();
 
   constructor(readonly opts: MemoryClusterOptions) {
+    this.seed = opts.seed ?? 1;
     this.ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
     const members = this.ids.map((id, i) => ({ id, addr: `10.0.0.${i + 1}:7000` }));
     let ring = createRing(opts.q ?? 64, opts.n ?? 3, members[0]!);
     for (const m of members.slice(1)) ring = claim(ring, m);
     this.ring = ring;
     for (const m of members) {
+      const timeout = opts.requestTimeoutMs ?? 1000;
       this.configs.set(m.id, makeConfig({
         id: m.id, listen: m.addr, dataDir: `/mem/${m.id}`, n: ring.n, q: ring.q,
-        requestTimeoutMs: opts.requestTimeoutMs ?? 1000, ...opts.config,
+        requestTimeoutMs: timeout, tombstoneReapDelayMs: Math.max(3000, timeout * 3), ...opts.config,
       }));
       this.storages.set(m.id, new MemoryStorage());
     }
@@ -60,20 +69,25 @@ export class MemoryCluster {
   }
 
   async startNode(id: string): Promise<TuneNode> {
+    const generation = (this.generations.get(id) ?? 0) + 1;
+    this.generations.set(id, generation);
     const node = new TuneNode({
       config: this.configs.get(id)!,
       storage: this.storages.get(id)!,
       clock: this.clock,
+      random: derive(this.seed, `${id}#${generation}`),
       transport: () => this.network.transport(id),
     });
     await node.open();
     await node.adoptRing(this.ring);
     this.nodes.set(id, node);
     this.network.attach(id, node.config.listen, node);
+    if (this.opts.background ?? true) node.startBackground();
     return node;
   }
 
-  /** The process dies: unreachable at once; what it had made durable stays. */
+  /** The process dies: unreachable at once, its timers stop; what it had
+   * made durable stays in its storage. */
   async crash(id: string): Promise<void> {
     const node = this.nodes.get(id);
     if (!node) return;
@@ -82,35 +96,48 @@ export class MemoryCluster {
     await node.close();
   }
 
+  isRunning(id: string): boolean {
+    return this.nodes.has(id);
+  }
+
   node(id: string): TuneNode {
     const n = this.nodes.get(id);
     if (!n) throw new Error(`node ${id} is not running`);
     return n;
   }
 
+  /** Fires timers (moving time) until `done()` or `untilMs` is reached. */
+  async runUntil(untilMs: number, done: () => boolean = () => false): Promise<void> {
+    for (;;) {
+      await settleMicrotasks();
+      if (done()) return;
+      const next = this.clock.nextDueMs();
+      if (next === undefined || next > untilMs) return;
+      this.clock.fireNext();
+    }
+  }
+
+  /** Runs the clock until `work` settles, and returns its result. */
+  async drive<T>(work: Promise<T>): Promise<T> {
+    let settled = false;
+    work.then(() => { settled = true; }, () => { settled = true; });
+    await this.runUntil(Number.POSITIVE_INFINITY, () => settled);
+    return work;
+  }
+
+  /** Runs the cluster for `ms` of simulated time. */
+  async runFor(ms: number): Promise<void> {
+    await this.runUntil(this.clock.nowMs() + ms);
+  }
+
   /** Sends a client request to `to` and runs the clock until it is answered. */
   async call(to: string, type: number, body: unknown, timeoutMs = 10_000): Promise<{ type: number; body: unknown }> {
     let result: { type: number; body: unknown } | TuneKvError | undefined;
     this.network.request(clientEndpoint, to, type, body, timeoutMs, (err, t, b) => { result = err ?? { type: t, body: b }; });
-    while (result === undefined) {
-      await settleMicrotasks();
-      if (result !== undefined) break;
-      if (!this.clock.fireNext()) await settleMicrotasks();
-    }
+    await this.runUntil(Number.POSITIVE_INFINITY, () => result !== undefined);
+    if (result === undefined) throw new Error('the cluster stopped with a request unanswered');
     if (result instanceof TuneKvError) throw result;
     return result;
-  }
-
-  /** Runs every timer and message until nothing is left to happen. */
-  async quiesce(maxSteps = 100_000): Promise<void> {
-    for (let i = 0; i < maxSteps; i++) {
-      await settleMicrotasks();
-      if (!this.clock.fireNext()) {
-        await settleMicrotasks();
-        if (this.clock.pending === 0) return;
-      }
-    }
-    throw new Error(`cluster did not quiesce in ${maxSteps} steps`);
   }
 
   get(to: string, body: Record<string, unknown>): Promise<{ type: number; body: unknown }> {
@@ -119,5 +146,9 @@ export class MemoryCluster {
 
   put(to: string, body: Record<string, unknown>): Promise<{ type: number; body: unknown }> {
     return this.call(to, MsgType.PUT, body);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const id of [...this.nodes.keys()]) await this.crash(id);
   }
 }

@@ -138,3 +138,32 @@ t.test('put timeout', async (t) => {
   const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
   t.ok(r && !r.ok && r.error.code === 'TIMEOUT' && r.error.details.received === 1);
 });
+
+t.test('known-down primaries count as failures from the start: no write is attempted', async (t) => {
+  const put = new PutFsm({ self: 'n1', replicas: [replicas[0]!], down: ['n2', 'n3'], quorum: q({ consistency: 'strong' }) });
+  const effects = put.start();
+  t.same(kinds(effects), ['reply', 'done'], 'strong cannot be met: fails before coordinating');
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.ok(r && !r.ok && r.error.code === 'QUORUM_UNAVAILABLE' && r.error.details.failed === 2);
+  const get = new GetFsm({ replicas: [replicas[0]!], down: ['n2', 'n3'], quorum: q({}), readRepair: true });
+  t.same(kinds(get.start()), ['reply', 'done']);
+  const ok = new GetFsm({ replicas: replicas.slice(0, 2), down: ['n3'], quorum: q({}), readRepair: true });
+  t.same(kinds(ok.start()), ['read:n1', 'read:n2']);
+  ok.onRead('n1', { ok: true, object: undefined });
+  const done = ok.onRead('n2', { ok: true, object: undefined });
+  const reply = done[0]!.kind === 'reply' ? done[0]!.reply : undefined;
+  t.same(reply?.ok && reply.replicas.map((x) => [x.node, x.outcome]), [['n1', 'notfound'], ['n2', 'notfound'], ['n3', 'failed']]);
+});
+
+t.test('a fallback counts toward W and is reported with the primary it stands in for', async (t) => {
+  const targets = [replicas[0]!, replicas[1]!, { node: 'n4', role: 'fallback' as const, hintFor: 'n3' }];
+  const fsm = new PutFsm({ self: 'n1', replicas: targets, quorum: q({ w: 3 }) });
+  fsm.start();
+  t.same(kinds(fsm.onCoordinated({ ok: true, object: obj('n1', 'v') })), ['write:n2', 'write:n4']);
+  const writeToN4 = fsm.onWrite('n2', true);
+  t.same(writeToN4, []);
+  fsm.onWrite('n1', true);
+  const effects = fsm.onWrite('n4', true);
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.same(r?.ok && r.replicas.at(-1), { node: 'n4', role: 'fallback', outcome: 'ok', hintFor: 'n3' });
+});

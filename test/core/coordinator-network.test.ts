@@ -125,11 +125,11 @@ t.test('read repair brings a stale replica up to date after a quorum read', asyn
   const c = await cluster();
   c.network.policy = (from, to) => (from === 'n1' && to === 'n3' ? { fate: 'drop' } : { fate: 'deliver', delayMs: 1 });
   await c.put('n1', { key: 'k', value: bytes('v'), w: 2 });
-  await c.quiesce();
+  await c.runFor(2000);
   t.equal(await c.node('n3').store.read('k'), undefined, 'n3 missed the write');
   c.network.policy = () => ({ fate: 'deliver', delayMs: 1 });
   await c.get('n1', { key: 'k' });
-  await c.quiesce();
+  await c.runFor(2000);
   const o = await c.node('n3').store.read('k');
   t.ok(o && liveSiblings(o).length === 1, 'n3 was repaired');
   t.equal(c.node('n1').stats.readRepairs, 1, 'and it was counted');

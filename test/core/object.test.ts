@@ -14,7 +14,7 @@ t.test('a put without context becomes a sibling, even on the same coordinator', 
   const a = put(undefined, 'n1', 'a');
   const b = put(a, 'n1', 'b');
   t.same(values(b), ['a', 'b'], 'two context-free puts are two siblings');
-  t.same(b.siblings.map((s) => [s.actor, s.counter]), [['n1', 1], ['n1', 2]], 'distinct dots');
+  t.same(b.siblings.map((s) => [s.actor, s.counter]), [['n1', 1000], ['n1', 1001]], 'distinct dots: a fresh history starts at the clock in µs');
 });
 
 t.test('a put with a context supersedes exactly what that context saw', async (t) => {
@@ -33,6 +33,16 @@ t.test('a context from another replica still supersedes on merge', async (t) => 
   const resolved = put(onN1, 'n1', 'z', onN2.clock);
   t.same(values(resolved), ['z'], 'the context covers y although n1 never stored it');
   t.same(values(merge(onN2, resolved)), ['z'], 'and replicas agree once merged');
+});
+
+t.test('a key written again after its history was reaped never reuses a dot', async (t) => {
+  const old = put(put(undefined, 'n1', 'a', emptyClock, 5), 'n1', 'b', emptyClock, 6);
+  const staleContext = old.clock;
+  // The key was deleted and reaped everywhere: n1 starts from nothing, later.
+  const fresh = put(undefined, 'n1', 'new', emptyClock, 90_000);
+  t.ok(fresh.siblings[0]!.counter > old.siblings[1]!.counter, 'the new dot is above every old one');
+  const stale = put(fresh, 'n2', 'stale-writer', staleContext, 90_001);
+  t.same(values(stale), ['new', 'stale-writer'], 'a context from before the reap does not supersede the new write');
 });
 
 t.test('deletes are tombstones with a clock', async (t) => {

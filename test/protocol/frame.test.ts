@@ -59,8 +59,9 @@ t.test('stored objects round-trip and malformed ones are refused', async (t) => 
   const o = update(undefined, { actor: 'n1', value: Buffer.from('v'), vtype: 1, context: emptyClock, nowMs: 5, lww: false, wid: null });
   const back = decodeObject(encodeObject(o));
   t.same(back.clock, o.clock);
-  t.same(back.siblings.map((s) => [s.actor, s.counter, s.tsMs, Buffer.from(s.value!).toString()]), [['n1', 1, 5, 'v']]);
+  t.same(back.siblings.map((s) => [s.actor, s.counter, s.tsMs, Buffer.from(s.value!).toString()]), [['n1', 5000, 5, 'v']]);
   t.throws(() => objectFromWire('x'), /object is not/);
   t.throws(() => objectFromWire([[], [['n1', 1, 0, 1, 0]]]), /7-element/);
+  t.throws(() => objectFromWire([[], [['n1', 1, 0, 1, 0, null, 'not bytes']]]), /malformed/);
   t.throws(() => objectFromWire([[], [['n1', 2, 0, 1, 0, null, null], ['n1', 1, 0, 1, 0, null, null]]]), /sorted/);
 });

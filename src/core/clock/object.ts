@@ -120,6 +120,23 @@ function dedupeRetries(siblings: readonly Sibling[]): readonly Sibling[] {
   return siblings.filter((s, i) => s.wid === null || !siblings.some((t, j) => j < i && sameWid(s.wid, t.wid)));
 }
 
+/**
+ * The counter of a coordinator's new dot. While the object holds the
+ * actor's history, one past the highest it has used. When it holds none
+ * (a new key, a key whose tombstone was reaped, a wiped replica), the
+ * actor may have used counters for this key before that nobody remembers,
+ * and a client may still hold a context naming them: reusing one would let
+ * that stale context silently supersede a new write. So a fresh history
+ * starts at the wall clock in microseconds (about 1.7e15, safe in a double),
+ * above anything issued more than a moment ago. Dots need not be dense:
+ * clock[a] = c means "has seen every dot of a up to c that exists".
+ */
+function nextCounter(base: VersionedObject, put: PutInput): number {
+  const known = highestCounter(base, put.actor);
+  const next = Math.max(known, vc.counterOf(put.context, put.actor)) + 1;
+  return known > 0 ? next : Math.max(next, Math.floor(put.nowMs) * 1000);
+}
+
 /** The new object a coordinator stores for a put (or delete, value null).
  * A retry of a put this replica already holds (same write id) changes
  * nothing: the put is applied once. */
@@ -127,7 +144,7 @@ export function update(local: VersionedObject | undefined, put: PutInput): Versi
   const base = local ?? emptyObject;
   if (put.wid !== null && base.siblings.some((s) => sameWid(s.wid, put.wid))) return base;
   const survivors = put.lww ? [] : base.siblings.filter((s) => !vc.covers(put.context, s.actor, s.counter));
-  const counter = Math.max(highestCounter(base, put.actor), vc.counterOf(put.context, put.actor)) + 1;
+  const counter = nextCounter(base, put);
   const clock = vc.prune(vc.withDot(vc.merge(base.clock, put.context), put.actor, counter, put.nowMs), put.nowMs);
   const sibling: Sibling = {
     actor: put.actor, counter, tsMs: put.nowMs, value: put.value, vtype: put.vtype, lww: put.lww, wid: put.wid,
@@ -179,6 +196,15 @@ export function sameVersions(a: VersionedObject | undefined, b: VersionedObject 
   }
   for (let i = 0; i < a.siblings.length; i++) if (!sameDot(a.siblings[i]!, b.siblings[i]!)) return false;
   return true;
+}
+
+/** The sibling a coordinator just wrote: the one with the caller's write
+ * id, or else the actor's highest dot. undefined when LWW dropped it. */
+export function writtenSibling(obj: VersionedObject, actor: string, wid: Uint8Array | null): Sibling | undefined {
+  if (wid !== null) return obj.siblings.find((s) => sameWid(s.wid, wid));
+  let best: Sibling | undefined;
+  for (const s of obj.siblings) if (s.actor === actor && (!best || s.counter > best.counter)) best = s;
+  return best;
 }
 
 export function liveSiblings(obj: VersionedObject): Sibling[] {

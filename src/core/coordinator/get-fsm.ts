@@ -38,6 +38,8 @@ interface ReplicaSlot {
 
 export interface GetFsmOptions {
   readonly replicas: readonly ReplicaTarget[];
+  /** Primaries known to be down: reported, and counted as failures. */
+  readonly down?: readonly string[];
   readonly quorum: Quorum;
   /** Send the merged object to stale replicas once all have answered. */
   readonly readRepair: boolean;
@@ -52,13 +54,18 @@ export class GetFsm {
   private replied = false;
 
   constructor(private readonly opts: GetFsmOptions) {
-    this.slots = new Map(opts.replicas.map((t) => [t.node, { target: t, outcome: 'pending', object: undefined, sent: undefined }]));
-    assert.equal(this.slots.size, opts.replicas.length, 'replicas are distinct');
-    this.readTally = newTally(opts.quorum.r, opts.replicas.length);
+    const down = opts.down ?? [];
+    this.slots = new Map<string, ReplicaSlot>(opts.replicas.map((t) => [t.node, { target: t, outcome: 'pending', object: undefined, sent: undefined }]));
+    for (const node of down) this.slots.set(node, { target: { node, role: 'primary' }, outcome: 'failed', object: undefined, sent: undefined });
+    assert.equal(this.slots.size, opts.replicas.length + down.length, 'replicas are distinct');
+    this.readTally = newTally(opts.quorum.r, this.slots.size);
+    for (let i = 0; i < down.length; i++) this.readTally = addFailure(this.readTally);
   }
 
   start(): Effect[] {
-    if (verdict(this.readTally) === 'unreachable') return this.fail('QUORUM_UNAVAILABLE', this.readTally);
+    if (verdict(this.readTally) === 'unreachable') {
+      return [...this.fail('QUORUM_UNAVAILABLE', this.readTally), ...this.finish()];
+    }
     return this.opts.replicas.map((t) => ({ kind: 'read', to: t.node }));
   }
 

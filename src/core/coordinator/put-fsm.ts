@@ -29,6 +29,8 @@ export interface PutFsmOptions {
   /** This node; must be one of `replicas`. */
   readonly self: string;
   readonly replicas: readonly ReplicaTarget[];
+  /** Primaries known to be down: reported, and counted as failures. */
+  readonly down?: readonly string[];
   readonly quorum: Quorum;
 }
 
@@ -40,10 +42,13 @@ export class PutFsm {
   private replied = false;
 
   constructor(private readonly opts: PutFsmOptions) {
+    const down = opts.down ?? [];
     this.outcomes = new Map(opts.replicas.map((t) => [t.node, 'pending' as ReplicaOutcome]));
-    assert.equal(this.outcomes.size, opts.replicas.length, 'replicas are distinct');
-    assert.ok(this.outcomes.has(opts.self), 'the coordinator is a replica of the key');
-    this.tally = newTally(opts.quorum.w, opts.replicas.length);
+    for (const node of down) this.outcomes.set(node, 'failed');
+    assert.equal(this.outcomes.size, opts.replicas.length + down.length, 'replicas are distinct');
+    assert.ok(opts.replicas.some((t) => t.node === opts.self), 'the coordinator is a replica of the key');
+    this.tally = newTally(opts.quorum.w, this.outcomes.size);
+    for (let i = 0; i < down.length; i++) this.tally = addFailure(this.tally);
   }
 
   start(): Effect[] {
@@ -85,7 +90,8 @@ export class PutFsm {
   }
 
   private reports(): ReplicaReport[] {
-    return this.opts.replicas.map((t) => ({ node: t.node, role: t.role, outcome: this.outcomes.get(t.node)!, hintFor: t.hintFor }));
+    const down = (this.opts.down ?? []).map((node) => ({ node, role: 'primary' as const, outcome: 'failed' as const, hintFor: undefined }));
+    return [...this.opts.replicas.map((t) => ({ node: t.node, role: t.role, outcome: this.outcomes.get(t.node)!, hintFor: t.hintFor })), ...down];
   }
 
   private replyOk(): Effect[] {

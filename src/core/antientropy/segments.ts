@@ -1,0 +1,79 @@
+// Anti-entropy hash trees: a node's keys summarised as 65,536 segment hashes.
+//
+// The 32-bit key hash already orders storage (keyspace.ts); its top 16 bits
+// name a key's segment, so a segment is a contiguous storage range inside
+// exactly one partition (Q <= 65536). A segment's hash is the XOR of its
+// keys' element hashes, where an element hash covers the key and its causal
+// state (clock counters and sibling dots, not timestamps or values). XOR makes
+// updates O(1): on every write, XOR out the old element, XOR in the new.
+//
+// Two replicas compare a partition's segments (Q=64: 1024 pairs of 32-bit
+// words, 8 KiB), then list keys only in segments that differ, then repair
+// only keys that differ: the cost grows with the number of differences, not
+// with the number of keys.
+
+import { createHash } from 'node:crypto';
+import type { VersionedObject } from '../clock/object.js';
+
+export const segmentBits = 16;
+export const segmentCount = 1 << segmentBits;
+
+export function segmentOfHash(hash: number): number {
+  return hash >>> (32 - segmentBits);
+}
+
+/** Segments [first, first + count) of partition p in a ring of q partitions. */
+export function partitionSegments(p: number, q: number): { first: number; count: number } {
+  const count = segmentCount / q;
+  return { first: p * count, count };
+}
+
+/** 64-bit element hash (two 32-bit words) of a key in a causal state;
+ * identical states on two replicas give identical hashes. */
+export function elementHash(key: string, obj: VersionedObject): [number, number] {
+  const h = createHash('md5');
+  h.update(key);
+  h.update('\0');
+  for (const [actor, counter] of obj.clock) h.update(`${actor}:${counter},`);
+  h.update('|');
+  for (const s of obj.siblings) h.update(`${s.actor}:${s.counter},`);
+  const d = h.digest();
+  return [d.readUInt32BE(0), d.readUInt32BE(4)];
+}
+
+/** The segment hashes of one node. */
+export class SegmentHashes {
+  readonly words = new Uint32Array(segmentCount * 2);
+
+  toggle(segment: number, element: readonly [number, number]): void {
+    this.words[segment * 2] = (this.words[segment * 2]! ^ element[0]) >>> 0;
+    this.words[segment * 2 + 1] = (this.words[segment * 2 + 1]! ^ element[1]) >>> 0;
+  }
+
+  /** Records a key's change of state (either side may be absent). */
+  update(key: string, hash: number, before: VersionedObject | undefined, after: VersionedObject | undefined): void {
+    const seg = segmentOfHash(hash);
+    if (before) this.toggle(seg, elementHash(key, before));
+    if (after) this.toggle(seg, elementHash(key, after));
+  }
+
+  /** A partition's segment words, as bytes for the wire. */
+  partitionBytes(p: number, q: number): Uint8Array {
+    const { first, count } = partitionSegments(p, q);
+    const slice = this.words.slice(first * 2, (first + count) * 2);
+    return new Uint8Array(slice.buffer, slice.byteOffset, slice.byteLength);
+  }
+}
+
+/** Segment indexes (global) where two partitions' summaries differ. */
+export function differingSegments(p: number, q: number, mine: Uint8Array, theirs: Uint8Array): number[] {
+  const { first, count } = partitionSegments(p, q);
+  if (mine.byteLength !== theirs.byteLength || mine.byteLength !== count * 8) return [];
+  const a = new Uint32Array(mine.buffer.slice(mine.byteOffset, mine.byteOffset + mine.byteLength));
+  const b = new Uint32Array(theirs.buffer.slice(theirs.byteOffset, theirs.byteOffset + theirs.byteLength));
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    if (a[i * 2] !== b[i * 2] || a[i * 2 + 1] !== b[i * 2 + 1]) out.push(first + i);
+  }
+  return out;
+}

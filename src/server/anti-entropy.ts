@@ -1,0 +1,207 @@
+// Active anti-entropy: replicas of a partition compare segment hashes and
+// exchange only the keys that differ.
+//
+// The segment hashes (core/antientropy/segments.ts) are built from storage
+// when the node opens and kept current by the object store's change feed.
+// A round walks the partitions this node leads (it is the first live
+// primary), and for each other live primary: fetch its segment hashes,
+// list keys only in segments that differ, and for keys that differ merge
+// both objects and write the result to whichever side lacked it.
+//
+// Throttled: one exchange at a time, a pause between exchanges, at most
+// aaeKeysPerSecMax repairs per second and aaeSegmentsPerExchangeMax segments
+// per exchange; a round with nothing to repair costs one 8 KiB message per
+// partition and peer.
+
+import { mergeAll, sameVersions } from '../core/clock/object.js';
+import type { VersionedObject } from '../core/clock/object.js';
+import { SegmentHashes, differingSegments, elementHash, partitionSegments, segmentOfHash } from '../core/antientropy/segments.js';
+import { keyHash } from '../core/ring/hash.js';
+import { preferenceList } from '../core/ring/ring.js';
+import type { Ring } from '../core/ring/ring.js';
+import { invalid } from '../errors.js';
+import { limits } from '../limits.js';
+import { MsgType } from '../protocol/messages.js';
+import { decodeObject, objectFromWire, objectToWire } from '../protocol/object-codec.js';
+import { dataKeyRange, segmentKeyRange, userKeyOf } from './keyspace.js';
+import { RateLimiter } from './context.js';
+import type { NodeContext } from './context.js';
+
+export interface AaeStats {
+  rounds: number;
+  exchanges: number;
+  segmentsDiffering: number;
+  keysCompared: number;
+  keysRepaired: number;
+  /** When the last full round ended (node clock), or 0. */
+  lastRoundEndMs: number;
+}
+
+/** A key's element hash, as one side of an exchange lists it. */
+type KeyEntry = [string, number, number];
+
+export class AntiEntropy {
+  readonly hashes = new SegmentHashes();
+  readonly stats: AaeStats = { rounds: 0, exchanges: 0, segmentsDiffering: 0, keysCompared: 0, keysRepaired: 0, lastRoundEndMs: 0 };
+  private readonly limiter: RateLimiter;
+  private running = false;
+  /** Called with keys whose merged state is only tombstones. */
+  onTombstone: ((key: string, obj: VersionedObject) => void) | undefined;
+
+  constructor(private readonly ctx: NodeContext) {
+    this.limiter = new RateLimiter(ctx.config.aaeKeysPerSecMax, ctx.clock.nowMs());
+  }
+
+  /** Builds the hashes from everything stored (once, when the node opens). */
+  async build(): Promise<number> {
+    let gte: string = dataKeyRange.gte;
+    let count = 0;
+    for (;;) {
+      const page = await this.ctx.storage.range({ gte, lt: dataKeyRange.lt, limit: limits.scanPageMax });
+      for (const [sk, bytes] of page) {
+        const key = userKeyOf(sk);
+        this.hashes.update(key, keyHash(key), undefined, decodeObject(bytes));
+      }
+      count += page.length;
+      if (page.length < limits.scanPageMax) return count;
+      gte = `${page[page.length - 1]![0]}\0`;
+    }
+  }
+
+  /** Partitions this node leads: it is the first primary the detector sees up. */
+  private ledPartitions(ring: Ring): number[] {
+    const out: number[] = [];
+    for (let p = 0; p < ring.q; p++) {
+      const lead = preferenceList(ring, p).primaries.find((id) => this.ctx.membership.isUp(id));
+      if (lead === this.ctx.id) out.push(p);
+    }
+    return out;
+  }
+
+  /** One round over the partitions this node leads. */
+  async round(pause: (ms: number) => Promise<void>): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const ring = this.ctx.ring;
+      if (!ring) return;
+      for (const p of this.ledPartitions(ring)) {
+        for (const peer of preferenceList(ring, p).primaries) {
+          if (peer === this.ctx.id || !this.ctx.membership.isUp(peer)) continue;
+          await this.exchange(ring, p, peer);
+          if (this.ctx.config.aaeExchangePauseMs > 0) await pause(this.ctx.config.aaeExchangePauseMs);
+        }
+      }
+      this.stats.rounds++;
+      this.stats.lastRoundEndMs = this.ctx.clock.nowMs();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Compares partition p with `peer` and repairs what differs. */
+  async exchange(ring: Ring, p: number, peer: string): Promise<number> {
+    this.stats.exchanges++;
+    let theirs: Uint8Array;
+    try {
+      const r = await this.ctx.ask(peer, MsgType.AAE_SEGMENTS, { partition: p, q: ring.q });
+      theirs = (r.body as { segments: Uint8Array }).segments;
+    } catch {
+      return 0;
+    }
+    const differing = differingSegments(p, ring.q, this.hashes.partitionBytes(p, ring.q), theirs)
+      .slice(0, limits.aaeSegmentsPerExchangeMax);
+    this.stats.segmentsDiffering += differing.length;
+    let repaired = 0;
+    for (const seg of differing) {
+      try {
+        repaired += await this.repairSegment(seg, peer);
+      } catch {
+        return repaired;
+      }
+    }
+    return repaired;
+  }
+
+  private async repairSegment(seg: number, peer: string): Promise<number> {
+    const r = await this.ctx.ask(peer, MsgType.AAE_KEYS, { segment: seg });
+    const theirs = new Map(((r.body as { keys: KeyEntry[] }).keys).map(([k, hi, lo]) => [k, `${hi}:${lo}`]));
+    const mine = new Map((await this.listSegment(seg)).map(([k, hi, lo]) => [k, `${hi}:${lo}`]));
+    const differ = new Set<string>();
+    for (const [k, h] of mine) if (theirs.get(k) !== h) differ.add(k);
+    for (const k of theirs.keys()) if (!mine.has(k)) differ.add(k);
+    this.stats.keysCompared += mine.size + theirs.size;
+    let repaired = 0;
+    for (const key of differ) {
+      while (this.limiter.take(1, this.ctx.clock.nowMs()) === 0) {
+        await new Promise<void>((resolve) => { this.ctx.clock.setTimer(Math.ceil(1000 / this.ctx.config.aaeKeysPerSecMax), resolve); });
+      }
+      if (await this.repairKey(key, peer)) repaired++;
+    }
+    this.stats.keysRepaired += repaired;
+    return repaired;
+  }
+
+  /** Merges our object and the peer's; writes the result where it is missing. */
+  private async repairKey(key: string, peer: string): Promise<boolean> {
+    const r = await this.ctx.ask(peer, MsgType.REPLICA_READ, { key });
+    const wire = (r.body as { object: unknown }).object;
+    const remote = wire === null || wire === undefined ? undefined : objectFromWire(wire);
+    const local = await this.ctx.store.read(key);
+    const merged = mergeAll([local, remote].filter((o): o is VersionedObject => o !== undefined));
+    if (!merged) return false;
+    let changed = false;
+    if (!sameVersions(local, merged)) {
+      const m = await this.ctx.store.mutate(key, (cur) => (cur ? mergeAll([cur, merged])! : merged));
+      await m.durable;
+      changed = true;
+    }
+    if (!sameVersions(remote, merged)) {
+      await this.ctx.ask(peer, MsgType.REPLICA_WRITE, { key, object: objectToWire(merged) });
+      changed = true;
+    }
+    if (merged.siblings.every((s) => s.value === null)) this.onTombstone?.(key, merged);
+    return changed;
+  }
+
+  /** Keys of one segment with their element hashes, from storage. */
+  async listSegment(seg: number): Promise<KeyEntry[]> {
+    const out: KeyEntry[] = [];
+    let { gte } = segmentKeyRange(seg);
+    const { lt } = segmentKeyRange(seg);
+    for (;;) {
+      const page = await this.ctx.storage.range({ gte, lt, limit: limits.scanPageMax });
+      for (const [sk] of page) {
+        const key = userKeyOf(sk);
+        // Read through the store: the overlay may be newer than storage.
+        const obj = await this.ctx.store.read(key);
+        if (obj) out.push([key, ...elementHash(key, obj)]);
+      }
+      if (page.length < limits.scanPageMax) return out;
+      gte = `${page[page.length - 1]![0]}\0`;
+    }
+  }
+
+  // ---- serving a peer's exchange ----
+
+  segmentsFor(body: unknown): { segments: Uint8Array } {
+    const b = (body ?? {}) as { partition?: unknown; q?: unknown };
+    const ring = this.ctx.ring;
+    if (!ring || b.q !== ring.q || !Number.isInteger(b.partition) || (b.partition as number) < 0 || (b.partition as number) >= ring.q) {
+      throw invalid('AAE_SEGMENTS needs a partition of this ring');
+    }
+    return { segments: this.hashes.partitionBytes(b.partition as number, ring.q) };
+  }
+
+  async keysFor(body: unknown): Promise<{ keys: KeyEntry[] }> {
+    const seg = (body as { segment?: unknown } | null)?.segment;
+    if (!Number.isInteger(seg) || (seg as number) < 0 || (seg as number) >= 65536) throw invalid('AAE_KEYS needs a segment 0..65535');
+    return { keys: await this.listSegment(seg as number) };
+  }
+}
+
+/** For tests: the segment and partition a key falls in. */
+export function segmentOfKey(key: string, q: number): { segment: number; partition: number } {
+  const segment = segmentOfHash(keyHash(key));
+  return { segment, partition: Math.floor(segment / partitionSegments(0, q).count) };
+}

@@ -1,0 +1,403 @@
+// The seeded simulator: a whole cluster of real nodes in one process, on
+// the in-memory network and memory storage, driven by one seeded PRNG.
+//
+// A run: concurrent clients issue gets, puts and deletes at mixed levels
+// while a fault schedule crashes and restarts nodes, pauses them, and
+// partitions the network, and every message may be delayed, dropped,
+// duplicated or reordered. Then every fault heals, clients stop, and the
+// cluster runs until it converges. Checkers:
+//   1. every write acknowledged at any W is still there, itself or a
+//      version whose writer had read it, in the final converged state;
+//   2. a strong read never misses a strong write acknowledged before it began;
+//   3. after heal, every replica of every key holds identical versions (and
+//      no hint is left) within convergeWithinMs of simulated time;
+//   4. a replica's vector clock for a key never goes backwards.
+// A failing seed prints itself and every knob; `tunekv sim --seed S` (with
+// the same knobs) replays it exactly.
+
+import { sameVersions } from '../core/clock/object.js';
+import type { VersionedObject } from '../core/clock/object.js';
+import { covers, descends } from '../core/clock/vclock.js';
+import type { VClock } from '../core/clock/vclock.js';
+import { preferenceListForKey } from '../core/ring/ring.js';
+import { TuneKvError } from '../errors.js';
+import { clientEndpoint } from '../io/memory-network.js';
+import type { LinkFate } from '../io/memory-network.js';
+import { MsgType } from '../protocol/messages.js';
+import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
+import { MemoryCluster } from './memory-cluster.js';
+import { between, derive, pick } from './random.js';
+import type { Random } from './random.js';
+
+export interface SimKnobs {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly n: number;
+  readonly q: number;
+  readonly clients: number;
+  readonly opsPerClient: number;
+  readonly keys: number;
+  /** Each message is delayed 1..delayMaxMs (so messages reorder). */
+  readonly delayMaxMs: number;
+  readonly dropRate: number;
+  readonly dupRate: number;
+  /** Crash-and-restart events during the client phase. */
+  readonly crashes: number;
+  /** Pause-and-resume events (SIGSTOP-like: the node's I/O waits). */
+  readonly pauses: number;
+  /** Partition-and-heal events. */
+  readonly partitions: number;
+  /** Read repair on or off: off leaves convergence to hints and anti-entropy. */
+  readonly readRepair: boolean;
+  /** Simulated time the cluster gets to converge after healing. */
+  readonly convergeWithinMs: number;
+}
+
+export interface SimReport {
+  readonly ok: boolean;
+  readonly violations: string[];
+  readonly knobs: SimKnobs;
+  readonly stats: {
+    ops: number; acked: number; failed: number; messages: number;
+    simulatedMs: number; convergedAfterMs: number | null; faults: string[];
+    /** Keys repaired by anti-entropy, read repairs, hints handed off, tombstones reaped. */
+    aaeRepairs: number; readRepairs: number; handoffs: number; reaped: number;
+  };
+}
+
+/** Knobs drawn from the seed, so seeds explore different shapes; any may be
+ * fixed by the caller. */
+export function knobsFor(seed: number, fixed: Partial<SimKnobs> = {}): SimKnobs {
+  const r = derive(seed, 'knobs');
+  return {
+    seed,
+    nodes: between(r, 3, 7),
+    n: 3,
+    q: 16,
+    clients: between(r, 2, 4),
+    opsPerClient: between(r, 10, 30),
+    keys: between(r, 2, 8),
+    delayMaxMs: between(r, 1, 30),
+    dropRate: pick(r, [0, 0, 0.01, 0.05]),
+    dupRate: pick(r, [0, 0.01, 0.05]),
+    crashes: between(r, 0, 2),
+    pauses: between(r, 0, 2),
+    partitions: between(r, 0, 2),
+    readRepair: r() < 0.5,
+    convergeWithinMs: 60_000,
+    ...fixed,
+  };
+}
+
+interface WriteRecord {
+  readonly key: string;
+  readonly context: VClock;
+  readonly wid: Uint8Array;
+  readonly level: string;
+  readonly isDelete: boolean;
+  readonly sentMs: number;
+  acked: boolean;
+  ackedMs: number;
+  dot: [string, number] | null;
+}
+
+interface StrongRead { readonly key: string; readonly startMs: number; readonly clock: WireClock }
+
+type Level = { consistency?: string; r?: number; w?: number };
+
+const readLevels: Level[] = [{ consistency: 'eventual' }, { consistency: 'quorum' }, { consistency: 'strong' }, { r: 3 }];
+const writeLevels: Level[] = [{ consistency: 'eventual' }, { consistency: 'quorum' }, { consistency: 'strong' }, { w: 3 }];
+
+class Run {
+  readonly cluster: MemoryCluster;
+  readonly random: Random;
+  readonly violations: string[] = [];
+  readonly writes: WriteRecord[] = [];
+  readonly strongReads: StrongRead[] = [];
+  readonly faultLog: string[] = [];
+  private readonly partitioned = new Set<string>();
+  private readonly pausedUntil = new Map<string, number>();
+  private healed = false;
+  private readonly restarting = new Set<string>();
+  ops = 0;
+  failed = 0;
+  /** A key to log every client operation of (debugging a seed). */
+  trace: string | undefined;
+
+  constructor(readonly knobs: SimKnobs) {
+    this.random = derive(knobs.seed, 'run');
+    this.cluster = new MemoryCluster({
+      nodes: knobs.nodes, n: knobs.n, q: knobs.q, seed: knobs.seed, requestTimeoutMs: 1000,
+      config: {
+        gossipIntervalMs: 100, suspectAfterMs: 400, downAfterMs: 1000, handoffIntervalMs: 100,
+        aaeIntervalMs: 500, aaeExchangePauseMs: 0, tombstoneReapDelayMs: 3000, peerConnectTimeoutMs: 500,
+        readRepair: knobs.readRepair,
+      },
+    });
+    this.cluster.network.policy = (from, to) => this.fate(from, to);
+  }
+
+  get now(): number {
+    return this.cluster.clock.nowMs();
+  }
+
+  private fate(from: string, to: string): LinkFate {
+    if (this.partitioned.has(`${from}>${to}`)) return { fate: 'drop' };
+    const r = this.random;
+    let delayMs = 1 + Math.floor(r() * this.knobs.delayMaxMs);
+    const held = Math.max(this.pausedUntil.get(from) ?? 0, this.pausedUntil.get(to) ?? 0) - this.now;
+    if (held > 0) delayMs += held;
+    if (!this.healed && r() < this.knobs.dropRate) return { fate: 'drop' };
+    if (!this.healed && r() < this.knobs.dupRate) return { fate: 'duplicate', delayMs, againMs: delayMs + Math.floor(r() * this.knobs.delayMaxMs) };
+    return { fate: 'deliver', delayMs };
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => { this.cluster.clock.setTimer(ms, resolve); });
+  }
+
+  /** A client request over the simulated network. */
+  request(to: string, type: number, body: unknown): Promise<{ ok: true; body: unknown } | { ok: false; error: TuneKvError }> {
+    return new Promise((resolve) => {
+      this.cluster.network.request(clientEndpoint, to, type, body, 3000, (err, _t, b) => resolve(err ? { ok: false, error: err } : { ok: true, body: b }));
+    });
+  }
+
+  watchClocks(): void {
+    for (const id of this.cluster.ids) this.watchNode(id);
+  }
+
+  watchNode(id: string): void {
+    const node = this.cluster.nodes.get(id);
+    if (!node) return;
+    const inner = node.store.onChange;
+    node.store.onChange = (key, hash, before, after) => {
+      inner?.(key, hash, before, after);
+      if (before && after && !descends(after.clock, before.clock)) {
+        this.violations.push(`clock went backwards on ${id} for ${key}: ${JSON.stringify(before.clock)} -> ${JSON.stringify(after.clock)}`);
+      }
+    };
+  }
+
+  // ---- clients ----
+
+  async client(c: number): Promise<void> {
+    const r = derive(this.knobs.seed, `client${c}`);
+    const contexts = new Map<string, WireClock>();
+    for (let i = 0; i < this.knobs.opsPerClient; i++) {
+      await this.sleep(between(r, 0, 50));
+      const key = `k${between(r, 1, this.knobs.keys)}`;
+      const running = this.cluster.ids.filter((id) => this.cluster.isRunning(id));
+      const to = running.length > 0 && r() < 0.9 ? pick(r, running) : pick(r, this.cluster.ids);
+      const roll = r();
+      this.ops++;
+      if (roll < 0.4) await this.get(to, key, pick(r, readLevels), contexts);
+      else await this.write(to, key, roll < 0.85 ? `c${c}-${i}` : null, pick(r, writeLevels), contexts, r);
+    }
+  }
+
+  private async get(to: string, key: string, level: Level, contexts: Map<string, WireClock>): Promise<void> {
+    const startMs = this.now;
+    const res = await this.request(to, MsgType.GET, { key, ...level });
+    if (key === this.trace) {
+      console.log(`${this.now} get ${key} via ${to} ${JSON.stringify(level)} -> ${res.ok ? JSON.stringify({ ctx: (res.body as GetReplyBody).context.map(([a, c]) => [a, c]), n: (res.body as GetReplyBody).values.length }) : res.error.message}`);
+    }
+    if (!res.ok) { this.failed++; return; }
+    const body = res.body as GetReplyBody;
+    contexts.set(key, body.context);
+    if (level.consistency === 'strong') this.strongReads.push({ key, startMs, clock: body.context });
+  }
+
+  private async write(to: string, key: string, value: string | null, level: Level, contexts: Map<string, WireClock>, r: Random): Promise<void> {
+    let context = contexts.get(key);
+    if (value === null && context === undefined) {
+      // Deletes always carry a context, so the checker knows what they superseded.
+      const res = await this.request(to, MsgType.GET, { key, consistency: 'quorum' });
+      if (!res.ok) { this.failed++; return; }
+      context = (res.body as GetReplyBody).context;
+    }
+    if (value !== null && r() < 0.4) context = undefined;
+    const wid = Buffer.from(Array.from({ length: 12 }, () => between(r, 0, 255)));
+    const rec: WriteRecord = {
+      key, context: (context ?? []) as VClock, wid, level: JSON.stringify(level), isDelete: value === null, sentMs: this.now, acked: false, ackedMs: 0, dot: null,
+    };
+    this.writes.push(rec);
+    const body = { key, ...level, wid, ...(context ? { context } : {}), ...(value === null ? {} : { value: Buffer.from(value), vtype: 1 }) };
+    const res = await this.request(to, value === null ? MsgType.DELETE : MsgType.PUT, body);
+    if (key === this.trace) {
+      console.log(`${this.now} ${value === null ? 'del' : 'put'} ${key}=${value} via ${to} ${rec.level} ctx=${JSON.stringify(rec.context.map(([a, c]) => [a, c]))} -> ${res.ok ? JSON.stringify({ dot: (res.body as PutReplyBody).dot, ctx: (res.body as PutReplyBody).context.map(([a, c]) => [a, c]), reps: (res.body as PutReplyBody).replicas.map((x) => `${x.node}:${x.role}:${x.outcome}`) }) : res.error.message}`);
+    }
+    if (!res.ok) { this.failed++; return; }
+    const reply = res.body as PutReplyBody;
+    rec.acked = true;
+    rec.ackedMs = this.now;
+    rec.dot = reply.dot ?? null;
+    contexts.set(key, reply.context);
+  }
+
+  // ---- faults ----
+
+  async faults(phaseMs: number): Promise<void> {
+    const r = derive(this.knobs.seed, 'faults');
+    const events: { at: number; run: () => Promise<void> }[] = [];
+    for (let i = 0; i < this.knobs.crashes; i++) {
+      const id = pick(r, this.cluster.ids);
+      const at = between(r, 0, phaseMs);
+      const downFor = between(r, 100, 2000);
+      events.push({ at, run: async () => {
+        if (!this.cluster.isRunning(id) || this.healed) return;
+        this.faultLog.push(`${at}ms crash ${id} for ${downFor}ms`);
+        await this.cluster.crash(id);
+        await this.sleep(downFor);
+        await this.restart(id);
+      } });
+    }
+    for (let i = 0; i < this.knobs.pauses; i++) {
+      const id = pick(r, this.cluster.ids);
+      const at = between(r, 0, phaseMs);
+      const forMs = between(r, 200, 3000);
+      events.push({ at, run: async () => {
+        if (this.healed) return;
+        this.faultLog.push(`${at}ms pause ${id} for ${forMs}ms`);
+        this.pausedUntil.set(id, this.now + forMs);
+      } });
+    }
+    for (let i = 0; i < this.knobs.partitions; i++) {
+      const at = between(r, 0, phaseMs);
+      const forMs = between(r, 500, 3000);
+      const side = this.cluster.ids.filter(() => r() < 0.5);
+      events.push({ at, run: async () => {
+        if (this.healed) return;
+        this.faultLog.push(`${at}ms partition {${side.join(',')}} for ${forMs}ms`);
+        this.partition(side);
+        await this.sleep(forMs);
+        if (!this.healed) this.partitioned.clear();
+      } });
+    }
+    await Promise.all(events.map(async (e) => { await this.sleep(e.at); await e.run(); }));
+  }
+
+  private partition(side: string[]): void {
+    for (const a of this.cluster.ids) {
+      for (const b of this.cluster.ids) {
+        if (side.includes(a) !== side.includes(b)) this.partitioned.add(`${a}>${b}`);
+      }
+    }
+  }
+
+  private async restart(id: string): Promise<void> {
+    if (this.cluster.isRunning(id) || this.restarting.has(id)) return;
+    this.restarting.add(id);
+    try {
+      await this.cluster.startNode(id);
+      this.watchNode(id);
+    } finally {
+      this.restarting.delete(id);
+    }
+  }
+
+  async healAll(): Promise<void> {
+    this.healed = true;
+    this.partitioned.clear();
+    this.pausedUntil.clear();
+    for (const id of this.cluster.ids) await this.restart(id);
+  }
+
+  // ---- checks ----
+
+  private async replicaStates(key: string): Promise<(VersionedObject | undefined)[]> {
+    const primaries = preferenceListForKey(this.cluster.ring, key).primaries;
+    return Promise.all(primaries.map((p) => this.cluster.node(p).store.read(key)));
+  }
+
+  async converged(keys: string[]): Promise<boolean> {
+    for (const node of this.cluster.nodes.values()) if (node.hints.pending > 0) return false;
+    for (const key of keys) {
+      const states = await this.replicaStates(key);
+      if (!states.every((s) => sameVersions(s, states[0]))) return false;
+    }
+    return true;
+  }
+
+  async checkWrites(keys: string[]): Promise<void> {
+    const finals = new Map<string, VersionedObject | undefined>();
+    for (const key of keys) finals.set(key, (await this.replicaStates(key))[0]);
+    for (const w of this.writes) {
+      // A tombstone may be reaped once every replica holds it: that is its purpose.
+      if (!w.acked || w.dot === null || w.isDelete) continue;
+      const final = finals.get(w.key);
+      const [actor, counter] = w.dot;
+      const present = final?.siblings.some((s) => (s.actor === actor && s.counter === counter)
+        || (s.wid !== null && Buffer.compare(s.wid, w.wid) === 0));
+      if (present) continue;
+      const superseded = this.writes.some((o) => o !== w && o.key === w.key && covers(o.context, actor, counter));
+      if (!superseded) {
+        this.violations.push(`acknowledged write lost: ${w.key} dot ${actor}:${counter} (${w.isDelete ? 'delete' : 'put'} at ${w.level}, acked ${w.ackedMs}); final ${JSON.stringify(final?.siblings.map((s) => [s.actor, s.counter]))}`);
+      }
+    }
+  }
+
+  checkStrongReads(): void {
+    for (const read of this.strongReads) {
+      for (const w of this.writes) {
+        // Tombstones are skipped: once every replica holds one it may be reaped.
+        if (!w.acked || w.dot === null || w.isDelete || w.key !== read.key || !w.level.includes('strong') || w.ackedMs >= read.startMs) continue;
+        const [actor, counter] = w.dot;
+        if (covers(read.clock as VClock, actor, counter)) continue;
+        // A delete sent before the read (acknowledged or not: an unanswered
+        // write may still be applied) may have superseded it and been reaped.
+        const deleted = this.writes.some((d) => d.isDelete && d.key === w.key && d.sentMs < read.startMs && covers(d.context, actor, counter));
+        if (!deleted) {
+          this.violations.push(`strong read of ${read.key} at ${read.startMs} missed strong write ${actor}:${counter} acked at ${w.ackedMs}`);
+        }
+      }
+    }
+  }
+}
+
+export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}): Promise<SimReport> {
+  const run = new Run(knobs);
+  run.trace = debug.trace;
+  const startMs = run.now;
+  await run.cluster.start();
+  run.watchClocks();
+  const keys = Array.from({ length: knobs.keys }, (_, i) => `k${i + 1}`);
+  const phaseMs = knobs.opsPerClient * 60;
+  // Faults run alongside the clients and stop when they finish: the cluster
+  // is healed with whatever divergence the faults left.
+  void run.faults(phaseMs);
+  await run.cluster.drive(Promise.all(Array.from({ length: knobs.clients }, (_, c) => run.client(c))));
+  await run.healAll();
+  const healedAt = run.now;
+  let convergedAfterMs: number | null = null;
+  while (run.now - healedAt <= knobs.convergeWithinMs) {
+    await run.cluster.runFor(250);
+    if (await run.converged(keys)) { convergedAfterMs = run.now - healedAt; break; }
+  }
+  if (convergedAfterMs === null) run.violations.push(`replicas did not converge within ${knobs.convergeWithinMs} ms of healing`);
+  else await run.checkWrites(keys);
+  run.checkStrongReads();
+  const messages = run.cluster.network.sent;
+  const nodes = [...run.cluster.nodes.values()];
+  const sum = (f: (n: (typeof nodes)[number]) => number): number => nodes.reduce((a, n) => a + f(n), 0);
+  const counters = {
+    aaeRepairs: sum((n) => n.aae.stats.keysRepaired), readRepairs: sum((n) => n.stats.readRepairs),
+    handoffs: sum((n) => n.hints.stats.delivered + n.hints.stats.expired), reaped: sum((n) => n.reaper.stats.reaped),
+  };
+  const simulatedMs = run.now - startMs;
+  await run.cluster.stopAll();
+  return {
+    ok: run.violations.length === 0,
+    violations: run.violations,
+    knobs,
+    stats: {
+      ops: run.ops, acked: run.writes.filter((w) => w.acked).length, failed: run.failed, messages,
+      simulatedMs, convergedAfterMs, faults: run.faultLog, ...counters,
+    },
+  };
+}
+
+/** The line that replays a run exactly. */
+export function replayCommand(k: SimKnobs): string {
+  return `npx tunekv sim --seed ${k.seed} --knobs '${JSON.stringify(k)}'`;
+}
