@@ -31,11 +31,24 @@ export interface ClusterNode {
   pid: number | null;
 }
 
+/** Faults the launcher has set, re-applied to a node whenever it restarts. */
+export interface ClusterFaults {
+  /** Partition sides: nodes in different groups cannot exchange messages. */
+  groups: string[][];
+  /** Delay and loss on every node-to-node link. */
+  delayMs: number;
+  jitterMs: number;
+  loss: number;
+}
+
 export interface ClusterFile {
   readonly format: 1;
   readonly n: number;
   readonly q: number;
   readonly fsync: boolean;
+  /** Extra `tunekv node` flags every node gets (timings, say). */
+  readonly nodeArgs?: string[];
+  faults?: ClusterFaults;
   readonly nodes: ClusterNode[];
 }
 
@@ -49,6 +62,8 @@ export interface StartOptions {
   readonly q: number;
   readonly fsync: boolean;
   readonly detach: boolean;
+  /** Extra `tunekv node` flags for every node. */
+  readonly nodeArgs?: string[];
   readonly log?: (line: string) => void;
 }
 
@@ -118,6 +133,7 @@ function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode
     '--n', String(c.n), '--q', String(c.q)];
   if (seeds.length > 0) args.push('--join', seeds.map((s) => `${s.host}:${s.port}`).join(','));
   if (c.fsync) args.push('--fsync');
+  args.push(...(c.nodeArgs ?? []));
   return args;
 }
 
@@ -194,8 +210,10 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
       const port = opts.basePort === 0 ? await freePort(opts.host) : opts.basePort + i;
       nodes.push({ id, host: opts.host, port, dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`), pid: null });
     }
-    c = { format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodes };
+    c = { format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [], nodes };
   }
+  // Faults belong to a run of the cluster, not to its data.
+  c.faults = undefined;
   const cluster = c;
   const children = new Map<string, ChildProcess>();
   const deadline = Date.now() + readyTimeoutMs;
@@ -276,6 +294,89 @@ export async function restartNode(dir: string, id: string): Promise<void> {
   nd.pid = child.pid ?? null;
   writeCluster(dir, c);
   await waitReady(nd, c.nodes.length, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
+  await applyFaults(c, [nd]);
+}
+
+// ---- fault injection ----
+//
+// pause/resume are SIGSTOP/SIGCONT: the process stops dead, its sockets stay
+// open, peers time out on it and then mark it down. Partitions, delay and
+// loss live in each node's own peer transport (src/server/faults.ts), set by
+// an ADMIN_FAULTS message: no root, no netem. The launcher keeps them in
+// cluster.json and re-sends them to a node that restarts or resumes.
+
+/** SIGSTOP: the node freezes (a GC pause, a stuck VM) until resumed. */
+export async function pauseNode(dir: string, id: string): Promise<void> {
+  const c = requireCluster(dir);
+  const nd = findNode(c, id);
+  if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('INVALID_ARGUMENT', `${id} is not running`);
+  process.kill(nd.pid!, 'SIGSTOP');
+}
+
+export async function resumeNode(dir: string, id: string): Promise<void> {
+  const c = requireCluster(dir);
+  const nd = findNode(c, id);
+  if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('INVALID_ARGUMENT', `${id} is not running`);
+  process.kill(nd.pid!, 'SIGCONT');
+  await applyFaults(c, [nd]);
+}
+
+const noClusterFaults = (): ClusterFaults => ({ groups: [], delayMs: 0, jitterMs: 0, loss: 0 });
+
+/** Splits the cluster: nodes in different groups cannot talk. Nodes named
+ * in no group form one more group together. */
+export async function partition(dir: string, groups: string[][]): Promise<string[]> {
+  const c = requireCluster(dir);
+  const ids = c.nodes.map((nd) => nd.id);
+  for (const g of groups) for (const id of g) findNode(c, id);
+  const named = new Set(groups.flat());
+  if (named.size !== groups.flat().length) throw new TuneKvError('INVALID_ARGUMENT', 'a node may be in only one group');
+  const rest = ids.filter((id) => !named.has(id));
+  c.faults = { ...(c.faults ?? noClusterFaults()), groups: rest.length > 0 ? [...groups, rest] : groups };
+  writeCluster(dir, c);
+  return applyFaults(c, c.nodes);
+}
+
+/** Removes every partition (delay and loss stay). */
+export async function heal(dir: string): Promise<string[]> {
+  const c = requireCluster(dir);
+  c.faults = { ...(c.faults ?? noClusterFaults()), groups: [] };
+  writeCluster(dir, c);
+  return applyFaults(c, c.nodes);
+}
+
+/** Delay (fixed + uniform jitter) and loss on every node-to-node link. */
+export async function setLinkFaults(dir: string, link: { delayMs: number; jitterMs: number; loss: number }): Promise<string[]> {
+  const c = requireCluster(dir);
+  c.faults = { ...(c.faults ?? noClusterFaults()), ...link };
+  writeCluster(dir, c);
+  return applyFaults(c, c.nodes);
+}
+
+/** The fault spec one node should have. */
+export function faultSpecFor(c: ClusterFile, id: string): { blocked: string[]; delayMs: number; jitterMs: number; loss: number } {
+  const f = c.faults ?? noClusterFaults();
+  const mine = f.groups.find((g) => g.includes(id)) ?? [];
+  const blocked = f.groups.length === 0 ? [] : c.nodes.map((nd) => nd.id).filter((x) => x !== id && !mine.includes(x));
+  return { blocked, delayMs: f.delayMs, jitterMs: f.jitterMs, loss: f.loss };
+}
+
+/** Sends each node its fault spec; returns the nodes that did not take it. */
+async function applyFaults(c: ClusterFile, nodes: readonly ClusterNode[]): Promise<string[]> {
+  const missed: string[] = [];
+  await Promise.all(nodes.map(async (nd) => {
+    if (!isNodeProcess(nd.pid, nd.id)) { missed.push(nd.id); return; }
+    const ok = await adminRequest(nd.host, nd.port, MsgType.ADMIN_FAULTS, faultSpecFor(c, nd.id));
+    if (!ok) missed.push(nd.id);
+  }));
+  return missed.sort();
+}
+
+function adminRequest(host: string, port: number, type: number, body: unknown, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs });
+    conn.request(type, body, timeoutMs, (err) => { conn.close(); resolve(err === null); });
+  });
 }
 
 export interface NodeStatus {

@@ -5,7 +5,9 @@
 
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
-import { clusterStatus, killNode, restartNode, startCluster, stopCluster } from '../../cluster/launcher.js';
+import {
+  clusterStatus, heal, killNode, partition, pauseNode, restartNode, resumeNode, setLinkFaults, startCluster, stopCluster,
+} from '../../cluster/launcher.js';
 import { connect } from '../client/client.js';
 import type { GetResult, PutResult, TuneKvClient } from '../client/client.js';
 import { isConsistency } from '../core/quorum/levels.js';
@@ -18,7 +20,9 @@ const usage = `usage:
   tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww]
   tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
   tunekv cluster stop|status [--dir DIR] [--json]
-  tunekv cluster kill|restart NODE [--dir DIR]
+  tunekv cluster kill|restart|pause|resume NODE [--dir DIR]
+  tunekv cluster partition NODES NODES... | heal [--dir DIR]          (NODES: n1,n2)
+  tunekv cluster faults [--delay-ms MS] [--jitter-ms MS] [--loss P] [--dir DIR]
   tunekv get KEY [--consistency L] [--r R] [--host HOST:PORT] [--timeout-ms MS] [--json]
   tunekv put KEY VALUE [--consistency L] [--w W] [--context CTX] [--lww] [--host HOST:PORT] [--json]
   tunekv del KEY [--context CTX] [--consistency L] [--w W] [--host HOST:PORT] [--json]
@@ -55,6 +59,14 @@ function intOption(values: Record<string, unknown>, name: string, fallback?: num
   if (raw === undefined) return fallback;
   const v = Number(raw);
   if (!Number.isInteger(v)) throw new UsageError(`--${name} must be an integer; got ${String(raw)}`);
+  return v;
+}
+
+function floatOption(values: Record<string, unknown>, name: string): number {
+  const raw = values[name];
+  if (raw === undefined) return 0;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0) throw new UsageError(`--${name} must be a non-negative number; got ${String(raw)}`);
   return v;
 }
 
@@ -117,7 +129,10 @@ async function cmdNode(args: string[]): Promise<void> {
   const { values } = parse(args, {
     id: { type: 'string' }, listen: { type: 'string' }, data: { type: 'string' }, join: { type: 'string' },
     n: { type: 'string' }, q: { type: 'string' }, fsync: { type: 'boolean' }, lww: { type: 'boolean' },
-    'timeout-ms': { type: 'string' },
+    'timeout-ms': { type: 'string' }, 'gossip-ms': { type: 'string' }, 'suspect-ms': { type: 'string' },
+    'down-ms': { type: 'string' }, 'handoff-ms': { type: 'string' }, 'hint-age-ms': { type: 'string' },
+    'aae-interval-ms': { type: 'string' }, 'aae-keys-per-sec': { type: 'string' }, 'reap-delay-ms': { type: 'string' },
+    'handoff-keys-per-sec': { type: 'string' },
   });
   const id = str(values, 'id');
   const listen = str(values, 'listen');
@@ -130,6 +145,11 @@ async function cmdNode(args: string[]): Promise<void> {
     running = await startNode({
       id, listen, dataDir, join, n: intOption(values, 'n'), q: intOption(values, 'q'),
       fsync: values.fsync === true, lww: values.lww === true, requestTimeoutMs: intOption(values, 'timeout-ms'),
+      gossipIntervalMs: intOption(values, 'gossip-ms'), suspectAfterMs: intOption(values, 'suspect-ms'),
+      downAfterMs: intOption(values, 'down-ms'), handoffIntervalMs: intOption(values, 'handoff-ms'),
+      hintAgeMaxMs: intOption(values, 'hint-age-ms'), aaeIntervalMs: intOption(values, 'aae-interval-ms'),
+      aaeKeysPerSecMax: intOption(values, 'aae-keys-per-sec'), tombstoneReapDelayMs: intOption(values, 'reap-delay-ms'),
+      handoffKeysPerSecMax: intOption(values, 'handoff-keys-per-sec'),
     }, log);
   } catch (err) {
     if (err instanceof TypeError) throw new UsageError(err.message);
@@ -153,6 +173,7 @@ async function cmdCluster(args: string[]): Promise<void> {
   const { values, positionals } = parse(rest, {
     nodes: { type: 'string' }, 'base-port': { type: 'string' }, dir: { type: 'string' }, n: { type: 'string' },
     q: { type: 'string' }, fsync: { type: 'boolean' }, detach: { type: 'boolean' }, host: { type: 'string' }, json: { type: 'boolean' },
+    'delay-ms': { type: 'string' }, 'jitter-ms': { type: 'string' }, loss: { type: 'string' },
   });
   const dir = str(values, 'dir') ?? './data/cluster';
   switch (sub) {
@@ -167,11 +188,32 @@ async function cmdCluster(args: string[]): Promise<void> {
       return;
     }
     case 'kill':
-    case 'restart': {
+    case 'restart':
+    case 'pause':
+    case 'resume': {
       const id = positionals[0];
-      if (!id) throw new UsageError(`cluster ${sub} needs a node id`);
-      if (sub === 'kill') await killNode(dir, id); else await restartNode(dir, id);
-      console.log(`${id} ${sub === 'kill' ? 'killed (SIGKILL)' : 'restarted'}`);
+      if (!id || positionals.length !== 1) throw new UsageError(`cluster ${sub} needs one node id`);
+      const actions = { kill: killNode, restart: restartNode, pause: pauseNode, resume: resumeNode };
+      await actions[sub](dir, id);
+      const said = { kill: 'killed (SIGKILL)', restart: 'restarted', pause: 'paused (SIGSTOP)', resume: 'resumed (SIGCONT)' };
+      console.log(`${id} ${said[sub]}`);
+      return;
+    }
+    case 'partition': {
+      if (positionals.length < 1) throw new UsageError('cluster partition needs groups, e.g. n1,n2 n3,n4,n5');
+      const missed = await partition(dir, positionals.map((g) => g.split(',').filter((x) => x.length > 0)));
+      console.log(`partitioned: ${positionals.join(' | ')}${missed.length > 0 ? ` (not applied on ${missed.join(', ')}: not running; applied when it restarts)` : ''}`);
+      return;
+    }
+    case 'heal': {
+      const missed = await heal(dir);
+      console.log(`healed${missed.length > 0 ? ` (not applied on ${missed.join(', ')}: not running)` : ''}`);
+      return;
+    }
+    case 'faults': {
+      const link = { delayMs: floatOption(values, 'delay-ms'), jitterMs: floatOption(values, 'jitter-ms'), loss: floatOption(values, 'loss') };
+      const missed = await setLinkFaults(dir, link);
+      console.log(`links: delay ${link.delayMs} ms + up to ${link.jitterMs} ms jitter, loss ${link.loss}${missed.length > 0 ? ` (not applied on ${missed.join(', ')})` : ''}`);
       return;
     }
     default:
@@ -254,6 +296,21 @@ async function cmdStatus(args: string[]): Promise<void> {
   if (ring) {
     console.log(`ring v${ring.version}: n=${ring.n} q=${ring.q}`);
     for (const m of ring.members) console.log(`  ${m.id}  ${m.addr}  claims ${m.claimed} partitions, replicates ${m.replicates}`);
+  }
+  const peers = (st.peers ?? []) as { id: string; state: string; forMs: number; hintsPending: number }[];
+  if (peers.length > 0) {
+    console.log('peers (this node\'s view):');
+    for (const p of peers) console.log(`  ${p.id}  ${p.state.padEnd(7)} for ${(p.forMs / 1000).toFixed(1)} s${p.hintsPending > 0 ? `, holds ${p.hintsPending} hints` : ''}`);
+  }
+  const h = st.hints as { pending: number; byOwner: Record<string, number>; delivered: number; refused: number; expired: number } | undefined;
+  if (h) console.log(`hints: ${h.pending} pending ${JSON.stringify(h.byOwner)}, ${h.delivered} delivered, ${h.expired} expired, ${h.refused} refused`);
+  const a = st.antiEntropy as { rounds: number; exchanges: number; keysRepaired: number } | undefined;
+  if (a) console.log(`anti-entropy: ${a.rounds} rounds, ${a.exchanges} exchanges, ${a.keysRepaired} keys repaired`);
+  const r = st.reaper as { waiting: number; reaped: number } | undefined;
+  if (r) console.log(`tombstones: ${r.waiting} waiting to be reaped, ${r.reaped} reaped`);
+  const f = st.faults as { blocked: string[]; delayMs: number; jitterMs: number; loss: number; dropped: number } | undefined;
+  if (f && (f.blocked.length > 0 || f.delayMs > 0 || f.jitterMs > 0 || f.loss > 0)) {
+    console.log(`faults: blocked [${f.blocked.join(', ')}], delay ${f.delayMs} ms + ${f.jitterMs} ms jitter, loss ${f.loss}, ${f.dropped} dropped`);
   }
   console.log(`stats: ${JSON.stringify(st.stats)}`);
 }

@@ -4,6 +4,13 @@ import { selectTargets } from '../../src/core/coordinator/targets.js';
 
 const cfg = { suspectAfterMs: 1000, downAfterMs: 3000 };
 
+/** Moves a detector's time forward the way a running node does: it looks at
+ * the clock every gossip round (100 ms here), never skipping more. */
+function advance(m: Membership, from: number, to: number): void {
+  for (let now = from + 100; now < to; now += 100) m.refresh(now);
+  m.refresh(to);
+}
+
 t.test('a silent peer goes up → suspect → down, and back up on a new heartbeat', async (t) => {
   const a = new Membership('a', 1, cfg);
   const b = new Membership('b', 1, cfg);
@@ -11,11 +18,11 @@ t.test('a silent peer goes up → suspect → down, and back up on a new heartbe
   b.track(['a', 'b'], 0);
   a.merge(b.tick(0, 0), 0);
   t.equal(a.stateOf('b'), 'up');
-  a.refresh(999);
+  advance(a, 0, 999);
   t.equal(a.stateOf('b'), 'up', 'just under the suspect threshold');
-  a.refresh(1000);
+  advance(a, 999, 1000);
   t.equal(a.stateOf('b'), 'suspect');
-  a.refresh(3000);
+  advance(a, 1000, 3000);
   t.equal(a.stateOf('b'), 'down');
   t.equal(a.statuses()[0]!.sinceMs, 3000, 'since when');
   a.merge(b.tick(3500, 7), 3500);
@@ -27,7 +34,7 @@ t.test('an old heartbeat does not revive a peer; a restart (new generation) does
   const a = new Membership('a', 1, cfg);
   a.track(['a', 'b'], 0);
   a.merge([['b', 5, 10, 0]], 0);
-  a.refresh(5000);
+  advance(a, 0, 5000);
   t.equal(a.stateOf('b'), 'down');
   a.merge([['b', 5, 9, 0]], 5000);
   t.equal(a.stateOf('b'), 'down', 'a stale heartbeat changes nothing');
@@ -73,4 +80,17 @@ t.test('sloppy targets: fallbacks stand in for down primaries, strong never uses
   const strong = selectTargets(pl, up(['b']), false);
   t.same(strong.targets.map((x) => x.node), ['a', 'c']);
   t.same(strong.down, ['b']);
+});
+
+t.test('a node that was itself stalled does not declare everyone down when it wakes', async (t) => {
+  const a = new Membership('a', 1, cfg);
+  a.track(['a', 'b', 'c'], 0);
+  a.tick(0, 0);
+  a.merge([['b', 1, 1, 0], ['c', 1, 1, 0]], 100);
+  a.refresh(200);
+  a.refresh(10_000); // nothing ran for ten seconds: we were paused
+  t.equal(a.stateOf('b'), 'up', 'the silence was ours');
+  t.equal(a.stateOf('c'), 'up');
+  advance(a, 10_000, 13_000);
+  t.equal(a.stateOf('b'), 'down', 'but a peer that stays silent afterwards still goes down');
 });

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import {
-  killNode, readCluster, restartNode, startCluster, stopCluster,
+  heal, killNode, partition, pauseNode, readCluster, restartNode, resumeNode, startCluster, stopCluster,
 } from '../../cluster/launcher.js';
 import type { ClusterFile } from '../../cluster/launcher.js';
 
@@ -28,16 +28,29 @@ export interface TestCluster {
   file(): ClusterFile;
   kill(id: string): Promise<void>;
   restart(id: string): Promise<void>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  partition(groups: string[][]): Promise<string[]>;
+  heal(): Promise<string[]>;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
 
-export async function testCluster(t: Test, opts: { nodes?: number; n?: number } = {}): Promise<TestCluster> {
+/** Fast failure detection and repair, so fault tests take seconds. */
+export const fastNodeArgs = [
+  '--gossip-ms', '100', '--suspect-ms', '700', '--down-ms', '1500', '--handoff-ms', '100',
+  '--aae-interval-ms', '1000', '--timeout-ms', '3000', '--reap-delay-ms', '4000',
+];
+
+export async function testCluster(t: Test, opts: { nodes?: number; n?: number; nodeArgs?: string[] } = {}): Promise<TestCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-it-'));
   liveDirs.add(dir);
   const nodes = opts.nodes ?? 3;
   const start = async (): Promise<void> => {
-    await startCluster({ dir, nodes, basePort: 0, host: '127.0.0.1', n: opts.n ?? 3, q: 64, fsync: false, detach: true, log: () => {} });
+    await startCluster({
+      dir, nodes, basePort: 0, host: '127.0.0.1', n: opts.n ?? 3, q: 64, fsync: false, detach: true, log: () => {},
+      nodeArgs: opts.nodeArgs ?? [],
+    });
   };
   t.teardown(async () => {
     await stopCluster(dir, () => {});
@@ -52,6 +65,10 @@ export async function testCluster(t: Test, opts: { nodes?: number; n?: number } 
     file,
     kill: (id) => killNode(dir, id),
     restart: (id) => restartNode(dir, id),
+    pause: (id) => pauseNode(dir, id),
+    resume: (id) => resumeNode(dir, id),
+    partition: (groups) => partition(dir, groups),
+    heal: () => heal(dir),
     stop: () => stopCluster(dir, () => {}),
     start,
   };

@@ -56,6 +56,8 @@ function newer(a: Heartbeat, b: Heartbeat): boolean {
 export class Membership {
   private readonly peers = new Map<string, PeerView>();
   private own: Heartbeat;
+  /** The last time this node looked at the clock here. */
+  private lastSeenMs: number | undefined;
 
   constructor(readonly self: string, generation: number, private readonly cfg: DetectorConfig) {
     this.own = { generation, counter: 0, hintsPending: 0 };
@@ -88,6 +90,7 @@ export class Membership {
 
   /** Merges a received table. */
   merge(table: readonly WireHeartbeat[], nowMs: number): void {
+    this.noticeStall(nowMs);
     for (const entry of table) {
       const [id, generation, counter, hintsPending] = entry;
       if (id === this.self) continue;
@@ -133,8 +136,22 @@ export class Membership {
     return this.peers.get(id)?.state ?? 'down';
   }
 
+  /**
+   * A gap longer than suspectAfterMs since this node last looked means *it*
+   * was stalled (SIGSTOP, a long GC pause, a suspended VM), not that every
+   * peer went silent: the silence is ours, so every peer gets a fresh grace
+   * period instead of being declared down the moment we wake up.
+   */
+  private noticeStall(nowMs: number): void {
+    if (this.lastSeenMs !== undefined && nowMs - this.lastSeenMs > this.cfg.suspectAfterMs) {
+      for (const v of this.peers.values()) v.grewAtMs = Math.max(v.grewAtMs, nowMs);
+    }
+    this.lastSeenMs = nowMs;
+  }
+
   /** Re-evaluates every peer's state against the thresholds. */
   refresh(nowMs: number): void {
+    this.noticeStall(nowMs);
     for (const v of this.peers.values()) {
       const silentMs = nowMs - v.grewAtMs;
       const state: PeerState = v.refusedAtMs !== undefined || silentMs >= this.cfg.downAfterMs ? 'down'
