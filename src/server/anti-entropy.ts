@@ -29,6 +29,8 @@ import type { NodeContext } from './context.js';
 
 export interface AaeStats {
   rounds: number;
+  /** Differing segments seen in the last complete round (0: in sync). */
+  lastRoundSegmentsDiffering: number;
   exchanges: number;
   segmentsDiffering: number;
   keysCompared: number;
@@ -37,12 +39,31 @@ export interface AaeStats {
   lastRoundEndMs: number;
 }
 
+/** Segment listings and key repairs in flight at once per exchange: enough
+ * to hide round trips, few enough to leave the node to its clients. */
+const aaeConcurrency = 16;
+
+/** Runs fn over items, at most `limit` at a time, keeping order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  }));
+  return out;
+}
+
 /** A key's element hash, as one side of an exchange lists it. */
 type KeyEntry = [string, number, number];
 
 export class AntiEntropy {
   readonly hashes = new SegmentHashes();
-  readonly stats: AaeStats = { rounds: 0, exchanges: 0, segmentsDiffering: 0, keysCompared: 0, keysRepaired: 0, lastRoundEndMs: 0 };
+  readonly stats: AaeStats = {
+    rounds: 0, lastRoundSegmentsDiffering: 0, exchanges: 0, segmentsDiffering: 0, keysCompared: 0, keysRepaired: 0, lastRoundEndMs: 0,
+  };
   private readonly limiter: RateLimiter;
   private running = false;
   /** Called with keys whose merged state is only tombstones. */
@@ -85,6 +106,7 @@ export class AntiEntropy {
     try {
       const ring = this.ctx.ring;
       if (!ring) return;
+      const before = this.stats.segmentsDiffering;
       for (const p of this.ledPartitions(ring)) {
         for (const peer of preferenceList(ring, p).primaries) {
           if (peer === this.ctx.id || !this.ctx.membership.isUp(peer)) continue;
@@ -92,6 +114,7 @@ export class AntiEntropy {
           if (this.ctx.config.aaeExchangePauseMs > 0) await pause(this.ctx.config.aaeExchangePauseMs);
         }
       }
+      this.stats.lastRoundSegmentsDiffering = this.stats.segmentsDiffering - before;
       this.stats.rounds++;
       this.stats.lastRoundEndMs = this.ctx.clock.nowMs();
     } finally {
@@ -112,34 +135,38 @@ export class AntiEntropy {
     const differing = differingSegments(p, ring.q, this.hashes.partitionBytes(p, ring.q), theirs)
       .slice(0, limits.aaeSegmentsPerExchangeMax);
     this.stats.segmentsDiffering += differing.length;
-    let repaired = 0;
-    for (const seg of differing) {
-      try {
-        repaired += await this.repairSegment(seg, peer);
-      } catch {
-        return repaired;
-      }
+    try {
+      const keys = (await mapLimit(differing, aaeConcurrency, (seg) => this.differingKeys(seg, peer))).flat();
+      const repaired = await mapLimit(keys, aaeConcurrency, async (key) => {
+        await this.throttle();
+        return this.repairKey(key, peer);
+      });
+      const count = repaired.filter((x) => x).length;
+      this.stats.keysRepaired += count;
+      return count;
+    } catch {
+      // The peer went away mid-exchange; the next round starts over.
+      return 0;
     }
-    return repaired;
   }
 
-  private async repairSegment(seg: number, peer: string): Promise<number> {
+  /** Waits for a token: at most aaeKeysPerSecMax repairs per second. */
+  private async throttle(): Promise<void> {
+    while (this.limiter.take(1, this.ctx.clock.nowMs()) === 0) {
+      await new Promise<void>((resolve) => { this.ctx.clock.setTimer(Math.ceil(1000 / this.ctx.config.aaeKeysPerSecMax), resolve); });
+    }
+  }
+
+  /** Keys of one segment whose state differs between us and the peer. */
+  private async differingKeys(seg: number, peer: string): Promise<string[]> {
     const r = await this.ctx.ask(peer, MsgType.AAE_KEYS, { segment: seg });
     const theirs = new Map(((r.body as { keys: KeyEntry[] }).keys).map(([k, hi, lo]) => [k, `${hi}:${lo}`]));
     const mine = new Map((await this.listSegment(seg)).map(([k, hi, lo]) => [k, `${hi}:${lo}`]));
-    const differ = new Set<string>();
-    for (const [k, h] of mine) if (theirs.get(k) !== h) differ.add(k);
-    for (const k of theirs.keys()) if (!mine.has(k)) differ.add(k);
+    const differ: string[] = [];
+    for (const [k, h] of mine) if (theirs.get(k) !== h) differ.push(k);
+    for (const k of theirs.keys()) if (!mine.has(k)) differ.push(k);
     this.stats.keysCompared += mine.size + theirs.size;
-    let repaired = 0;
-    for (const key of differ) {
-      while (this.limiter.take(1, this.ctx.clock.nowMs()) === 0) {
-        await new Promise<void>((resolve) => { this.ctx.clock.setTimer(Math.ceil(1000 / this.ctx.config.aaeKeysPerSecMax), resolve); });
-      }
-      if (await this.repairKey(key, peer)) repaired++;
-    }
-    this.stats.keysRepaired += repaired;
-    return repaired;
+    return differ;
   }
 
   /** Merges our object and the peer's; writes the result where it is missing. */
