@@ -218,13 +218,15 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
   const children = new Map<string, ChildProcess>();
   const deadline = Date.now() + readyTimeoutMs;
   try {
-    // n1 first: it founds the ring (or reloads it); the others join through it.
+    // n1 first: it founds the ring (or reloads it); the others join through
+    // it one at a time, so the ring (which depends on the order of joins)
+    // is the same on every fresh start of the same cluster.
     for (const [i, node] of cluster.nodes.entries()) {
       const child = spawnNode(cluster, node, cluster.nodes.slice(0, i), opts.detach, log);
       node.pid = child.pid ?? null;
       children.set(node.id, child);
       writeCluster(dir, cluster);
-      if (i === 0) await waitReady(node, 1, deadline, () => child.exitCode === null && child.signalCode === null);
+      await waitReady(node, i + 1, deadline, () => child.exitCode === null && child.signalCode === null);
     }
     for (const node of cluster.nodes) {
       const child = children.get(node.id)!;

@@ -81,6 +81,10 @@ function levelOption(values: Record<string, unknown>): Consistency | undefined {
   return c;
 }
 
+/** Without --host the CLI connects through TUNEKV_HOST (or n1 of `make
+ * cluster`) and routes each request to a replica of its key, failing over
+ * as the library does. With --host it talks to that node only, as a client
+ * stuck on one side of a partition would: that node coordinates. */
 function defaultHost(): string {
   return process.env.TUNEKV_HOST ?? '127.0.0.1:7001';
 }
@@ -261,7 +265,7 @@ async function cmdGet(args: string[]): Promise<void> {
   const [key] = positionals;
   if (key === undefined || positionals.length !== 1) throw new UsageError('get needs exactly one KEY');
   const got = await withClient(values, (kv) => kv.get(key, {
-    consistency: levelOption(values), r: intOption(values, 'r'), timeoutMs: intOption(values, 'timeout-ms'),
+    consistency: levelOption(values), r: intOption(values, 'r'), timeoutMs: intOption(values, 'timeout-ms'), host: str(values, 'host'),
   }));
   printGet(got, values.json === true);
 }
@@ -272,7 +276,7 @@ async function cmdPut(args: string[]): Promise<void> {
   const [key, value] = positionals as [string, string];
   const res = await withClient(values, (kv) => kv.put(key, value, {
     consistency: levelOption(values), w: intOption(values, 'w'), context: str(values, 'context'),
-    lww: values.lww === true ? true : undefined, timeoutMs: intOption(values, 'timeout-ms'),
+    lww: values.lww === true ? true : undefined, timeoutMs: intOption(values, 'timeout-ms'), host: str(values, 'host'),
   }));
   printPut(res, values.json === true);
 }
@@ -283,6 +287,7 @@ async function cmdDel(args: string[]): Promise<void> {
   if (key === undefined || positionals.length !== 1) throw new UsageError('del needs exactly one KEY');
   const res = await withClient(values, (kv) => kv.delete(key, {
     consistency: levelOption(values), w: intOption(values, 'w'), context: str(values, 'context'), timeoutMs: intOption(values, 'timeout-ms'),
+    host: str(values, 'host'),
   }));
   printPut(res, values.json === true);
 }
