@@ -28,6 +28,8 @@ export interface ClusterNode {
   readonly port: number;
   readonly dataDir: string;
   readonly logFile: string;
+  /** Prometheus endpoint port. */
+  readonly metricsPort?: number;
   pid: number | null;
 }
 
@@ -133,6 +135,7 @@ function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode
     '--n', String(c.n), '--q', String(c.q)];
   if (seeds.length > 0) args.push('--join', seeds.map((s) => `${s.host}:${s.port}`).join(','));
   if (c.fsync) args.push('--fsync');
+  if (node.metricsPort !== undefined) args.push('--metrics', `${node.host}:${node.metricsPort}`);
   args.push(...(c.nodeArgs ?? []));
   return args;
 }
@@ -208,7 +211,8 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
     for (let i = 0; i < opts.nodes; i++) {
       const id = `n${i + 1}`;
       const port = opts.basePort === 0 ? await freePort(opts.host) : opts.basePort + i;
-      nodes.push({ id, host: opts.host, port, dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`), pid: null });
+      const metricsPort = opts.basePort === 0 ? await freePort(opts.host) : port + 2000;
+      nodes.push({ id, host: opts.host, port, metricsPort, dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`), pid: null });
     }
     c = { format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [], nodes };
   }

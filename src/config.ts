@@ -14,6 +14,9 @@ export interface NodeConfig {
   readonly listen: string;
   /** Directory for this node's LevelDB. */
   readonly dataDir: string;
+  /** host:port for the Prometheus metrics endpoint (HTTP, /metrics), or
+   * null for none. Default: the listen host, port + 2000 (7001 -> 9001). */
+  readonly metricsListen: string | null;
   /** Seeds (host:port) to join through; empty founds a new cluster. */
   readonly join: readonly string[];
   /** Partitions Q of a new cluster. Default 64: even spread for up to ~16
@@ -110,8 +113,15 @@ export const defaultConfig = {
 
 export type NodeConfigInput = Pick<NodeConfig, 'id' | 'listen' | 'dataDir'> & Partial<NodeConfig>;
 
+/** The listen port + 2000, when that is a valid port. */
+export function defaultMetricsListen(listen: string): string | null {
+  const hp = parseHostPort(listen);
+  if (!hp || hp.port === 0 || hp.port + 2000 > 65535) return null;
+  return `${hp.host}:${hp.port + 2000}`;
+}
+
 export function makeConfig(input: NodeConfigInput): NodeConfig {
-  const config: NodeConfig = { ...defaultConfig, ...stripUndefined(input) };
+  const config: NodeConfig = { metricsListen: defaultMetricsListen(input.listen), ...defaultConfig, ...stripUndefined(input) };
   const problem = configProblem(config);
   if (problem) throw new TypeError(problem);
   return config;
@@ -133,6 +143,7 @@ export function configProblem(c: NodeConfig): string | null {
   if (idProblem) return idProblem;
   if (!parseHostPort(c.listen)) return `listen (${c.listen}) must be host:port`;
   for (const seed of c.join) if (!parseHostPort(seed)) return `join seed (${seed}) must be host:port`;
+  if (c.metricsListen !== null && !parseHostPort(c.metricsListen)) return `metricsListen (${c.metricsListen}) must be host:port`;
   if (typeof c.dataDir !== 'string' || c.dataDir.length === 0) return 'dataDir is required';
   return ringParamsProblem(c.q, c.n)
     ?? timeoutProblem('requestTimeoutMs', c.requestTimeoutMs)

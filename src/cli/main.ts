@@ -17,7 +17,7 @@ import { startNode } from '../server/start-node.js';
 import { runSimCommand } from '../sim/run.js';
 
 const usage = `usage:
-  tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww]
+  tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww] [--metrics HOST:PORT|off]
   tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
   tunekv cluster stop|status [--dir DIR] [--json]
   tunekv cluster kill|restart|pause|resume NODE [--dir DIR]
@@ -136,7 +136,7 @@ async function cmdNode(args: string[]): Promise<void> {
     'timeout-ms': { type: 'string' }, 'gossip-ms': { type: 'string' }, 'suspect-ms': { type: 'string' },
     'down-ms': { type: 'string' }, 'handoff-ms': { type: 'string' }, 'hint-age-ms': { type: 'string' },
     'aae-interval-ms': { type: 'string' }, 'aae-keys-per-sec': { type: 'string' }, 'reap-delay-ms': { type: 'string' },
-    'handoff-keys-per-sec': { type: 'string' },
+    'handoff-keys-per-sec': { type: 'string' }, metrics: { type: 'string' },
   });
   const id = str(values, 'id');
   const listen = str(values, 'listen');
@@ -154,13 +154,15 @@ async function cmdNode(args: string[]): Promise<void> {
       hintAgeMaxMs: intOption(values, 'hint-age-ms'), aaeIntervalMs: intOption(values, 'aae-interval-ms'),
       aaeKeysPerSecMax: intOption(values, 'aae-keys-per-sec'), tombstoneReapDelayMs: intOption(values, 'reap-delay-ms'),
       handoffKeysPerSecMax: intOption(values, 'handoff-keys-per-sec'),
+      ...(values.metrics === undefined ? {} : { metricsListen: values.metrics === 'off' ? null : str(values, 'metrics')! }),
     }, log);
   } catch (err) {
     if (err instanceof TypeError) throw new UsageError(err.message);
     throw err;
   }
   const ring = running.node.ring!;
-  log(`${id} listening on ${running.addr}, ring v${ring.version} with ${ring.members.length} node(s), n=${ring.n} q=${ring.q}, data ${dataDir}`);
+  log(`${id} listening on ${running.addr}, ring v${ring.version} with ${ring.members.length} node(s), n=${ring.n} q=${ring.q}, data ${dataDir}`
+    + `${running.metricsAddr ? `, metrics http://${running.metricsAddr}/metrics` : ''}`);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -316,6 +318,12 @@ async function cmdStatus(args: string[]): Promise<void> {
   const f = st.faults as { blocked: string[]; delayMs: number; jitterMs: number; loss: number; dropped: number } | undefined;
   if (f && (f.blocked.length > 0 || f.delayMs > 0 || f.jitterMs > 0 || f.loss > 0)) {
     console.log(`faults: blocked [${f.blocked.join(', ')}], delay ${f.delayMs} ms + ${f.jitterMs} ms jitter, loss ${f.loss}, ${f.dropped} dropped`);
+  }
+  const m = st.metrics as { url: string | null; consistencyLagP95Ms: number | null; readsOneVersionRatio: number; conflicts: number; quorumFailures: number } | undefined;
+  if (m) {
+    console.log(`metrics: lag p95 ${m.consistencyLagP95Ms === null ? '-' : `${m.consistencyLagP95Ms.toFixed(2)} ms`}, `
+      + `${(m.readsOneVersionRatio * 100).toFixed(2)}% of reads saw one version, ${m.conflicts} conflicts, ${m.quorumFailures} quorum failures`
+      + `${m.url ? ` (${m.url})` : ''}`);
   }
   console.log(`stats: ${JSON.stringify(st.stats)}`);
 }

@@ -5,7 +5,10 @@
 export interface TimerHandle { readonly id: number }
 
 export interface Clock {
+  /** Wall-clock time, ms since the epoch: timestamps, deadlines. */
   nowMs(): number;
+  /** Monotonic high-resolution time, ms (fractional): durations. */
+  elapsedMs(): number;
   setTimer(delayMs: number, fn: () => void): TimerHandle;
   clearTimer(handle: TimerHandle): void;
 }
@@ -16,6 +19,10 @@ export class SystemClock implements Clock {
 
   nowMs(): number {
     return Date.now();
+  }
+
+  elapsedMs(): number {
+    return performance.now();
   }
 
   setTimer(delayMs: number, fn: () => void): TimerHandle {
@@ -54,6 +61,10 @@ export class ManualClock implements Clock {
   }
 
   nowMs(): number {
+    return this.now;
+  }
+
+  elapsedMs(): number {
     return this.now;
   }
 

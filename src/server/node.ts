@@ -43,6 +43,7 @@ import { AntiEntropy } from './anti-entropy.js';
 import type { NodeContext, PeerReply } from './context.js';
 import { Faults, parseFaultSpec } from './faults.js';
 import { Hints } from './hints.js';
+import { NodeMetrics } from './metrics.js';
 import { ringKey } from './keyspace.js';
 import { ObjectStore } from './object-store.js';
 import { Reaper, tombstonesOnly } from './reaper.js';
@@ -114,6 +115,9 @@ export class TuneNode implements NodeContext {
   readonly hints: Hints;
   readonly aae: AntiEntropy;
   readonly reaper: Reaper;
+  readonly metrics: NodeMetrics;
+  /** Peers that came back, and since when: convergence is timed from then. */
+  private readonly heals = new Map<string, number>();
   readonly stats: NodeStats = {
     gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
     replicaReads: 0, replicaWrites: 0, siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0,
@@ -145,6 +149,35 @@ export class TuneNode implements NodeContext {
     this.reaper = new Reaper(this, () => this.hints.pending);
     this.store.onChange = (key, hash, before, after) => this.aae.hashes.update(key, hash, before, after);
     this.aae.onTombstone = (key) => this.reaper.candidate(key);
+    this.metrics = new NodeMetrics(this.id, {
+      readRepairs: () => this.stats.readRepairs,
+      aaeKeysRepaired: () => this.aae.stats.keysRepaired,
+      hintsPending: () => this.hints.pending,
+      hintsDelivered: () => this.hints.stats.delivered,
+      hintsDropped: () => this.hints.stats.refused + this.hints.stats.expired,
+      peerStates: () => {
+        const out = { up: 0, suspect: 0, down: 0 };
+        for (const p of this.membership.statuses()) out[p.state]++;
+        return out;
+      },
+      requestsInFlight: () => this.inFlight,
+    });
+    this.membership.onTransition = (id, from, to, nowMs) => {
+      if (from === 'down' && to === 'up') this.heals.set(id, nowMs);
+      if (to === 'down') this.heals.delete(id);
+    };
+  }
+
+  /** A peer that came back has converged once no hint for it is left and an
+   * anti-entropy round that began after its return found nothing. */
+  private checkConvergence(): void {
+    const roundEnd = this.aae.stats.lastRoundEndMs;
+    for (const [id, sinceMs] of this.heals) {
+      if ((this.hints.pendingByOwner()[id] ?? 0) > 0) continue;
+      if (this.aae.stats.lastRoundSegmentsDiffering !== 0 || roundEnd <= sinceMs) continue;
+      this.metrics.convergenceSeconds.observe((this.clock.nowMs() - sinceMs) / 1000);
+      this.heals.delete(id);
+    }
   }
 
   log(line: string): void {
@@ -268,7 +301,10 @@ export class TuneNode implements NodeContext {
   startBackground(): void {
     this.every(() => this.config.gossipIntervalMs, () => this.gossipRound());
     this.every(() => this.config.handoffIntervalMs, () => this.hints.deliver());
-    this.every(() => this.config.aaeIntervalMs, () => this.aae.round((ms) => this.sleep(ms)));
+    this.every(() => this.config.aaeIntervalMs, async () => {
+      await this.aae.round((ms) => this.sleep(ms));
+      this.checkConvergence();
+    });
     this.every(() => Math.max(100, Math.min(1000, this.config.tombstoneReapDelayMs / 4)), () => this.reaper.run());
   }
 
@@ -402,7 +438,7 @@ export class TuneNode implements NodeContext {
       case MsgType.GET: return this.onGet(body, respond);
       case MsgType.PUT: return this.onPut(parsePut(body, this.requireRing().n, false), body, respond);
       case MsgType.DELETE: return this.onPut(parsePut(body, this.requireRing().n, true), body, respond);
-      case MsgType.STATUS: return respond(MsgType.STATUS_REPLY, this.status());
+      case MsgType.STATUS: return this.answer(respond, MsgType.STATUS_REPLY, this.statusWithMetrics());
       case MsgType.RING_GET: return respond(MsgType.RING_REPLY, { ring: this.requireRing() });
       case MsgType.REPLICA_READ: return this.onReplicaRead(body, respond);
       case MsgType.REPLICA_WRITE: return this.onReplicaWrite(body, respond);
@@ -479,6 +515,7 @@ export class TuneNode implements NodeContext {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const obj = reply.object;
       const live = obj ? liveSiblings(obj) : [];
+      if (live.length > 0) this.metrics.observeRead(obj!.siblings.length);
       const out: GetReplyBody = {
         found: live.length > 0,
         values: live.map((s) => [s.vtype, s.value!]),
@@ -490,7 +527,7 @@ export class TuneNode implements NodeContext {
         replicas: reportsToWire(reply.replicas),
       };
       respond(MsgType.GET_REPLY, out);
-    });
+    }, 'get', req.quorum.level);
   }
 
   private onPut(req: PutRequest, rawBody: unknown, respond: Responder): void {
@@ -534,7 +571,7 @@ export class TuneNode implements NodeContext {
         return;
       }
       this.coordinatePut({ ...req, context: seen.clock, contextGiven: true }, t, respond);
-    });
+    }, 'get', req.quorum.level);
   }
 
   private coordinatePut(req: PutRequest, t: Targets, respond: Responder): void {
@@ -550,6 +587,7 @@ export class TuneNode implements NodeContext {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const obj = reply.object!;
       if (req.value === null && tombstonesOnly(obj)) this.reaper.candidate(req.key);
+      if (obj.siblings.length > 1) this.metrics.conflicts.inc();
       const written = writtenSibling(obj, this.id, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
@@ -561,7 +599,7 @@ export class TuneNode implements NodeContext {
         replicas: reportsToWire(reply.replicas),
       };
       respond(MsgType.PUT_REPLY, out);
-    });
+    }, req.value === null ? 'delete' : 'put', req.quorum.level);
   }
 
   /** The coordinator's new version, with the sibling and size limits. */
@@ -622,9 +660,11 @@ export class TuneNode implements NodeContext {
 
   private drive(key: string, fsm: Fsm, timeoutMs: number,
     coordinate: (() => Promise<{ object: VersionedObject; durable: Promise<void> }>) | undefined,
-    onReply: (reply: FsmReply) => void): void {
+    onReply: (reply: FsmReply) => void, op: string, level: string): void {
     this.inFlight++;
     let done = false;
+    const startedMs = this.clock.elapsedMs();
+    const acceptedMs = this.clock.nowMs();
     const timer = this.clock.setTimer(timeoutMs, () => { this.timers.delete(timer); run(fsm.onTimeout()); });
     this.timers.add(timer);
     const run = (effects: Effect[]): void => {
@@ -634,7 +674,8 @@ export class TuneNode implements NodeContext {
             this.replicaRead(e.to, key, timeoutMs, (result) => run(fsm.onRead!(e.to, result)));
             break;
           case 'write':
-            this.replicaWrite(e.to, key, e.object, e.hintFor, timeoutMs, (ok) => run(fsm.onWrite(e.to, ok)));
+            this.replicaWrite(e.to, key, e.object, e.hintFor, timeoutMs, (ok) => run(fsm.onWrite(e.to, ok)),
+              coordinate ? acceptedMs : undefined);
             break;
           case 'coordinate':
             assert.ok(coordinate, 'only puts coordinate');
@@ -646,9 +687,13 @@ export class TuneNode implements NodeContext {
               run(fsm.onCoordinated!({ ok: false, error }));
             });
             break;
-          case 'reply':
+          case 'reply': {
+            const outcome = e.reply.ok ? 'ok' : e.reply.error.code;
+            this.metrics.requestSeconds.observe({ op, level, outcome }, (this.clock.elapsedMs() - startedMs) / 1000);
+            if (outcome === 'QUORUM_UNAVAILABLE' || outcome === 'TIMEOUT') this.metrics.quorumFailures.inc({ op, code: outcome });
             onReply(e.reply);
             break;
+          }
           case 'done':
             assert.ok(!done, 'an FSM is done once');
             done = true;
@@ -685,12 +730,14 @@ export class TuneNode implements NodeContext {
   }
 
   private replicaWrite(to: string, key: string, object: VersionedObject, hintFor: string | undefined, timeoutMs: number,
-    cb: (ok: boolean) => void): void {
+    cb: (ok: boolean) => void, acceptedMs?: number): void {
     if (to === this.id) {
       this.applyReplicaWrite(key, object, hintFor).then(() => cb(true), () => cb(false));
       return;
     }
-    const body = hintFor === undefined ? { key, object: wireOf(object) } : { key, object: wireOf(object), hintFor };
+    const body: Record<string, unknown> = { key, object: wireOf(object) };
+    if (hintFor !== undefined) body.hintFor = hintFor;
+    if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;
     this.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null));
   }
 
@@ -720,8 +767,13 @@ export class TuneNode implements NodeContext {
     const key = checkKey(b.key);
     const incoming = objectFromWire(b.object);
     const hintFor = typeof b.hintFor === 'string' ? b.hintFor : undefined;
+    const acceptedMs = typeof b.acceptedMs === 'number' ? b.acceptedMs : undefined;
     this.stats.replicaWrites++;
-    this.answer(respond, MsgType.OK, this.applyReplicaWrite(key, incoming, hintFor).then(() => null));
+    this.answer(respond, MsgType.OK, this.applyReplicaWrite(key, incoming, hintFor).then(() => {
+      // Coordinator and replica clocks: exact on one machine, skewed across.
+      if (acceptedMs !== undefined) this.metrics.lagSeconds.observe(Math.max(0, this.clock.nowMs() - acceptedMs) / 1000);
+      return null;
+    }));
   }
 
   private onJoin(body: unknown, respond: Responder): void {
@@ -753,6 +805,25 @@ export class TuneNode implements NodeContext {
   }
 
   // ---- status ----
+
+  /** Status plus the headline metrics. */
+  async statusWithMetrics(): Promise<Record<string, unknown>> {
+    const failures = (await this.metrics.quorumFailures.get()).values.reduce((a, v) => a + v.value, 0);
+    const conflicts = (await this.metrics.conflicts.get()).values.reduce((a, v) => a + v.value, 0);
+    return {
+      ...this.status(),
+      metrics: {
+        url: this.metricsUrl,
+        consistencyLagP95Ms: await this.metrics.lagP95Ms(),
+        readsOneVersionRatio: this.metrics.oneVersionRatio,
+        conflicts,
+        quorumFailures: failures,
+      },
+    };
+  }
+
+  /** Where this node's Prometheus metrics are served, if they are. */
+  metricsUrl: string | null = null;
 
   status(): Record<string, unknown> {
     const ring = this.ringValue;

@@ -3,6 +3,8 @@
 // before the node's address goes into the ring), then open storage and load
 // or found the ring, then join through the seeds.
 
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { makeConfig } from '../config.js';
 import type { NodeConfigInput } from '../config.js';
 import { SystemClock } from '../io/clock.js';
@@ -16,6 +18,8 @@ export interface RunningNode {
   readonly node: TuneNode;
   /** host:port actually listened on. */
   readonly addr: string;
+  /** host:port of the metrics endpoint, or null. */
+  readonly metricsAddr: string | null;
   stop(): Promise<void>;
 }
 
@@ -53,16 +57,45 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
     await node.close().catch(() => {});
     throw err;
   }
+  const metrics = config.metricsListen === null ? undefined : await serveMetrics(node, config.metricsListen).catch(async (err: Error) => {
+    await server.close();
+    await node.close();
+    throw new Error(`metrics port ${config.metricsListen}: ${err.message}`);
+  });
+  if (metrics) node.metricsUrl = `http://${metrics.addr}/metrics`;
   let stopping: Promise<void> | undefined;
   return {
     node,
     addr,
+    metricsAddr: metrics?.addr ?? null,
     stop: () => {
       stopping ??= (async () => {
+        await new Promise<void>((resolve) => { if (metrics) metrics.server.close(() => resolve()); else resolve(); });
         await server.close();
         await node.close();
       })();
       return stopping;
     },
   };
+}
+
+/** Prometheus text format on GET /metrics; 404 elsewhere. */
+function serveMetrics(node: TuneNode, listen: string): Promise<{ server: http.Server; addr: string }> {
+  const hp = parseHostPort(listen)!;
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
+      res.writeHead(404).end('see /metrics\n');
+      return;
+    }
+    node.metrics.registry.metrics().then((text) => {
+      res.writeHead(200, { 'content-type': node.metrics.registry.contentType }).end(text);
+    }, (err: Error) => res.writeHead(500).end(err.message));
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(hp.port, hp.host, () => {
+      server.off('error', reject);
+      resolve({ server, addr: `${hp.host}:${(server.address() as AddressInfo).port}` });
+    });
+  });
 }

@@ -58,6 +58,8 @@ export class Membership {
   private own: Heartbeat;
   /** The last time this node looked at the clock here. */
   private lastSeenMs: number | undefined;
+  /** Called on every state change of a peer (metrics, convergence timing). */
+  onTransition: ((id: string, from: PeerState, to: PeerState, nowMs: number) => void) | undefined;
 
   constructor(readonly self: string, generation: number, private readonly cfg: DetectorConfig) {
     this.own = { generation, counter: 0, hintsPending: 0 };
@@ -111,7 +113,7 @@ export class Membership {
     const v = this.peers.get(id);
     if (!v) return;
     v.refusedAtMs = nowMs;
-    this.setState(v, 'down', nowMs);
+    this.setState(v, 'down', nowMs, id);
   }
 
   /** The peer spoke to us directly (a request or a handshake). */
@@ -152,16 +154,20 @@ export class Membership {
   /** Re-evaluates every peer's state against the thresholds. */
   refresh(nowMs: number): void {
     this.noticeStall(nowMs);
-    for (const v of this.peers.values()) {
+    for (const [id, v] of this.peers) {
       const silentMs = nowMs - v.grewAtMs;
       const state: PeerState = v.refusedAtMs !== undefined || silentMs >= this.cfg.downAfterMs ? 'down'
         : silentMs >= this.cfg.suspectAfterMs ? 'suspect' : 'up';
-      this.setState(v, state, nowMs);
+      this.setState(v, state, nowMs, id);
     }
   }
 
-  private setState(v: PeerView, state: PeerState, nowMs: number): void {
-    if (v.state !== state) { v.state = state; v.sinceMs = nowMs; }
+  private setState(v: PeerView, state: PeerState, nowMs: number, id?: string): void {
+    if (v.state === state) return;
+    const from = v.state;
+    v.state = state;
+    v.sinceMs = nowMs;
+    if (id !== undefined) this.onTransition?.(id, from, state, nowMs);
   }
 
   /** Chooses up to `fanout` peers to gossip with: live ones first, and

@@ -1,0 +1,134 @@
+// A node's Prometheus metrics (prom-client), one registry per node so the
+// simulator can run many nodes in one process. Counters the node already
+// keeps (hints, anti-entropy, read repairs) are read at scrape time rather
+// than counted twice. Served over HTTP by start-node.ts on a port of its own.
+//
+// Every metric is listed, with a suggested alert, in the README (Metrics).
+
+import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
+
+export interface MetricSources {
+  readRepairs(): number;
+  aaeKeysRepaired(): number;
+  hintsPending(): number;
+  hintsDelivered(): number;
+  hintsDropped(): number;
+  peerStates(): Record<'up' | 'suspect' | 'down', number>;
+  requestsInFlight(): number;
+}
+
+/** Sets a counter to a value kept elsewhere, at scrape time. */
+function mirror(c: Counter, read: () => number): void {
+  c.reset();
+  c.inc(read());
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly requestSeconds: Histogram<'op' | 'level' | 'outcome'>;
+  readonly quorumFailures: Counter<'op' | 'code'>;
+  readonly siblingsPerRead: Histogram;
+  readonly conflicts: Counter;
+  readonly lagSeconds: Summary;
+  readonly convergenceSeconds: Histogram;
+  private readsWithOneVersion = 0;
+  private readsFound = 0;
+
+  constructor(nodeId: string, sources: MetricSources) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: nodeId });
+    this.requestSeconds = new Histogram({
+      name: 'tunekv_request_duration_seconds',
+      help: 'Coordinated request latency, from arrival to reply, by operation, consistency level and outcome',
+      labelNames: ['op', 'level', 'outcome'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.quorumFailures = new Counter({
+      name: 'tunekv_quorum_failures_total',
+      help: 'Requests that failed their quorum (QUORUM_UNAVAILABLE or TIMEOUT), by operation and code',
+      labelNames: ['op', 'code'],
+      registers,
+    });
+    this.siblingsPerRead = new Histogram({
+      name: 'tunekv_siblings_per_read',
+      help: 'Concurrent versions (values and tombstones) in the merged result of reads that found the key',
+      buckets: [1, 2, 3, 5, 10, 25, 100],
+      registers,
+    });
+    this.conflicts = new Counter({
+      name: 'tunekv_conflicts_total',
+      help: 'Writes that left the key with more than one version (a conflict a reader will have to resolve)',
+      registers,
+    });
+    this.lagSeconds = new Summary({
+      name: 'tunekv_consistency_lag_seconds',
+      help: 'Replication lag: from a coordinator accepting a write to a replica applying it (quantiles over 10 minutes)',
+      percentiles: [0.5, 0.95, 0.99],
+      maxAgeSeconds: 600,
+      ageBuckets: 5,
+      registers,
+    });
+    this.convergenceSeconds = new Histogram({
+      name: 'tunekv_convergence_seconds',
+      help: 'Time from a peer coming back (a partition healing, a node restarting) until no hint for it is left and an anti-entropy round finds nothing to repair',
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+      registers,
+    });
+    new Counter({
+      name: 'tunekv_read_repairs_total', help: 'Replicas sent the merged object after a read', registers,
+      collect() { mirror(this, sources.readRepairs); },
+    });
+    new Counter({
+      name: 'tunekv_aae_keys_repaired_total', help: 'Keys anti-entropy repaired (per replica written)', registers,
+      collect() { mirror(this, sources.aaeKeysRepaired); },
+    });
+    new Counter({
+      name: 'tunekv_hints_delivered_total', help: 'Hints handed off to their owner', registers,
+      collect() { mirror(this, sources.hintsDelivered); },
+    });
+    new Counter({
+      name: 'tunekv_hints_dropped_total', help: 'Hints refused (queue full) or expired (handed to other primaries instead)', registers,
+      collect() { mirror(this, sources.hintsDropped); },
+    });
+    new Gauge({
+      name: 'tunekv_hints_pending', help: 'Hints this node holds for down owners', registers,
+      collect() { this.set(sources.hintsPending()); },
+    });
+    new Gauge({
+      name: 'tunekv_peers', help: 'Peers by state in this node\'s failure detector', labelNames: ['state'], registers,
+      collect() { for (const [state, n] of Object.entries(sources.peerStates())) this.set({ state }, n); },
+    });
+    new Gauge({
+      name: 'tunekv_requests_in_flight', help: 'Requests this node is coordinating', registers,
+      collect() { this.set(sources.requestsInFlight()); },
+    });
+    const ratio = (): number => this.oneVersionRatio;
+    new Gauge({
+      name: 'tunekv_reads_one_version_ratio',
+      help: 'Share of reads (that found the key) seeing exactly one version; the Dynamo paper reports 0.9994',
+      registers,
+      collect() { this.set(ratio()); },
+    });
+  }
+
+  observeRead(versions: number): void {
+    this.siblingsPerRead.observe(versions);
+    this.readsFound++;
+    if (versions === 1) this.readsWithOneVersion++;
+  }
+
+  /** Reads that found the key and saw exactly one version, 0..1. */
+  get oneVersionRatio(): number {
+    return this.readsFound === 0 ? 1 : this.readsWithOneVersion / this.readsFound;
+  }
+
+  /** The 95th percentile of replication lag, ms, or null before any. */
+  async lagP95Ms(): Promise<number | null> {
+    const m = await this.lagSeconds.get();
+    const count = m.values.find((v) => v.metricName === 'tunekv_consistency_lag_seconds_count')?.value ?? 0;
+    if (count === 0) return null;
+    const p95 = m.values.find((v) => v.labels.quantile === 0.95)?.value;
+    return p95 === undefined || Number.isNaN(p95) ? null : p95 * 1000;
+  }
+}
