@@ -30,7 +30,7 @@ cluster: build
 	$(CLI) cluster start --nodes 3 --base-port 7001 --dir ./data/cluster
 
 bench: build
-	node dist/bench/quick-latency.js
+	$(CLI) bench
 
 clean:
 	rm -rf dist .tap

@@ -3,6 +3,7 @@
 // del / status from a shell. `--json` prints exactly one JSON object on
 // stdout; a failed request exits 1 and prints {"error":{"code","message"}}.
 
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import {
@@ -15,6 +16,8 @@ import type { Consistency } from '../core/quorum/levels.js';
 import { TuneKvError } from '../errors.js';
 import { startNode } from '../server/start-node.js';
 import { runSimCommand } from '../sim/run.js';
+import { runBench } from '../../bench/bench.js';
+import type { BenchOptions } from '../../bench/bench.js';
 
 const usage = `usage:
   tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww] [--metrics HOST:PORT|off]
@@ -28,6 +31,10 @@ const usage = `usage:
   tunekv del KEY [--context CTX] [--consistency L] [--w W] [--host HOST:PORT] [--json]
   tunekv status [--host HOST:PORT] [--json]
   tunekv sim [--seeds N] [--from F] | [--seed S [--knobs JSON] [--trace KEY]] [--json]
+  tunekv bench [--hosts H:P,...] [--nodes 3] [--level L]... [--workload A:uniform|B:zipfian]... [--keys 10000]
+               [--value-bytes 100] [--clients 32] [--duration-ms 2500] [--warmup-ms 2000] [--rate 3000]
+               [--delay-ms 5] [--jitter-ms 2] [--staleness-pairs 1/1,1/2,2/1,2/2] [--staleness-t 0,1,2,5,10,20,50]
+               [--staleness-trials 30] [--out DIR] [--seed 1] [--json]
 levels: eventual | quorum (default) | strong`;
 
 class UsageError extends Error {}
@@ -328,6 +335,59 @@ async function cmdStatus(args: string[]): Promise<void> {
   console.log(`stats: ${JSON.stringify(st.stats)}`);
 }
 
+function listOption(values: Record<string, unknown>, name: string): string[] | undefined {
+  const v = str(values, name);
+  return v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+async function cmdBench(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    hosts: { type: 'string' }, nodes: { type: 'string' }, level: { type: 'string', multiple: true },
+    workload: { type: 'string', multiple: true }, keys: { type: 'string' }, 'value-bytes': { type: 'string' },
+    clients: { type: 'string' }, 'duration-ms': { type: 'string' }, 'warmup-ms': { type: 'string' }, rate: { type: 'string' },
+    'delay-ms': { type: 'string' }, 'jitter-ms': { type: 'string' }, 'staleness-pairs': { type: 'string' },
+    'staleness-t': { type: 'string' }, 'staleness-trials': { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const pairs = listOption(values, 'staleness-pairs')?.map((p) => {
+    const m = /^(\d+)\/(\d+)$/.exec(p);
+    if (!m) throw new UsageError(`--staleness-pairs takes R/W pairs like 1/1,2/2; got ${p}`);
+    return [Number(m[1]), Number(m[2])] as [number, number];
+  });
+  const opts: Partial<BenchOptions> = {
+    hosts: listOption(values, 'hosts'),
+    nodes: intOption(values, 'nodes'),
+    levels: values.level as string[] | undefined,
+    workloads: values.workload as string[] | undefined,
+    keys: intOption(values, 'keys'),
+    valueBytes: intOption(values, 'value-bytes'),
+    clients: intOption(values, 'clients'),
+    durationMs: intOption(values, 'duration-ms'),
+    warmupMs: intOption(values, 'warmup-ms'),
+    openRate: intOption(values, 'rate'),
+    delayMs: intOption(values, 'delay-ms'),
+    jitterMs: intOption(values, 'jitter-ms'),
+    stalenessPairs: pairs,
+    stalenessT: listOption(values, 'staleness-t')?.map(Number),
+    stalenessTrials: intOption(values, 'staleness-trials'),
+    out: str(values, 'out'),
+    seed: intOption(values, 'seed'),
+  };
+  const defined = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<BenchOptions>;
+  let result;
+  try {
+    result = await runBench({ ...defined });
+  } catch (err) {
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw err;
+  }
+  const { dir, report } = result;
+  if (values.json) { console.log(JSON.stringify({ dir, echo: report.echo, targets: report.targets })); return; }
+  console.log(`report: ${path.join(dir, 'report.md')} and report.html`);
+  console.log(`echo floor p50 ${report.echo.p50.toFixed(3)} ms`);
+  for (const t of report.targets) console.log(`${t.met ? 'met   ' : 'missed'} ${t.name}: ${t.measured} (goal ${t.goal})`);
+}
+
 async function cmdSim(args: string[]): Promise<void> {
   const { values } = parse(args, {
     seed: { type: 'string' }, seeds: { type: 'string' }, from: { type: 'string' }, knobs: { type: 'string' },
@@ -354,6 +414,7 @@ async function main(argv: string[]): Promise<void> {
     case 'del': return cmdDel(rest);
     case 'status': return cmdStatus(rest);
     case 'sim': return cmdSim(rest);
+    case 'bench': return cmdBench(rest);
     case undefined:
     case 'help':
     case '--help':

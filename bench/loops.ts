@@ -1,0 +1,140 @@
+// Load loops. Closed: C clients, each issuing its next request when the last
+// one answers (throughput is what the store allows). Open: requests issued
+// on a fixed schedule whatever the store does, each timed from when it was
+// *due*, not when it could be sent, so a stall shows up in the latency of
+// every request it delayed (no coordinated omission).
+
+import type { GetOptions, PutOptions, TuneKvClient } from '../src/index.js';
+import { TuneKvError } from '../src/errors.js';
+import { newHistogram } from './histogram.js';
+import type { Histogram } from './histogram.js';
+import { chooser, workloads } from './workload.js';
+import type { Distribution, WorkloadName } from './workload.js';
+import { seededRandom } from '../src/sim/random.js';
+
+export interface LevelSpec {
+  readonly name: string;
+  readonly read: GetOptions;
+  readonly write: PutOptions;
+}
+
+/** eventual | quorum | strong | r=R,w=W (also rRwW, e.g. r3w3). */
+export function parseLevel(text: string): LevelSpec {
+  if (text === 'eventual' || text === 'quorum' || text === 'strong') {
+    return { name: text, read: { consistency: text }, write: { consistency: text } };
+  }
+  const m = /^r=?(\d+),?w=?(\d+)$/.exec(text);
+  if (!m) throw new TypeError(`level "${text}" must be eventual, quorum, strong or r=R,w=W`);
+  const r = Number(m[1]);
+  const w = Number(m[2]);
+  return { name: `r=${r},w=${w}`, read: { r }, write: { w } };
+}
+
+export interface CellSpec {
+  readonly level: LevelSpec;
+  readonly workload: WorkloadName;
+  readonly distribution: Distribution;
+  readonly keys: number;
+  readonly value: Buffer;
+  readonly seed: number;
+}
+
+export interface LoopResult {
+  readonly reads: Histogram;
+  readonly writes: Histogram;
+  readonly ops: number;
+  readonly errors: Record<string, number>;
+  readonly elapsedMs: number;
+}
+
+/** The context last seen for each key, shared by all clients of a run, so
+ * an update supersedes what was there (a YCSB update) instead of piling up
+ * siblings; only truly concurrent updates become siblings. */
+export type ContextCache = Map<number, string>;
+
+function recordUs(h: Histogram, startNs: bigint): void {
+  h.recordValue(Math.max(1, Math.round(Number(process.hrtime.bigint() - startNs) / 1000)));
+}
+
+async function op(kv: TuneKvClient, spec: CellSpec, contexts: ContextCache, isRead: boolean, k: number): Promise<void> {
+  const key = `bench:${k}`;
+  if (isRead) {
+    const got = await kv.get(key, spec.level.read);
+    contexts.set(k, got.context);
+  } else {
+    const ctx = contexts.get(k);
+    const res = await kv.put(key, spec.value, ctx === undefined ? spec.level.write : { ...spec.level.write, context: ctx });
+    contexts.set(k, res.context);
+  }
+}
+
+function countError(errors: Record<string, number>, err: unknown): void {
+  const code = err instanceof TuneKvError ? err.code : 'CLIENT';
+  errors[code] = (errors[code] ?? 0) + 1;
+}
+
+export async function closedLoop(kv: TuneKvClient, spec: CellSpec, clients: number, durationMs: number,
+  contexts: ContextCache, tick: () => void): Promise<LoopResult> {
+  const reads = newHistogram();
+  const writes = newHistogram();
+  const errors: Record<string, number> = {};
+  const readShare = workloads[spec.workload];
+  let ops = 0;
+  const start = Date.now();
+  const end = start + durationMs;
+  await Promise.all(Array.from({ length: clients }, async (_, c) => {
+    const keys = chooser(spec.distribution, spec.keys, spec.seed + c);
+    const mix = seededRandom(spec.seed * 7919 + c);
+    while (Date.now() < end) {
+      const isRead = mix() < readShare;
+      const t0 = process.hrtime.bigint();
+      try {
+        await op(kv, spec, contexts, isRead, keys.next());
+        recordUs(isRead ? reads : writes, t0);
+        ops++;
+      } catch (err) {
+        countError(errors, err);
+      }
+      if ((ops & 255) === 0) tick();
+    }
+  }));
+  return { reads, writes, ops, errors, elapsedMs: Date.now() - start };
+}
+
+export async function openLoop(kv: TuneKvClient, spec: CellSpec, ratePerSec: number, durationMs: number,
+  contexts: ContextCache, tick: () => void, inFlightMax = 4096): Promise<LoopResult> {
+  const reads = newHistogram();
+  const writes = newHistogram();
+  const errors: Record<string, number> = {};
+  const readShare = workloads[spec.workload];
+  const keys = chooser(spec.distribution, spec.keys, spec.seed);
+  const mix = seededRandom(spec.seed * 7919);
+  const intervalNs = BigInt(Math.round(1e9 / ratePerSec));
+  const total = Math.floor((ratePerSec * durationMs) / 1000);
+  const t0 = process.hrtime.bigint();
+  let inFlight = 0;
+  let ops = 0;
+  let waiters: (() => void)[] = [];
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + BigInt(i) * intervalNs;
+    const now = process.hrtime.bigint();
+    if (due > now) await new Promise((r) => setTimeout(r, Math.max(0, Number(due - now) / 1e6 - 0.5)));
+    while (inFlight >= inFlightMax) await new Promise<void>((r) => waiters.push(r));
+    const isRead = mix() < readShare;
+    const k = keys.next();
+    inFlight++;
+    pending.push(op(kv, spec, contexts, isRead, k).then(
+      () => { recordUs(isRead ? reads : writes, due); ops++; },
+      (err) => countError(errors, err),
+    ).finally(() => {
+      inFlight--;
+      const w = waiters;
+      waiters = [];
+      for (const r of w) r();
+      if ((ops & 255) === 0) tick();
+    }));
+  }
+  await Promise.all(pending);
+  return { reads, writes, ops, errors, elapsedMs: Number(process.hrtime.bigint() - t0) / 1e6 };
+}
