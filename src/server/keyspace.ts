@@ -17,8 +17,18 @@ function hex8(n: number): string {
   return n.toString(16).padStart(8, '0');
 }
 
+/** Storage keys of recently used keys (built on every read and write). */
+const dataKeys = new Map<string, string>();
+const dataKeysMax = 100_000;
+
 export function dataKey(key: string): string {
-  return `d${hex8(keyHash(key))}${key}`;
+  let sk = dataKeys.get(key);
+  if (sk === undefined) {
+    sk = `d${hex8(keyHash(key))}${key}`;
+    if (dataKeys.size >= dataKeysMax) dataKeys.clear();
+    dataKeys.set(key, sk);
+  }
+  return sk;
 }
 
 export function userKeyOf(storageKey: string): string {

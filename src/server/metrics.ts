@@ -112,6 +112,17 @@ export class NodeMetrics {
     });
   }
 
+  private readonly requestChildren = new Map<string, { observe(v: number): void }>();
+
+  /** Records a request's latency; labelled children are cached, as
+   * resolving labels costs more than the observation itself. */
+  observeRequest(op: string, level: string, outcome: string, seconds: number): void {
+    const k = `${op}|${level}|${outcome}`;
+    let child = this.requestChildren.get(k);
+    if (!child) { child = this.requestSeconds.labels(op, level, outcome); this.requestChildren.set(k, child); }
+    child.observe(seconds);
+  }
+
   observeRead(versions: number): void {
     this.siblingsPerRead.observe(versions);
     this.readsFound++;

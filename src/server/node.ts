@@ -45,7 +45,7 @@ import { Faults, parseFaultSpec } from './faults.js';
 import { Hints } from './hints.js';
 import { NodeMetrics } from './metrics.js';
 import { ringKey } from './keyspace.js';
-import { ObjectStore } from './object-store.js';
+import { ObjectStore, unknown } from './object-store.js';
 import { Reaper, tombstonesOnly } from './reaper.js';
 import { parseGet, parsePut } from './requests.js';
 import type { PutRequest } from './requests.js';
@@ -689,7 +689,7 @@ export class TuneNode implements NodeContext {
             break;
           case 'reply': {
             const outcome = e.reply.ok ? 'ok' : e.reply.error.code;
-            this.metrics.requestSeconds.observe({ op, level, outcome }, (this.clock.elapsedMs() - startedMs) / 1000);
+            this.metrics.observeRequest(op, level, outcome, (this.clock.elapsedMs() - startedMs) / 1000);
             if (outcome === 'QUORUM_UNAVAILABLE' || outcome === 'TIMEOUT') this.metrics.quorumFailures.inc({ op, code: outcome });
             onReply(e.reply);
             break;
@@ -715,7 +715,11 @@ export class TuneNode implements NodeContext {
 
   private replicaRead(to: string, key: string, timeoutMs: number, cb: (r: ReadResult) => void): void {
     if (to === this.id) {
-      this.store.read(key).then((object) => cb({ ok: true, object }), () => cb({ ok: false }));
+      const known = this.store.peek(key);
+      // A cached object answers in a microtask: no storage round trip, and
+      // still never re-entering the FSM while it is handing out effects.
+      if (known !== unknown) queueMicrotask(() => cb({ ok: true, object: known }));
+      else this.store.read(key).then((object) => cb({ ok: true, object }), () => cb({ ok: false }));
       return;
     }
     this.peerRequest(to, MsgType.REPLICA_READ, { key }, timeoutMs, (err, _type, body) => {

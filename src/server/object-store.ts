@@ -10,10 +10,14 @@
 //     replicas acknowledge on `durable`, never before;
 //   - every change of a key's object (write or removal) is reported to
 //     onChange with the states before and after, in order;
+//   - a bounded cache (objectCacheBytesMax) holds recently used objects and
+//     known-absent keys; every change goes through it, so it never serves a
+//     state older than the last one staged; hot reads never touch LevelDB;
 //   - writes that arrive while a batch is being written wait and go out
 //     together in the next batch (group commit), at most writeBatchMax each;
 //     more than writeQueueMax waiting writes are refused with OVERLOADED.
 
+import { objectBytes } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { keyHash } from '../core/ring/hash.js';
 import { TuneKvError } from '../errors.js';
@@ -43,18 +47,29 @@ export interface ObjectStoreStats {
   batches: number;
   batchedWrites: number;
   overloaded: number;
+  cacheHits: number;
+  cacheMisses: number;
 }
 
 const resolved = Promise.resolve();
 /** Overlay marker of a removal not yet durable. */
 const removed = null;
+/** Cache entry of a key known to hold nothing. */
+const absent = null;
+/** peek() of a key the cache does not know. */
+export const unknown: unique symbol = Symbol('unknown');
+/** Bytes charged for a cached absence. */
+const absentBytes = 64;
 
 export class ObjectStore {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly overlay = new Map<string, VersionedObject | typeof removed>();
+  /** Insertion-ordered, so the first key is the least recently used. */
+  private readonly cache = new Map<string, VersionedObject | typeof absent>();
+  private cacheBytes = 0;
   private queue: QueuedWrite[] = [];
   private flushing = false;
-  readonly stats: ObjectStoreStats = { batches: 0, batchedWrites: 0, overloaded: 0 };
+  readonly stats: ObjectStoreStats = { batches: 0, batchedWrites: 0, overloaded: 0, cacheHits: 0, cacheMisses: 0 };
   onChange: ChangeListener | undefined;
 
   constructor(private readonly storage: Storage, private readonly sync: boolean) {}
@@ -67,11 +82,61 @@ export class ObjectStore {
     return this.current(dataKey(key));
   }
 
+  /** The key's object if known without touching storage (pending write or
+   * cache), undefined if known absent, `unknown` otherwise. */
+  peek(key: string): VersionedObject | undefined | typeof unknown {
+    const sk = dataKey(key);
+    const pending = this.overlay.get(sk);
+    if (pending !== undefined) return pending ?? undefined;
+    const cached = this.cache.get(sk);
+    if (cached === undefined) return unknown;
+    this.stats.cacheHits++;
+    this.touch(sk, cached);
+    return cached ?? undefined;
+  }
+
   private async current(sk: string): Promise<VersionedObject | undefined> {
     const pending = this.overlay.get(sk);
     if (pending !== undefined) return pending ?? undefined;
+    const cached = this.cache.get(sk);
+    if (cached !== undefined) {
+      this.stats.cacheHits++;
+      this.touch(sk, cached);
+      return cached ?? undefined;
+    }
+    this.stats.cacheMisses++;
     const bytes = await this.storage.get(sk);
-    return bytes === undefined ? undefined : decodeObject(bytes);
+    const obj = bytes === undefined ? undefined : decodeObject(bytes);
+    // A write staged while we read is newer than what we read: keep it.
+    if (!this.cache.has(sk) && !this.overlay.has(sk)) this.remember(sk, obj ?? absent);
+    return obj;
+  }
+
+  private sizeOf(v: VersionedObject | typeof absent): number {
+    return v === absent ? absentBytes : objectBytes(v) + 64;
+  }
+
+  /** Moves a key to the most recently used end. */
+  private touch(sk: string, v: VersionedObject | typeof absent): void {
+    this.cache.delete(sk);
+    this.cache.set(sk, v);
+  }
+
+  private remember(sk: string, v: VersionedObject | typeof absent): void {
+    const old = this.cache.get(sk);
+    if (old !== undefined) this.cacheBytes -= this.sizeOf(old);
+    this.cache.delete(sk);
+    this.cache.set(sk, v);
+    this.cacheBytes += this.sizeOf(v);
+    for (const [k, e] of this.cache) {
+      if (this.cacheBytes <= limits.objectCacheBytesMax) break;
+      this.cache.delete(k);
+      this.cacheBytes -= this.sizeOf(e);
+    }
+  }
+
+  get cachedKeys(): number {
+    return this.cache.size;
   }
 
   /** Runs `step` after every earlier step on the same key. */
@@ -121,6 +186,7 @@ export class ObjectStore {
   private stage(sk: string, key: string, before: VersionedObject | undefined, after: VersionedObject | typeof removed,
     op: StorageOp): Promise<void> {
     this.overlay.set(sk, after);
+    this.remember(sk, after ?? absent);
     this.onChange?.(key, keyHash(key), before, after ?? undefined);
     const durable = this.enqueue(op);
     const clear = (): void => { if (this.overlay.get(sk) === after) this.overlay.delete(sk); };

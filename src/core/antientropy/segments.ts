@@ -12,7 +12,6 @@
 // only keys that differ: the cost grows with the number of differences, not
 // with the number of keys.
 
-import { createHash } from 'node:crypto';
 import type { VersionedObject } from '../clock/object.js';
 
 export const segmentBits = 16;
@@ -28,17 +27,29 @@ export function partitionSegments(p: number, q: number): { first: number; count:
   return { first: p * count, count };
 }
 
-/** 64-bit element hash (two 32-bit words) of a key in a causal state;
- * identical states on two replicas give identical hashes. */
+/**
+ * 64-bit element hash (two independent 32-bit words) of a key in a causal
+ * state; identical states on two replicas give identical hashes. It runs on
+ * every write (twice: the state left and the state entered), so it is a
+ * plain JS string hash (two multiply-xorshift lanes, as in cyrb53) rather
+ * than a crypto digest: anti-entropy needs differences to show, not
+ * resistance to an adversary.
+ */
 export function elementHash(key: string, obj: VersionedObject): [number, number] {
-  const h = createHash('md5');
-  h.update(key);
-  h.update('\0');
-  for (const [actor, counter] of obj.clock) h.update(`${actor}:${counter},`);
-  h.update('|');
-  for (const s of obj.siblings) h.update(`${s.actor}:${s.counter},`);
-  const d = h.digest();
-  return [d.readUInt32BE(0), d.readUInt32BE(4)];
+  let text = `${key}\0`;
+  for (const [actor, counter] of obj.clock) text += `${actor}:${counter},`;
+  text += '|';
+  for (const s of obj.siblings) text += `${s.actor}:${s.counter},`;
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return [h1 >>> 0, h2 >>> 0];
 }
 
 /** The segment hashes of one node. */

@@ -173,8 +173,21 @@ export function partitionOfKey(ring: Ring, key: string): number {
   return partitionOfHash(keyHash(key), ring.q);
 }
 
+/** Every partition's preference list, computed once per ring value (rings
+ * are immutable, so the cache can never go stale). */
+const listsByRing = new WeakMap<Ring, PreferenceList[]>();
+
 /** Primaries and fallbacks for partition p, walking clockwise. */
 export function preferenceList(ring: Ring, partition: number): PreferenceList {
+  let lists = listsByRing.get(ring);
+  if (!lists) {
+    lists = Array.from({ length: ring.q }, (_, p) => computePreferenceList(ring, p));
+    listsByRing.set(ring, lists);
+  }
+  return lists[partition]!;
+}
+
+function computePreferenceList(ring: Ring, partition: number): PreferenceList {
   const seen = new Set<string>();
   const order: string[] = [];
   for (let i = 0; i < ring.q && order.length < ring.members.length; i++) {
