@@ -24,6 +24,19 @@ t.test('every limit is named in the README limits table', async (t) => {
   for (const name of Object.keys(limits)) t.match(table, `\`${name}\``, `${name} is documented`);
 });
 
+t.test('every metric a node registers is in the README metrics table', async (t) => {
+  const { NodeMetrics } = await import('../src/server/metrics.js');
+  const zero = () => 0;
+  const m = new NodeMetrics('n1', {
+    readRepairs: zero, aaeKeysRepaired: zero, hintsPending: zero, hintsDelivered: zero, hintsDropped: zero,
+    peerStates: () => ({ up: 0, suspect: 0, down: 0 }), requestsInFlight: zero,
+  });
+  const table = section('Metrics');
+  const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
+  t.ok(names.length >= 14, `${names.length} metrics registered`);
+  for (const name of names) t.match(table, `\`${name}`, `${name} is documented`);
+});
+
 t.test('errors from the wire keep their code; unknown codes become INTERNAL', async (t) => {
   const e = errorFromWire({ code: 'TIMEOUT', message: 'slow', details: { required: 2 } });
   t.ok(e instanceof TuneKvError);

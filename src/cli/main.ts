@@ -406,6 +406,10 @@ function wantsJson(args: string[]): boolean {
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(usage);
+    return;
+  }
   switch (cmd) {
     case 'node': return cmdNode(rest);
     case 'cluster': return cmdCluster(rest);
