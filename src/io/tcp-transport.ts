@@ -73,13 +73,6 @@ export class TcpPeerTransport implements PeerTransport {
     if (addr !== undefined) this.downUntil.delete(addr);
   }
 
-  /** Drops any connection to addr (its address changed or it restarted). */
-  forget(addr: string): void {
-    this.conns.get(addr)?.close();
-    this.conns.delete(addr);
-    this.downUntil.delete(addr);
-  }
-
   close(): void {
     this.closed = true;
     for (const c of this.conns.values()) c.close();

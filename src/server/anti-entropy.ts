@@ -15,7 +15,7 @@
 
 import { mergeAll, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
-import { SegmentHashes, differingSegments, elementHash, partitionSegments, segmentOfHash } from '../core/antientropy/segments.js';
+import { SegmentHashes, differingSegments, elementHash } from '../core/antientropy/segments.js';
 import { keyHash } from '../core/ring/hash.js';
 import { preferenceList } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
@@ -225,10 +225,4 @@ export class AntiEntropy {
     if (!Number.isInteger(seg) || (seg as number) < 0 || (seg as number) >= 65536) throw invalid('AAE_KEYS needs a segment 0..65535');
     return { keys: await this.listSegment(seg as number) };
   }
-}
-
-/** For tests: the segment and partition a key falls in. */
-export function segmentOfKey(key: string, q: number): { segment: number; partition: number } {
-  const segment = segmentOfHash(keyHash(key));
-  return { segment, partition: Math.floor(segment / partitionSegments(0, q).count) };
 }

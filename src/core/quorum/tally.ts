@@ -34,11 +34,6 @@ export function verdict(t: Tally): Verdict {
   return 'pending';
 }
 
-/** Replies still outstanding. */
-export function outstanding(t: Tally): number {
-  return t.candidates - t.succeeded - t.failed;
-}
-
 export function majority(n: number): number {
   return Math.floor(n / 2) + 1;
 }
