@@ -85,7 +85,11 @@ export class ObjectStore {
   /** The key's object if known without touching storage (pending write or
    * cache), undefined if known absent, `unknown` otherwise. */
   peek(key: string): VersionedObject | undefined | typeof unknown {
-    const sk = dataKey(key);
+    return this.known(dataKey(key));
+  }
+
+  /** A pending write first, then the cache; `unknown` sends the caller to storage. */
+  private known(sk: string): VersionedObject | undefined | typeof unknown {
     const pending = this.overlay.get(sk);
     if (pending !== undefined) return pending ?? undefined;
     const cached = this.cache.get(sk);
@@ -96,14 +100,8 @@ export class ObjectStore {
   }
 
   private async current(sk: string): Promise<VersionedObject | undefined> {
-    const pending = this.overlay.get(sk);
-    if (pending !== undefined) return pending ?? undefined;
-    const cached = this.cache.get(sk);
-    if (cached !== undefined) {
-      this.stats.cacheHits++;
-      this.touch(sk, cached);
-      return cached ?? undefined;
-    }
+    const known = this.known(sk);
+    if (known !== unknown) return known;
     this.stats.cacheMisses++;
     const bytes = await this.storage.get(sk);
     const obj = bytes === undefined ? undefined : decodeObject(bytes);
