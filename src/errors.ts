@@ -14,7 +14,9 @@ export const errorCodes = {
   OVERLOADED: 'A bounded queue on the node is full (connections, requests in flight, write queue); retry later.',
   UNAVAILABLE: 'The client could not reach any node, or the connection closed with the request in flight.',
   PROTOCOL_ERROR: 'A frame could not be decoded, arrived out of order, or spoke another protocol version.',
-  UNAUTHORIZED: 'Reserved: tunekv has no authentication yet and never sends this code.',
+  UNAUTHORIZED: 'The caller has not proven who it is (no login, a wrong password or secret, or a peer message before the cluster-secret handshake). Nothing was changed.',
+  FORBIDDEN: 'The caller is known but its role does not allow the request (read, write, admin). Nothing was changed.',
+  STORAGE_FAILED: 'The node could not write to its disk and refuses writes until its storage works again (see the disk failure policy).',
   INTERNAL: 'A bug: an invariant broke on the node. The message says which.',
 } as const;
 

@@ -34,13 +34,82 @@ export const limits = {
   vclockPruneAgeMinMs: 24 * 60 * 60 * 1000,
   /** A whole frame (header + body) in bytes, checked before allocating. */
   frameBytesMax: 64 * 1024 * 1024,
+  /** A frame before the connection has finished its handshake (HELLO and
+   * AUTH are small): a stranger cannot make a node buffer more than this. */
+  handshakeFrameBytesMax: 64 * 1024,
+  /** A frame from an authenticated client: the largest request a client
+   * may send (one value, its key, a context of contextEntriesMax entries
+   * and the request's fields) with room to spare. The client checks it
+   * before sending. Peers get frameBytesMax. */
+  clientFrameBytesMax: 2 * 1024 * 1024,
+  /** msgpack nesting a decoded frame may have. Our deepest message (a
+   * stored object inside a reply) is 5 deep; the decoder refuses deeper
+   * input before it recurses, so no body can exhaust the stack. */
+  wireDepthMax: 32,
+  /** msgpack elements (array items, map entries, scalars) one client
+   * request may hold; checked before decoding so a small frame of empty
+   * arrays cannot expand into gigabytes of objects. */
+  clientWireElementsMax: 65_536,
+  /** The same for frames from peers and replies to clients: an anti-entropy
+   * key listing is 4 elements a key. */
+  peerWireElementsMax: 4_000_000,
+  /** Entries in a causal context or clock from outside. Actors are node ids,
+   * so a real clock never has more entries than nodes ever existed. */
+  contextEntriesMax: 256,
+  /** Highest dot counter a context may carry. Fresh histories start at the
+   * wall clock in microseconds (about 1.8e15 in 2026); 2^52 is 4.5e15 (the
+   * year 2112) and leaves 2^52 increments before a counter could stop
+   * being an exact double, so no context can make a node mint an unsafe
+   * counter. */
+  clockCounterMax: 2 ** 52,
+  /** A connection must finish HELLO (and AUTH, if it authenticates) within
+   * this, or it is closed: silent sockets cannot hold slots. */
+  handshakeTimeoutMs: 5_000,
+  /** A client connection with nothing in flight and no frame for this long
+   * is closed (Redis's `timeout`, off there by default; we bound it). */
+  clientIdleTimeoutMs: 300_000,
   /** Requests one connection may have in flight; more get OVERLOADED. */
   inFlightPerConnectionMax: 4096,
   /** Bytes queued for one connection's socket before it is dropped as a
    * reader that does not keep up (its requests fail; memory stays bounded). */
-  connectionOutputBytesMax: 256 * 1024 * 1024,
-  /** Connections a node accepts at once; more are closed with OVERLOADED. */
+  connectionOutputBytesMax: 64 * 1024 * 1024,
+  /** Past this many unsent reply bytes on a connection the node stops
+   * reading that connection's requests until the peer drains its replies
+   * (back-pressure: a client that does not read cannot make the node work). */
+  connectionReadPauseBytes: 1024 * 1024,
+  /** Unsent reply bytes across every connection of a node. A send that
+   * would pass it drops the connection with the most bytes queued. */
+  outputBytesTotalMax: 256 * 1024 * 1024,
+  /** Authenticated client connections a node accepts at once; more are
+   * closed with OVERLOADED. */
   connectionsMax: 1024,
+  /** Client connections from one remote address, so one host cannot take
+   * every slot. */
+  connectionsPerSourceMax: 512,
+  /** Connections proven to be peers, in a pool of their own: clients can
+   * never take a peer's slot. */
+  peerConnectionsMax: 512,
+  /** Connections still in their handshake. When full, the oldest is closed
+   * to make room (a real handshake takes a round trip, a silent socket
+   * waits forever), so silent sockets cannot lock anyone out. */
+  handshakingConnectionsMax: 256,
+  /** A failed login is answered after this delay, doubled for each further
+   * failure from the same address within loginFailureWindowMs. */
+  loginFailureDelayMs: 250,
+  loginFailureDelayMaxMs: 8_000,
+  loginFailureWindowMs: 60_000,
+  /** Addresses whose failed logins are remembered; the oldest is forgotten. */
+  loginSourcesTrackedMax: 10_000,
+  /** Users a users file may define, and the file's size. */
+  usersMax: 10_000,
+  usersFileBytesMax: 4 * 1024 * 1024,
+  /** How far in the future (by our clock) a gossiped generation may be:
+   * generations are start times, so more means a forged or badly skewed
+   * clock, and it is ignored. */
+  gossipClockSkewMaxMs: 60_000,
+  /** Keys whose siblings passed siblingsMax through replica merges, listed
+   * in status and refusing blind writes until resolved. */
+  oversizedKeysTrackedMax: 1000,
   /** Coordinated requests a node runs at once; more get OVERLOADED. */
   requestsInFlightMax: 50_000,
   /** Writes waiting for the next storage batch; more get OVERLOADED. */
@@ -89,7 +158,17 @@ assert.ok(limits.objectBytesMax * 2 < limits.frameBytesMax,
   'a replica reply carrying an object grown by merges must fit in a frame');
 assert.ok(limits.siblingsWarn < limits.siblingsMax, 'warn before failing');
 assert.ok(limits.replicasMax <= limits.nodesMax);
-assert.ok(limits.frameBytesMax * 2 <= limits.connectionOutputBytesMax, 'a slow reader may have a few frames queued');
+assert.ok(limits.objectBytesMax * 2 <= limits.connectionOutputBytesMax, 'a slow reader may have a reply carrying a grown object queued');
+assert.ok(limits.connectionOutputBytesMax <= limits.outputBytesTotalMax);
+assert.ok(limits.connectionReadPauseBytes < limits.connectionOutputBytesMax);
+assert.ok(limits.handshakeFrameBytesMax < limits.clientFrameBytesMax && limits.clientFrameBytesMax < limits.frameBytesMax);
+assert.ok(limits.valueBytesMax + limits.keyBytesMax + limits.contextEntriesMax * 128 + 4096 <= limits.clientFrameBytesMax,
+  'the largest put a client may send fits in a client frame');
+assert.ok(limits.contextEntriesMax >= limits.nodesMax, 'a context may name every node of a ring');
+assert.ok(limits.clientWireElementsMax <= limits.peerWireElementsMax);
+assert.ok(limits.clockCounterMax * 2 <= Number.MAX_SAFE_INTEGER + 1, 'counters above clockCounterMax stay exact');
+assert.ok(Date.now() * 1000 < limits.clockCounterMax, 'fresh histories (wall clock in µs) start below clockCounterMax');
+assert.ok(limits.loginFailureDelayMs <= limits.loginFailureDelayMaxMs);
 assert.ok(limits.vclockEntriesMax >= limits.replicasMax,
   'a clock must hold every replica of a key without pruning');
 assert.ok(limits.writeBatchMax <= limits.writeQueueMax);

@@ -15,6 +15,11 @@ export const MsgType = {
   HELLO_OK: 2,
   ERROR: 3,
   OK: 4,
+  /** Proof of identity after HELLO_OK: the cluster secret (peers, the
+   * launcher, admin tools) or a user's password, as an HMAC over both
+   * sides' nonces. Answered with AUTH_OK carrying the node's own proof. */
+  AUTH: 5,
+  AUTH_OK: 6,
   // client requests
   GET: 10,
   GET_REPLY: 11,
