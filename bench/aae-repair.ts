@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { probe, readCluster, startCluster, stopCluster } from '../cluster/launcher.js';
+import { adminAuth, probe, readCluster, startCluster, stopCluster } from '../cluster/launcher.js';
 import { update } from '../src/core/clock/object.js';
 import { emptyClock } from '../src/core/clock/vclock.js';
 import { LevelStorage } from '../src/io/level-storage.js';
@@ -69,7 +69,7 @@ interface Aae { rounds: number; exchanges: number; segmentsDiffering: number; ke
  * that found nothing differing. */
 async function inSync(dir: string, sinceRounds: Map<string, number>): Promise<boolean> {
   for (const nd of readCluster(dir)!.nodes) {
-    const a = (await probe(nd.host, nd.port, 5000))?.antiEntropy as { rounds: number; lastRoundSegmentsDiffering: number } | undefined;
+    const a = (await probe(nd.host, nd.port, 5000, adminAuth(dir)))?.antiEntropy as { rounds: number; lastRoundSegmentsDiffering: number } | undefined;
     if (!a || a.rounds <= (sinceRounds.get(nd.id) ?? 0) + 1 || a.lastRoundSegmentsDiffering !== 0) return false;
   }
   return true;
@@ -78,7 +78,7 @@ async function inSync(dir: string, sinceRounds: Map<string, number>): Promise<bo
 async function aaeTotals(dir: string): Promise<Aae> {
   const sum: Aae = { rounds: 0, exchanges: 0, segmentsDiffering: 0, keysCompared: 0, keysRepaired: 0 };
   for (const nd of readCluster(dir)!.nodes) {
-    const a = (await probe(nd.host, nd.port, 5000))?.antiEntropy as Aae | undefined;
+    const a = (await probe(nd.host, nd.port, 5000, adminAuth(dir)))?.antiEntropy as Aae | undefined;
     if (!a) continue;
     for (const k of Object.keys(sum) as (keyof Aae)[]) sum[k] += a[k];
   }
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     const r0 = Date.now();
     const roundsAtStart = new Map<string, number>();
     for (const nd of readCluster(dir)!.nodes) {
-      roundsAtStart.set(nd.id, ((await probe(nd.host, nd.port, 5000))?.antiEntropy as { rounds: number }).rounds);
+      roundsAtStart.set(nd.id, ((await probe(nd.host, nd.port, 5000, adminAuth(dir)))?.antiEntropy as { rounds: number }).rounds);
     }
     while (!(await inSync(dir, roundsAtStart))) await new Promise((r) => setTimeout(r, 100));
     const repairMs = Date.now() - r0;

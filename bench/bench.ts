@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setLinkFaults, startCluster, stopCluster } from '../cluster/launcher.js';
+import { clusterKey, readSecretFile } from '../src/security/secret.js';
 import { connect } from '../src/index.js';
 import type { TuneKvClient } from '../src/index.js';
 import type { Ring } from '../src/core/ring/ring.js';
@@ -38,6 +39,9 @@ import type { Distribution, WorkloadName } from './workload.js';
 export interface BenchOptions {
   /** Target a running cluster; without it the bench starts its own. */
   readonly hosts?: string[];
+  /** The cluster secret of a cluster we did not start: setting the
+   * injected delay is an admin operation. */
+  readonly secretFile?: string;
   readonly nodes: number;
   readonly levels: string[];
   /** "A" or "B", optionally with a key distribution: "A:uniform", "B:zipfian". */
@@ -99,10 +103,12 @@ function machineHeader(opts: BenchOptions, cluster: string): Record<string, stri
 }
 
 /** Sets (or clears) the delay on every node of a cluster we did not start. */
-async function setDelayOn(ring: Ring, delayMs: number, jitterMs: number): Promise<void> {
+async function setDelayOn(ring: Ring, delayMs: number, jitterMs: number, secretFile: string | undefined): Promise<void> {
+  if (secretFile === undefined) throw new TypeError('--delay-ms on a cluster the bench did not start needs --secret-file (faults are an admin operation)');
+  const auth = { kind: 'secret' as const, key: clusterKey(readSecretFile(secretFile)), as: 'admin' };
   await Promise.all(ring.members.map((m) => new Promise<void>((resolve, reject) => {
     const hp = parseHostPort(m.addr)!;
-    const conn = new RpcConnection({ host: hp.host, port: hp.port, agent: 'tunekv-bench', connectTimeoutMs: 2000 });
+    const conn = new RpcConnection({ host: hp.host, port: hp.port, agent: 'tunekv-bench', connectTimeoutMs: 2000, auth });
     conn.request(MsgType.ADMIN_FAULTS, { blocked: [], delayMs, jitterMs, loss: 0 }, 5000, (err) => {
       conn.close();
       if (err) reject(err); else resolve();
@@ -225,7 +231,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<{ d
     if (opts.delayMs > 0) {
       const delayText = `${opts.delayMs} ms + up to ${opts.jitterMs} ms one-way`;
       if (clusterDir) await setLinkFaults(clusterDir, { delayMs: opts.delayMs, jitterMs: opts.jitterMs, loss: 0 });
-      else await setDelayOn(ring, opts.delayMs, opts.jitterMs);
+      else await setDelayOn(ring, opts.delayMs, opts.jitterMs, opts.secretFile);
       try {
         // One client: with the delay, the cost of each level is its round
         // trips to other replicas, and a single client shows exactly that.
@@ -241,7 +247,7 @@ export async function runBench(options: Partial<BenchOptions> = {}): Promise<{ d
         await stalenessRun(delayText);
       } finally {
         if (clusterDir) await setLinkFaults(clusterDir, { delayMs: 0, jitterMs: 0, loss: 0 });
-        else await setDelayOn(ring, 0, 0);
+        else await setDelayOn(ring, 0, 0, opts.secretFile);
       }
     }
 

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { killNode, probe, readCluster, restartNode, startCluster, stopCluster } from '../cluster/launcher.js';
+import { adminAuth, killNode, probe, readCluster, restartNode, startCluster, stopCluster } from '../cluster/launcher.js';
 import { connect } from '../src/index.js';
 import { defaultConfig } from '../src/config.js';
 
@@ -22,7 +22,7 @@ const concurrency = Number(values.concurrency);
 async function hintsPending(dir: string): Promise<number> {
   let total = 0;
   for (const nd of readCluster(dir)!.nodes) {
-    const st = await probe(nd.host, nd.port, 5000);
+    const st = await probe(nd.host, nd.port, 5000, adminAuth(dir));
     total += (st?.hints as { pending?: number } | undefined)?.pending ?? 0;
   }
   return total;

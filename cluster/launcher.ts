@@ -20,6 +20,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TuneKvError } from '../src/errors.js';
 import { RpcConnection } from '../src/io/connection.js';
+import type { DialAuth } from '../src/io/connection.js';
+import { clusterKey, ensureSecretFile, readSecretFile, secretFileName } from '../src/security/secret.js';
 import { MsgType } from '../src/protocol/messages.js';
 
 export interface ClusterNode {
@@ -130,9 +132,21 @@ async function freePort(host: string): Promise<number> {
   });
 }
 
-function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[]): string[] {
+/** The cluster's secret file: made once, mode 0600, when the cluster is
+ * first started; every node gets it with --secret-file. */
+export function secretFileOf(dir: string): string {
+  return path.join(path.resolve(dir), secretFileName);
+}
+
+/** How the launcher (and the CLI's cluster commands, tests and benchmarks)
+ * prove themselves to the cluster's nodes: the cluster secret, as admin. */
+export function adminAuth(dir: string): DialAuth {
+  return { kind: 'secret', key: clusterKey(readSecretFile(secretFileOf(dir))), as: 'admin' };
+}
+
+function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[], dir: string): string[] {
   const args = [cliEntry, 'node', '--id', node.id, '--listen', `${node.host}:${node.port}`, '--data', node.dataDir,
-    '--n', String(c.n), '--q', String(c.q)];
+    '--n', String(c.n), '--q', String(c.q), '--secret-file', secretFileOf(dir)];
   if (seeds.length > 0) args.push('--join', seeds.map((s) => `${s.host}:${s.port}`).join(','));
   if (c.fsync) args.push('--fsync');
   if (node.metricsPort !== undefined) args.push('--metrics', `${node.host}:${node.metricsPort}`);
@@ -143,17 +157,17 @@ function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode
 /** Starts one node process. `seeds` are the nodes it may join through: at
  * first start the nodes started before it (so n1 founds the ring), at a
  * restart every other node (it normally reloads its ring and needs none). */
-function spawnNode(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[], detach: boolean,
+function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[], detach: boolean,
   log: (l: string) => void): ChildProcess {
   fs.mkdirSync(node.dataDir, { recursive: true });
   if (detach) {
     const out = fs.openSync(node.logFile, 'a');
-    const child = spawn(process.execPath, nodeArgs(c, node, seeds), { detached: true, stdio: ['ignore', out, out] });
+    const child = spawn(process.execPath, nodeArgs(c, node, seeds, dir), { detached: true, stdio: ['ignore', out, out] });
     fs.closeSync(out);
     child.unref();
     return child;
   }
-  const child = spawn(process.execPath, nodeArgs(c, node, seeds), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, nodeArgs(c, node, seeds, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = (chunk: Buffer): void => {
     for (const line of chunk.toString('utf8').split('\n')) if (line.length > 0) log(`[${node.id}] ${line}`);
   };
@@ -163,9 +177,9 @@ function spawnNode(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNod
 }
 
 /** STATUS of one node, or undefined if it does not answer in time. */
-export function probe(host: string, port: number, timeoutMs = 1000): Promise<Record<string, unknown> | undefined> {
+export function probe(host: string, port: number, timeoutMs: number, auth: DialAuth | undefined): Promise<Record<string, unknown> | undefined> {
   return new Promise((resolve) => {
-    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs });
+    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, ...(auth ? { auth } : {}) });
     conn.request(MsgType.STATUS, {}, timeoutMs, (err, _t, body) => {
       conn.close();
       resolve(err ? undefined : body as Record<string, unknown>);
@@ -176,9 +190,9 @@ export function probe(host: string, port: number, timeoutMs = 1000): Promise<Rec
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the node answers and sees a ring of `members` nodes. */
-async function waitReady(node: ClusterNode, members: number, deadline: number, alive: () => boolean): Promise<void> {
+async function waitReady(auth: DialAuth, node: ClusterNode, members: number, deadline: number, alive: () => boolean): Promise<void> {
   for (;;) {
-    const st = await probe(node.host, node.port);
+    const st = await probe(node.host, node.port, 1000, auth);
     const ring = st?.ring as { members?: unknown[] } | null | undefined;
     if (st?.ready === true && ring && (ring.members?.length ?? 0) >= members) return;
     if (!alive()) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
@@ -218,6 +232,9 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
   }
   // Faults belong to a run of the cluster, not to its data.
   c.faults = undefined;
+  const secret = ensureSecretFile(secretFileOf(dir));
+  if (secret.created) log(`made a cluster secret in ${secretFileOf(dir)} (mode 0600): every node of this cluster proves it to its peers`);
+  const auth = adminAuth(dir);
   const cluster = c;
   const children = new Map<string, ChildProcess>();
   const deadline = Date.now() + readyTimeoutMs;
@@ -226,15 +243,15 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
     // it one at a time, so the ring (which depends on the order of joins)
     // is the same on every fresh start of the same cluster.
     for (const [i, node] of cluster.nodes.entries()) {
-      const child = spawnNode(cluster, node, cluster.nodes.slice(0, i), opts.detach, log);
+      const child = spawnNode(dir, cluster, node, cluster.nodes.slice(0, i), opts.detach, log);
       node.pid = child.pid ?? null;
       children.set(node.id, child);
       writeCluster(dir, cluster);
-      await waitReady(node, i + 1, deadline, () => child.exitCode === null && child.signalCode === null);
+      await waitReady(auth, node, i + 1, deadline, () => child.exitCode === null && child.signalCode === null);
     }
     for (const node of cluster.nodes) {
       const child = children.get(node.id)!;
-      await waitReady(node, cluster.nodes.length, deadline, () => opts.detach ? isNodeProcess(node.pid, node.id) : child.exitCode === null);
+      await waitReady(auth, node, cluster.nodes.length, deadline, () => opts.detach ? isNodeProcess(node.pid, node.id) : child.exitCode === null);
     }
   } catch (err) {
     await stopCluster(dir, () => {});
@@ -296,11 +313,11 @@ export async function restartNode(dir: string, id: string): Promise<void> {
   const c = requireCluster(dir);
   const nd = findNode(c, id);
   await stopNode(nd);
-  const child = spawnNode(c, nd, c.nodes.filter((x) => x.id !== id), true, () => {});
+  const child = spawnNode(dir, c, nd, c.nodes.filter((x) => x.id !== id), true, () => {});
   nd.pid = child.pid ?? null;
   writeCluster(dir, c);
-  await waitReady(nd, c.nodes.length, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
-  await applyFaults(c, [nd]);
+  await waitReady(adminAuth(dir), nd, c.nodes.length, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
+  await applyFaults(dir, c, [nd]);
 }
 
 // ---- fault injection ----
@@ -324,7 +341,7 @@ export async function resumeNode(dir: string, id: string): Promise<void> {
   const nd = findNode(c, id);
   if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('INVALID_ARGUMENT', `${id} is not running`);
   process.kill(nd.pid!, 'SIGCONT');
-  await applyFaults(c, [nd]);
+  await applyFaults(dir, c, [nd]);
 }
 
 const noClusterFaults = (): ClusterFaults => ({ groups: [], delayMs: 0, jitterMs: 0, loss: 0 });
@@ -340,7 +357,7 @@ export async function partition(dir: string, groups: string[][]): Promise<string
   const rest = ids.filter((id) => !named.has(id));
   c.faults = { ...(c.faults ?? noClusterFaults()), groups: rest.length > 0 ? [...groups, rest] : groups };
   writeCluster(dir, c);
-  return applyFaults(c, c.nodes);
+  return applyFaults(dir, c, c.nodes);
 }
 
 /** Removes every partition (delay and loss stay). */
@@ -348,7 +365,7 @@ export async function heal(dir: string): Promise<string[]> {
   const c = requireCluster(dir);
   c.faults = { ...(c.faults ?? noClusterFaults()), groups: [] };
   writeCluster(dir, c);
-  return applyFaults(c, c.nodes);
+  return applyFaults(dir, c, c.nodes);
 }
 
 /** Delay (fixed + uniform jitter) and loss on every node-to-node link. */
@@ -356,7 +373,7 @@ export async function setLinkFaults(dir: string, link: { delayMs: number; jitter
   const c = requireCluster(dir);
   c.faults = { ...(c.faults ?? noClusterFaults()), ...link };
   writeCluster(dir, c);
-  return applyFaults(c, c.nodes);
+  return applyFaults(dir, c, c.nodes);
 }
 
 /** The fault spec one node should have. */
@@ -368,19 +385,20 @@ export function faultSpecFor(c: ClusterFile, id: string): { blocked: string[]; d
 }
 
 /** Sends each node its fault spec; returns the nodes that did not take it. */
-async function applyFaults(c: ClusterFile, nodes: readonly ClusterNode[]): Promise<string[]> {
+async function applyFaults(dir: string, c: ClusterFile, nodes: readonly ClusterNode[]): Promise<string[]> {
   const missed: string[] = [];
+  const auth = adminAuth(dir);
   await Promise.all(nodes.map(async (nd) => {
     if (!isNodeProcess(nd.pid, nd.id)) { missed.push(nd.id); return; }
-    const ok = await adminRequest(nd.host, nd.port, MsgType.ADMIN_FAULTS, faultSpecFor(c, nd.id));
+    const ok = await adminRequest(auth, nd.host, nd.port, MsgType.ADMIN_FAULTS, faultSpecFor(c, nd.id));
     if (!ok) missed.push(nd.id);
   }));
   return missed.sort();
 }
 
-function adminRequest(host: string, port: number, type: number, body: unknown, timeoutMs = 2000): Promise<boolean> {
+function adminRequest(auth: DialAuth, host: string, port: number, type: number, body: unknown, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs });
+    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, auth });
     conn.request(type, body, timeoutMs, (err) => { conn.close(); resolve(err === null); });
   });
 }
@@ -397,9 +415,10 @@ export interface NodeStatus {
 
 export async function clusterStatus(dir: string): Promise<NodeStatus[]> {
   const c = requireCluster(dir);
+  const auth = adminAuth(dir);
   return Promise.all(c.nodes.map(async (nd) => {
     const running = isNodeProcess(nd.pid, nd.id);
-    const st = running ? await probe(nd.host, nd.port) : undefined;
+    const st = running ? await probe(nd.host, nd.port, 1000, auth) : undefined;
     const ring = st?.ring as { version: number; members: unknown[] } | null | undefined;
     return {
       id: nd.id, addr: `${nd.host}:${nd.port}`, pid: running ? nd.pid : null, running,

@@ -85,6 +85,21 @@ export interface NodeConfig {
    * 90000 ms: longer than any request may run (requestTimeoutMaxMs), so no
    * read repair carrying the old value is still in flight. */
   readonly tombstoneReapDelayMs: number;
+  /** The cluster secret every peer proves before any node-to-node message
+   * is accepted. Default null: DATA/cluster.secret, created (mode 0600) on
+   * first start; nodes joining this one must be given the same file. */
+  readonly secretFile: string | null;
+  /** Users and roles (see src/security/users.ts for the format). Default
+   * null: protected mode, where loopback clients may read and write and
+   * everything else needs the cluster secret (as Redis's protected mode). */
+  readonly usersFile: string | null;
+  /** TLS for clients and peers: this node's certificate and key (PEM).
+   * Default null: plain TCP. */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
+  /** The CA that signs every node's certificate: peers must present one it
+   * signed (mutual TLS), and nodes check each other's against it. */
+  readonly tlsCa: string | null;
 }
 
 export const defaultConfig = {
@@ -109,6 +124,11 @@ export const defaultConfig = {
   aaeExchangePauseMs: 20,
   aaeKeysPerSecMax: 10_000,
   tombstoneReapDelayMs: 90_000,
+  secretFile: null,
+  usersFile: null,
+  tlsCert: null,
+  tlsKey: null,
+  tlsCa: null,
 } satisfies Partial<NodeConfig>;
 
 export type NodeConfigInput = Pick<NodeConfig, 'id' | 'listen' | 'dataDir'> & Partial<NodeConfig>;
@@ -150,7 +170,10 @@ export function configProblem(c: NodeConfig): string | null {
     ?? timeoutProblem('peerConnectTimeoutMs', c.peerConnectTimeoutMs)
     ?? timeoutProblem('peerRetryDelayMs', c.peerRetryDelayMs)
     ?? timeoutProblem('joinTimeoutMs', c.joinTimeoutMs)
-    ?? positiveProblem('gossipIntervalMs', c.gossipIntervalMs)
+    ?? (Number.isInteger(c.gossipIntervalMs) && c.gossipIntervalMs >= limits.gossipIntervalMinMs ? null
+      : `gossipIntervalMs (${c.gossipIntervalMs}) must be an integer of at least ${limits.gossipIntervalMinMs}`)
+    ?? ((c.tlsCert === null) === (c.tlsKey === null) ? null : 'tlsCert and tlsKey must be given together')
+    ?? (c.tlsCa === null || c.tlsCert !== null ? null : 'tlsCa needs tlsCert and tlsKey')
     ?? positiveProblem('gossipFanout', c.gossipFanout)
     ?? positiveProblem('suspectAfterMs', c.suspectAfterMs)
     ?? (c.downAfterMs > c.suspectAfterMs ? null : `downAfterMs (${c.downAfterMs}) must exceed suspectAfterMs (${c.suspectAfterMs})`)

@@ -30,6 +30,7 @@ t.test('every metric a node registers is in the README metrics table', async (t)
   const m = new NodeMetrics('n1', {
     readRepairs: zero, aaeKeysRepaired: zero, hintsPending: zero, hintsDelivered: zero, hintsDropped: zero,
     peerStates: () => ({ up: 0, suspect: 0, down: 0 }), requestsInFlight: zero,
+    storageHealthy: zero, storageWriteFailures: zero, connections: () => ({ peer: 0, client: 0, handshaking: 0 }), quarantinedObjects: zero,
   });
   const table = section('Metrics');
   const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);

@@ -3,14 +3,18 @@
 // del / status from a shell. `--json` prints exactly one JSON object on
 // stdout; a failed request exits 1 and prints {"error":{"code","message"}}.
 
+import fs from 'node:fs';
 import path from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import {
   clusterStatus, heal, killNode, partition, pauseNode, restartNode, resumeNode, setLinkFaults, startCluster, stopCluster,
 } from '../../cluster/launcher.js';
 import { connect } from '../client/client.js';
-import type { GetResult, PutResult, TuneKvClient } from '../client/client.js';
+import type { ConnectOptions, GetResult, PutResult, TuneKvClient } from '../client/client.js';
+import { readSecretFile, secretFileName } from '../security/secret.js';
+import { userLine } from '../security/users.js';
 import { isConsistency } from '../core/quorum/levels.js';
 import type { Consistency } from '../core/quorum/levels.js';
 import { TuneKvError } from '../errors.js';
@@ -21,6 +25,8 @@ import type { BenchOptions } from '../../bench/bench.js';
 
 const usage = `usage:
   tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww] [--metrics HOST:PORT|off]
+              [--secret-file FILE] [--users-file FILE] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+  tunekv users add NAME --role read|write|admin [--password-file FILE] [--file USERS_FILE]
   tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
   tunekv cluster stop|status [--dir DIR] [--json]
   tunekv cluster kill|restart|pause|resume NODE [--dir DIR]
@@ -30,6 +36,8 @@ const usage = `usage:
   tunekv put KEY VALUE [--consistency L] [--w W] [--context CTX] [--lww] [--host HOST:PORT] [--json]
   tunekv del KEY [--context CTX] [--consistency L] [--w W] [--host HOST:PORT] [--json]
   tunekv status [--host HOST:PORT] [--json]
+client flags (get, put, del, status): [--user U --password-file F] [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]
+  or TUNEKV_USER, TUNEKV_PASSWORD_FILE, TUNEKV_SECRET_FILE; status uses ./data/cluster/cluster.secret when present
   tunekv sim [--seeds N] [--from F] | [--seed S [--knobs JSON] [--trace KEY]] [--json]
   tunekv bench [--hosts H:P,...] [--nodes 3] [--level L]... [--workload A:uniform|B:zipfian]... [--keys 10000]
                [--value-bytes 100] [--clients 32] [--duration-ms 2500] [--warmup-ms 2000] [--rate 3000]
@@ -50,7 +58,56 @@ const requestOptions: Options = {
   host: { type: 'string' },
   'timeout-ms': { type: 'string' },
   json: { type: 'boolean' },
+  ...authOptions(),
 };
+
+/** Flags every client command takes to prove who it is. */
+function authOptions(): Options {
+  return {
+    user: { type: 'string' }, 'password-file': { type: 'string' }, 'secret-file': { type: 'string' },
+    'tls-ca': { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' },
+  };
+}
+
+/** A file's content without its trailing newline (password files). */
+function readTextFile(file: string, what: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Connection options from the auth flags and the environment. `status`
+ * falls back to the local cluster's secret (`make cluster`), since its
+ * details are for admins. */
+function authFrom(values: Record<string, unknown>, useLocalSecret: boolean): Partial<ConnectOptions> {
+  const out: { user?: string; password?: string; secret?: Uint8Array; tls?: ConnectionOptions } = {};
+  const user = str(values, 'user') ?? process.env.TUNEKV_USER;
+  const secretFile = str(values, 'secret-file') ?? process.env.TUNEKV_SECRET_FILE
+    ?? (useLocalSecret && user === undefined && fs.existsSync(localSecret) ? localSecret : undefined);
+  if (user !== undefined) {
+    const pwFile = str(values, 'password-file') ?? process.env.TUNEKV_PASSWORD_FILE;
+    if (pwFile === undefined) throw new UsageError('--user needs --password-file (or TUNEKV_PASSWORD_FILE)');
+    out.user = user;
+    out.password = readTextFile(pwFile, 'password file');
+  } else if (secretFile !== undefined) {
+    out.secret = readSecretFile(secretFile);
+  }
+  const ca = str(values, 'tls-ca');
+  const cert = str(values, 'tls-cert');
+  const key = str(values, 'tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (ca !== undefined || cert !== undefined) {
+    out.tls = {
+      ...(ca !== undefined ? { ca: fs.readFileSync(ca) } : {}),
+      ...(cert !== undefined && key !== undefined ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key) } : {}),
+    };
+  }
+  return out;
+}
+
+const localSecret = path.join('data', 'cluster', secretFileName);
 
 function parse(args: string[], options: Options): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
@@ -96,8 +153,10 @@ function defaultHost(): string {
   return process.env.TUNEKV_HOST ?? '127.0.0.1:7001';
 }
 
-async function withClient<T>(values: Record<string, unknown>, fn: (kv: TuneKvClient) => Promise<T>): Promise<T> {
-  const kv = await connect({ hosts: [str(values, 'host') ?? defaultHost()], timeoutMs: intOption(values, 'timeout-ms') });
+async function withClient<T>(values: Record<string, unknown>, fn: (kv: TuneKvClient) => Promise<T>, useLocalSecret = false): Promise<T> {
+  const kv = await connect({
+    hosts: [str(values, 'host') ?? defaultHost()], timeoutMs: intOption(values, 'timeout-ms'), ...authFrom(values, useLocalSecret),
+  });
   try {
     return await fn(kv);
   } finally {
@@ -144,6 +203,8 @@ async function cmdNode(args: string[]): Promise<void> {
     'down-ms': { type: 'string' }, 'handoff-ms': { type: 'string' }, 'hint-age-ms': { type: 'string' },
     'aae-interval-ms': { type: 'string' }, 'aae-keys-per-sec': { type: 'string' }, 'reap-delay-ms': { type: 'string' },
     'handoff-keys-per-sec': { type: 'string' }, metrics: { type: 'string' },
+    'secret-file': { type: 'string' }, 'users-file': { type: 'string' },
+    'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-ca': { type: 'string' },
   });
   const id = str(values, 'id');
   const listen = str(values, 'listen');
@@ -161,6 +222,8 @@ async function cmdNode(args: string[]): Promise<void> {
       hintAgeMaxMs: intOption(values, 'hint-age-ms'), aaeIntervalMs: intOption(values, 'aae-interval-ms'),
       aaeKeysPerSecMax: intOption(values, 'aae-keys-per-sec'), tombstoneReapDelayMs: intOption(values, 'reap-delay-ms'),
       handoffKeysPerSecMax: intOption(values, 'handoff-keys-per-sec'),
+      secretFile: str(values, 'secret-file') ?? null, usersFile: str(values, 'users-file') ?? null,
+      tlsCert: str(values, 'tls-cert') ?? null, tlsKey: str(values, 'tls-key') ?? null, tlsCa: str(values, 'tls-ca') ?? null,
       ...(values.metrics === undefined ? {} : { metricsListen: values.metrics === 'off' ? null : str(values, 'metrics')! }),
     }, log);
   } catch (err) {
@@ -302,8 +365,8 @@ async function cmdDel(args: string[]): Promise<void> {
 }
 
 async function cmdStatus(args: string[]): Promise<void> {
-  const { values } = parse(args, { host: { type: 'string' }, json: { type: 'boolean' }, 'timeout-ms': { type: 'string' } });
-  const st = await withClient(values, (kv) => kv.status(str(values, 'host') ?? defaultHost()));
+  const { values } = parse(args, { host: { type: 'string' }, json: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, ...authOptions() });
+  const st = await withClient(values, (kv) => kv.status(str(values, 'host') ?? defaultHost()), true);
   if (values.json) { console.log(JSON.stringify(st)); return; }
   const ring = st.ring as { version: number; n: number; q: number; members: { id: string; addr: string; claimed: number; replicates: number }[] } | null;
   console.log(`node ${String(st.nodeId)} at ${String(st.addr)}, up ${Math.round(Number(st.uptimeMs) / 1000)} s`);
@@ -400,6 +463,27 @@ async function cmdSim(args: string[]): Promise<void> {
   if (!ok) process.exitCode = 1;
 }
 
+/** `tunekv users add NAME --role R`: a users-file line with a fresh salt
+ * and the password's scrypt-derived keys (never the password itself),
+ * appended to --file (created mode 0600) or printed. */
+async function cmdUsers(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub !== 'add') throw new UsageError('users takes: add NAME --role read|write|admin [--password-file F] [--file USERS_FILE]');
+  const { values, positionals } = parse(rest, { role: { type: 'string' }, 'password-file': { type: 'string' }, file: { type: 'string' } });
+  const [name] = positionals;
+  if (name === undefined || positionals.length !== 1) throw new UsageError('users add needs exactly one NAME');
+  const role = str(values, 'role');
+  if (role !== 'read' && role !== 'write' && role !== 'admin') throw new UsageError('--role must be read, write or admin');
+  const pwFile = str(values, 'password-file') ?? process.env.TUNEKV_PASSWORD_FILE;
+  const password = pwFile !== undefined ? readTextFile(pwFile, 'password file') : fs.readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+  if (password.length === 0) throw new UsageError('the password is empty');
+  const line = await userLine(name, password, role);
+  const file = str(values, 'file');
+  if (file === undefined) { console.log(line); return; }
+  fs.appendFileSync(file, `${line}\n`, { mode: 0o600 });
+  console.log(`${name} (${role}) added to ${file}`);
+}
+
 function wantsJson(args: string[]): boolean {
   return args.includes('--json');
 }
@@ -417,6 +501,7 @@ async function main(argv: string[]): Promise<void> {
     case 'put': return cmdPut(rest);
     case 'del': return cmdDel(rest);
     case 'status': return cmdStatus(rest);
+    case 'users': return cmdUsers(rest);
     case 'sim': return cmdSim(rest);
     case 'bench': return cmdBench(rest);
     case undefined:

@@ -11,6 +11,7 @@
 // that replicas use to apply it once even if both attempts arrive.
 
 import { randomBytes } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
 import { ValueType } from '../core/clock/object.js';
 import { isConsistency } from '../core/quorum/levels.js';
 import type { Consistency } from '../core/quorum/levels.js';
@@ -18,6 +19,9 @@ import { partitionOfKey, preferenceListForKey, ringProblem } from '../core/ring/
 import type { Ring } from '../core/ring/ring.js';
 import { TuneKvError, invalid } from '../errors.js';
 import { RpcConnection } from '../io/connection.js';
+import type { DialAuth } from '../io/connection.js';
+import { limits } from '../limits.js';
+import { clusterKey } from '../security/secret.js';
 import { parseHostPort } from '../io/transport.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { MsgType } from '../protocol/messages.js';
@@ -42,6 +46,19 @@ export interface ConnectOptions {
   readonly route?: boolean;
   /** How long an unreachable node is skipped, ms. Default 1000. */
   readonly hostRetryMs?: number;
+  /** Log in as this user (roles read, write, admin; see the README's
+   * Security section). The password never crosses the wire: the client
+   * proves it with a SCRAM exchange over scrypt, and checks the node's
+   * proof in return. Without a user, a node in protected mode lets
+   * loopback clients read and write. */
+  readonly user?: string;
+  readonly password?: string;
+  /** The cluster secret (the content of cluster.secret), for admin tools:
+   * proving it grants every role. Prefer users for applications. */
+  readonly secret?: Uint8Array;
+  /** TLS to the nodes: true for the system CAs, or node:tls options (`ca`
+   * to trust a private CA, `cert`/`key` for a client certificate). */
+  readonly tls?: boolean | ConnectionOptions;
 }
 
 export interface RequestOptions {
@@ -168,7 +185,12 @@ export class TuneKvClient {
     return wid;
   }
 
+  private readonly auth: DialAuth | undefined;
+  private readonly tls: ConnectionOptions | undefined;
+
   private constructor(private readonly opts: ConnectOptions) {
+    this.auth = authOf(opts);
+    this.tls = opts.tls === true ? {} : opts.tls === false || opts.tls === undefined ? undefined : opts.tls;
     this.timeoutMs = checkTimeout(opts.timeoutMs) ?? 5000;
     this.connectTimeoutMs = checkTimeout(opts.connectTimeoutMs) ?? 2000;
     this.consistency = levelFields(opts, 'quorum').consistency;
@@ -292,6 +314,9 @@ export class TuneKvClient {
     const hp = parseHostPort(addr)!;
     const conn = new RpcConnection({
       host: hp.host, port: hp.port, agent, connectTimeoutMs: this.connectTimeoutMs,
+      sendFrameBytesMax: limits.clientFrameBytesMax,
+      ...(this.auth ? { auth: this.auth } : {}),
+      ...(this.tls ? { tls: this.tls } : {}),
       onHelloOk: (b) => { if (b.ringVersion > (this.ring?.version ?? 0)) void this.refreshRing([addr]).catch(() => {}); },
       onClose: () => { if (this.conns.get(addr) === conn) this.conns.delete(addr); },
     });
@@ -351,6 +376,18 @@ export class TuneKvClient {
     })().finally(() => { this.ringFetch = undefined; });
     return this.ringFetch;
   }
+}
+
+function authOf(opts: ConnectOptions): DialAuth | undefined {
+  if (opts.secret !== undefined) {
+    if (!(opts.secret instanceof Uint8Array) || opts.secret.length < 32) throw new TypeError('secret must be the cluster secret (at least 32 bytes)');
+    if (opts.user !== undefined) throw new TypeError('give either user/password or secret, not both');
+    return { kind: 'secret', key: clusterKey(Buffer.from(opts.secret)), as: 'admin' };
+  }
+  if (opts.user === undefined && opts.password === undefined) return undefined;
+  if (typeof opts.user !== 'string' || !/^[A-Za-z0-9_.@-]{1,64}$/.test(opts.user)) throw new TypeError('user must be 1-64 characters of A-Z a-z 0-9 _ . @ -');
+  if (typeof opts.password !== 'string') throw new TypeError('password must be a string when user is given');
+  return { kind: 'user', user: opts.user, password: opts.password, cache: new Map() };
 }
 
 export function connect(opts: ConnectOptions): Promise<TuneKvClient> {

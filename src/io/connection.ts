@@ -1,18 +1,33 @@
-// A framed TCP connection: decoding, coalesced writes, and (for the side that
-// asks) request/reply matching by request id.
+// A framed TCP (or TLS) connection: decoding, coalesced writes, bounded
+// output, and (for the side that asks) the handshake and request/reply
+// matching by request id.
 //
 // Writes are coalesced: frames produced while the event loop handles one
 // round of I/O are joined and written once in the check phase (setImmediate).
 // One socket.write per frame caps loopback near 150k messages/s; one write
 // per round measured about ten times that.
+//
+// Output is bounded: a connection whose unsent bytes pass
+// connectionReadPauseBytes stops being read until they drain (a peer that
+// does not read its replies cannot make us do more work for it); past
+// connectionOutputBytesMax it is dropped; and an OutputBudget shared by a
+// node's connections drops the one with the most bytes queued when their
+// total passes outputBytesTotalMax.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { TuneKvError, errorFromWire } from '../errors.js';
 import { limits } from '../limits.js';
+import type { DecodeBounds } from '../protocol/codec.js';
 import { FrameDecoder, FrameError, encodeFrame } from '../protocol/frame.js';
 import type { Frame } from '../protocol/frame.js';
 import { MsgType, protocolVersion } from '../protocol/messages.js';
 import type { HelloOkBody } from '../protocol/messages.js';
+import {
+  checkNonce, newNonce, saltBytesMax, saltBytesMin, saltedPassword, scryptParamsProblem, secretProof, userAuthMessage, userClientProof, userKeys,
+  verifySecretProof, verifyServerSignature,
+} from '../security/handshake.js';
+import type { ScryptParams } from '../security/handshake.js';
 
 export interface FramedHandlers {
   onFrame(frame: Frame): void;
@@ -21,16 +36,71 @@ export interface FramedHandlers {
   onClose(err: Error | undefined): void;
 }
 
+export interface FramedOptions {
+  /** Shared by every connection of a node (server side). */
+  readonly budget?: OutputBudget;
+  /** Largest frame accepted; default frameBytesMax. */
+  readonly frameBytesMax?: number;
+  /** Decode bounds for bodies; default the peer bounds. */
+  readonly bounds?: DecodeBounds;
+  /** Largest frame this side may send (a client: clientFrameBytesMax). */
+  readonly sendFrameBytesMax?: number;
+}
+
+/** Unsent bytes across many connections, with the largest dropped first
+ * when the total passes its limit. */
+export class OutputBudget {
+  private total = 0;
+  private readonly conns = new Set<FramedConnection>();
+
+  constructor(private readonly bytesMax: number) {}
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  track(c: FramedConnection): void {
+    this.conns.add(c);
+  }
+
+  untrack(c: FramedConnection): void {
+    this.conns.delete(c);
+  }
+
+  add(n: number): void {
+    this.total += n;
+    if (this.total <= this.bytesMax) return;
+    let largest: FramedConnection | undefined;
+    for (const c of this.conns) if (!largest || c.unsentBytes > largest.unsentBytes) largest = c;
+    largest?.overflow('the node\'s output budget is spent and this connection holds the most unread replies');
+  }
+
+  release(n: number): void {
+    this.total -= n;
+  }
+}
+
 export class FramedConnection {
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder: FrameDecoder;
   private out: Buffer[] = [];
   private outBytes = 0;
+  /** Bytes handed to the socket whose write has not completed. */
+  private writing = 0;
+  private paused = false;
   private flushScheduled = false;
   private flushCount = 0;
   private closed = false;
   private partialTimer: NodeJS.Timeout | undefined;
+  private idle: { ms: number; ok: () => boolean } | undefined;
+  private readonly budget: OutputBudget | undefined;
+  private readonly sendFrameBytesMax: number;
 
-  constructor(readonly socket: net.Socket, private readonly handlers: FramedHandlers) {
+  constructor(readonly socket: net.Socket, private readonly handlers: FramedHandlers, opts: FramedOptions = {}) {
+    this.decoder = new FrameDecoder(opts.frameBytesMax ?? limits.frameBytesMax);
+    if (opts.bounds) this.decoder.setBounds(opts.bounds);
+    this.budget = opts.budget;
+    this.budget?.track(this);
+    this.sendFrameBytesMax = opts.sendFrameBytesMax ?? limits.frameBytesMax;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -48,22 +118,58 @@ export class FramedConnection {
     return this.flushCount;
   }
 
+  /** Bytes queued or being written. */
+  get unsentBytes(): number {
+    return this.outBytes + this.writing;
+  }
+
+  /** New limits for what this connection may send us (after a handshake). */
+  setLimits(frameBytesMax: number, bounds: DecodeBounds): void {
+    this.decoder.setFrameBytesMax(frameBytesMax);
+    this.decoder.setBounds(bounds);
+  }
+
+  /** Closes the connection after `ms` without a frame, when `ok()` says
+   * nothing is in flight. */
+  setIdleTimeout(ms: number, ok: () => boolean): void {
+    this.idle = { ms, ok };
+    this.socket.setTimeout(ms, () => {
+      if (this.idle?.ok() ?? true) this.teardown(undefined);
+    });
+  }
+
   /** Queues a frame; false when the connection is already closing (the
-   * frame will never be sent). */
+   * frame will never be sent). Throws TOO_LARGE for a frame over this
+   * side's send limit, before anything is queued. */
   send(type: number, id: number, body: unknown): boolean {
     if (this.closed) return false;
     const frame = encodeFrame(type, id, body);
+    if (frame.length > this.sendFrameBytesMax) {
+      throw new TuneKvError('TOO_LARGE', `a frame of ${frame.length} bytes is over the limit of ${this.sendFrameBytesMax}`,
+        { size: frame.length, limit: this.sendFrameBytesMax });
+    }
     this.out.push(frame);
     this.outBytes += frame.length;
-    if (this.outBytes + this.socket.writableLength > limits.connectionOutputBytesMax) {
-      this.teardown(new TuneKvError('OVERLOADED', 'peer does not read its replies fast enough'));
+    this.budget?.add(frame.length);
+    if (this.closed) return false;
+    if (this.unsentBytes > limits.connectionOutputBytesMax) {
+      this.overflow('peer does not read its replies fast enough');
       return false;
+    }
+    if (!this.paused && this.unsentBytes > limits.connectionReadPauseBytes) {
+      this.paused = true;
+      this.socket.pause();
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
     return true;
+  }
+
+  /** Dropped for holding too many unsent bytes. */
+  overflow(why: string): void {
+    this.teardown(new TuneKvError('OVERLOADED', why));
   }
 
   /** Sends what is queued now and closes after it. */
@@ -82,10 +188,22 @@ export class FramedConnection {
     this.flushScheduled = false;
     if (this.out.length === 0 || this.socket.destroyed) return;
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
+    const n = this.outBytes;
     this.out = [];
     this.outBytes = 0;
+    this.writing += n;
     this.flushCount++;
-    this.socket.write(data);
+    this.socket.write(data, () => this.written(n));
+  }
+
+  private written(n: number): void {
+    if (this.closed && this.writing === 0) return;
+    this.writing -= n;
+    this.budget?.release(n);
+    if (this.paused && this.unsentBytes <= limits.connectionReadPauseBytes / 2 && !this.closed) {
+      this.paused = false;
+      this.socket.resume();
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -94,7 +212,7 @@ export class FramedConnection {
     try {
       frames = this.decoder.push(chunk);
     } catch (err) {
-      this.failFrame(err as FrameError);
+      this.failFrame(err instanceof FrameError ? err : new FrameError('PROTOCOL_ERROR', (err as Error).message));
       return;
     }
     for (const f of frames) {
@@ -138,8 +256,13 @@ export class FramedConnection {
   private teardown(err: Error | undefined): void {
     this.closed = true;
     this.clearPartialTimer();
+    if (this.budget) {
+      this.budget.release(this.outBytes + this.writing);
+      this.budget.untrack(this);
+    }
     this.out = [];
     this.outBytes = 0;
+    this.writing = 0;
     if (!this.socket.destroyed) this.socket.destroy();
     this.notifyClose(err);
   }
@@ -158,9 +281,21 @@ export type ReplyCallback = (err: TuneKvError | null, type: number, body: unknow
 interface Pending {
   readonly cb: ReplyCallback;
   readonly deadlineMs: number;
-  /** The connection's flush count when the request was queued. */
-  readonly queuedAt: number;
+  /** The connection's flush count when the request was queued, or -1
+   * while it waits for the handshake (never sent). */
+  queuedAt: number;
 }
+
+interface Held { readonly id: number; readonly type: number; readonly body: unknown }
+
+/** How a dialer proves who it is after HELLO. */
+export type DialAuth =
+  /** The cluster secret (peers as `node:<id>`, the launcher and admin
+   * tools as `admin`); `key` is clusterKey(secret). */
+  | { readonly kind: 'secret'; readonly key: Buffer; readonly as: string }
+  /** A user's password; the derived key is cached per salt so a client
+   * pays scrypt once, not once per connection. */
+  | { readonly kind: 'user'; readonly user: string; readonly password: string; readonly cache?: Map<string, Promise<Buffer>> };
 
 export interface RpcOptions {
   readonly host: string;
@@ -170,6 +305,17 @@ export interface RpcOptions {
   readonly connectTimeoutMs: number;
   /** Extra HELLO fields (a peer sends its ring version). */
   readonly hello?: Record<string, unknown>;
+  readonly auth?: DialAuth;
+  /** The node id we mean to reach (a peer dialled by id): a node that
+   * answers with another id is refused, so a proof made for one node can
+   * never be relayed to another. */
+  readonly expectNodeId?: string;
+  /** Dial with TLS (node:tls options: ca, cert, key, servername...). */
+  readonly tls?: tls.ConnectionOptions;
+  /** Largest frame we may send; a client's is clientFrameBytesMax. */
+  readonly sendFrameBytesMax?: number;
+  /** Called once the node is known: after HELLO_OK, or after AUTH_OK was
+   * verified when the connection authenticates. */
   onHelloOk?(body: HelloOkBody): void;
   onClose?(): void;
 }
@@ -179,14 +325,23 @@ export interface RpcOptions {
  * pipelined without waiting, each matched to its reply by id. A request whose
  * deadline passes is answered TIMEOUT locally and its late reply ignored, so
  * the pending table stays bounded by the requests really in flight.
+ *
+ * With `auth`, requests are held until the node has answered HELLO_OK, we
+ * have sent our proof, and the node's AUTH_OK proof has verified: nothing is
+ * sent to, or believed from, a node that has not proven the same secret (or
+ * the user's server key).
  */
 export class RpcConnection {
   private readonly conn: FramedConnection;
   private readonly pending = new Map<number, Pending>();
+  private held: Held[] | null;
   private nextId = 1;
   private sweepTimer: NodeJS.Timeout | undefined;
   private connected = false;
   private closedError: TuneKvError | undefined;
+  private readonly clientNonce = newNonce();
+  private helloOk: HelloOkBody | undefined;
+  private verify: ((body: Record<string, unknown>) => boolean) | undefined;
   readonly ready: Promise<HelloOkBody>;
   private resolveReady!: (b: HelloOkBody) => void;
   private rejectReady!: (e: TuneKvError) => void;
@@ -194,17 +349,22 @@ export class RpcConnection {
   constructor(private readonly opts: RpcOptions) {
     this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
     this.ready.catch(() => {});
-    const socket = net.connect({ host: opts.host, port: opts.port });
+    this.held = opts.auth ? [] : null;
+    const socket = opts.tls
+      ? tls.connect({ host: opts.host, port: opts.port, ...opts.tls })
+      : net.connect({ host: opts.host, port: opts.port });
     socket.setTimeout(opts.connectTimeoutMs, () => {
       if (!this.connected) socket.destroy(new TuneKvError('UNAVAILABLE', `connect to ${opts.host}:${opts.port} timed out`));
     });
-    socket.once('connect', () => { this.connected = true; socket.setTimeout(0); });
+    socket.once(opts.tls ? 'secureConnect' : 'connect', () => { this.connected = true; socket.setTimeout(0); });
     this.conn = new FramedConnection(socket, {
       onFrame: (f) => this.onFrame(f),
       onFrameError: (e) => this.failAll(new TuneKvError('PROTOCOL_ERROR', `bad frame from ${this.addr}: ${e.message}`)),
       onClose: (err) => this.onClosed(err),
-    });
-    this.conn.send(MsgType.HELLO, 0, { protocol: protocolVersion, agent: opts.agent, ...opts.hello });
+    }, { frameBytesMax: limits.frameBytesMax, ...(opts.sendFrameBytesMax ? { sendFrameBytesMax: opts.sendFrameBytesMax } : {}) });
+    const hello: Record<string, unknown> = { protocol: protocolVersion, agent: opts.agent, nonce: this.clientNonce, ...opts.hello };
+    if (opts.auth?.kind === 'user') hello.user = opts.auth.user;
+    this.conn.send(MsgType.HELLO, 0, hello);
     this.sweepTimer = setInterval(() => this.sweep(), 100);
     this.sweepTimer.unref();
   }
@@ -229,12 +389,35 @@ export class RpcConnection {
     }
     const id = this.nextId;
     this.nextId = this.nextId >= 0xfffffffe ? 1 : this.nextId + 1;
-    if (!this.conn.send(type, id, body)) {
-      const e = new TuneKvError('UNAVAILABLE', `connection to ${this.addr} is closing`, { maybeApplied: false });
-      queueMicrotask(() => cb(e, MsgType.ERROR, null));
+    const p: Pending = { cb, deadlineMs: Date.now() + timeoutMs, queuedAt: -1 };
+    if (this.held) {
+      this.held.push({ id, type, body });
+      this.pending.set(id, p);
       return;
     }
-    this.pending.set(id, { cb, deadlineMs: Date.now() + timeoutMs, queuedAt: this.conn.flushes });
+    if (!this.transmit(id, type, body, p)) return;
+    this.pending.set(id, p);
+  }
+
+  /** Sends one request; on failure answers it and returns false. */
+  private transmit(id: number, type: number, body: unknown, p: Pending): boolean {
+    let sent: boolean;
+    try {
+      sent = this.conn.send(type, id, body);
+    } catch (err) {
+      const e = err instanceof TuneKvError ? err : new TuneKvError('INVALID_ARGUMENT', (err as Error).message);
+      this.pending.delete(id);
+      queueMicrotask(() => p.cb(e, MsgType.ERROR, null));
+      return false;
+    }
+    if (!sent) {
+      const e = new TuneKvError('UNAVAILABLE', `connection to ${this.addr} is closing`, { maybeApplied: false });
+      this.pending.delete(id);
+      queueMicrotask(() => p.cb(e, MsgType.ERROR, null));
+      return false;
+    }
+    p.queuedAt = this.conn.flushes;
+    return true;
   }
 
   close(): void {
@@ -243,17 +426,76 @@ export class RpcConnection {
   }
 
   private onFrame(f: Frame): void {
-    if (f.id === 0) {
-      if (f.type === MsgType.HELLO_OK) this.resolveReady(f.body as HelloOkBody);
-      else if (f.type === MsgType.ERROR) this.failAll(errorFromWire(f.body));
-      if (f.type === MsgType.HELLO_OK) this.opts.onHelloOk?.(f.body as HelloOkBody);
-      return;
-    }
+    if (f.id === 0) return this.onHandshake(f);
     const p = this.pending.get(f.id);
     if (!p) return;
     this.pending.delete(f.id);
     if (f.type === MsgType.ERROR) p.cb(errorFromWire(f.body), f.type, f.body);
     else p.cb(null, f.type, f.body);
+  }
+
+  private onHandshake(f: Frame): void {
+    if (f.type === MsgType.ERROR) return this.failAll(errorFromWire(f.body));
+    const body = (typeof f.body === 'object' && f.body !== null ? f.body : {}) as Record<string, unknown>;
+    if (f.type === MsgType.HELLO_OK && this.helloOk === undefined) {
+      this.helloOk = f.body as HelloOkBody;
+      if (!this.opts.auth) return this.established();
+      this.authenticate(body).catch((err: unknown) => {
+        this.failAll(err instanceof TuneKvError ? err : new TuneKvError('UNAUTHORIZED', (err as Error).message));
+      });
+      return;
+    }
+    if (f.type === MsgType.AUTH_OK && this.verify) {
+      if (!this.verify(body)) {
+        return this.failAll(new TuneKvError('UNAUTHORIZED', `${this.addr} did not prove that it knows the ${this.opts.auth?.kind === 'user' ? "user's server key" : 'cluster secret'}`));
+      }
+      this.verify = undefined;
+      const held = this.held ?? [];
+      this.held = null;
+      for (const h of held) {
+        const p = this.pending.get(h.id);
+        if (p) this.transmit(h.id, h.type, h.body, p);
+      }
+      return this.established();
+    }
+    this.failAll(new TuneKvError('PROTOCOL_ERROR', `unexpected handshake message ${f.type} from ${this.addr}`));
+  }
+
+  private established(): void {
+    const hello = this.helloOk!;
+    this.resolveReady(hello);
+    this.opts.onHelloOk?.(hello);
+  }
+
+  /** Sends AUTH with our proof, and arms the check of the node's. */
+  private async authenticate(hello: Record<string, unknown>): Promise<void> {
+    const auth = this.opts.auth!;
+    const serverNonce = checkNonce(hello.nonce);
+    const nodeId = hello.nodeId;
+    if (serverNonce === null || typeof nodeId !== 'string') throw new TuneKvError('PROTOCOL_ERROR', `${this.addr} sent no nonce or node id`);
+    if (this.opts.expectNodeId !== undefined && nodeId !== this.opts.expectNodeId) {
+      throw new TuneKvError('UNAVAILABLE', `${this.addr} answers as node ${nodeId.slice(0, 64)}, not ${this.opts.expectNodeId}`, { maybeApplied: false });
+    }
+    if (auth.kind === 'secret') {
+      const proof = secretProof(auth.key, 'client', this.clientNonce, serverNonce, auth.as, nodeId);
+      this.verify = (b) => verifySecretProof(auth.key, 'server', this.clientNonce, serverNonce, auth.as, nodeId, b.proof);
+      this.conn.send(MsgType.AUTH, 0, { method: 'secret', as: auth.as, proof, ...this.opts.hello });
+      return;
+    }
+    const salt = hello.salt;
+    const problem = scryptParamsProblem(hello.scrypt);
+    if (!(salt instanceof Uint8Array) || salt.length < saltBytesMin || salt.length > saltBytesMax || problem !== null) {
+      throw new TuneKvError('PROTOCOL_ERROR', `${this.addr} sent no usable salt or scrypt parameters${problem ? `: ${problem}` : ''}`);
+    }
+    const params = hello.scrypt as ScryptParams;
+    const cacheKey = `${Buffer.from(salt).toString('base64')}:${params.N}:${params.r}:${params.p}`;
+    const cached = auth.cache?.get(cacheKey);
+    const derived = cached ?? saltedPassword(auth.password, salt, params);
+    if (!cached) auth.cache?.set(cacheKey, derived);
+    const keys = userKeys(await derived);
+    const msg = userAuthMessage(auth.user, this.clientNonce, serverNonce, nodeId);
+    this.verify = (b) => verifyServerSignature(keys.serverKey, msg, b.signature);
+    this.conn.send(MsgType.AUTH, 0, { method: 'user', proof: userClientProof(keys.clientKey, keys.storedKey, msg) });
   }
 
   private sweep(): void {
@@ -275,17 +517,19 @@ export class RpcConnection {
     this.opts.onClose?.();
   }
 
-  /** Fails every pending request. One still in the write queue when the
-   * connection broke was never sent, so it cannot have been applied: its
-   * error says so, and callers may retry it anywhere. */
+  /** Fails every pending request. One still in the write queue (or held
+   * for the handshake) when the connection broke was never sent, so it
+   * cannot have been applied: its error says so, and callers may retry it
+   * anywhere. */
   private failAll(err: TuneKvError): void {
     if (!this.closedError) this.closedError = err;
     this.rejectReady(err);
     const all = [...this.pending.values()];
     this.pending.clear();
+    this.held = null;
     const flushes = this.conn.flushes;
     for (const p of all) {
-      const unsent = err.code === 'UNAVAILABLE' && err.details.maybeApplied === true && p.queuedAt === flushes;
+      const unsent = err.code === 'UNAVAILABLE' && err.details.maybeApplied === true && (p.queuedAt === -1 || p.queuedAt === flushes);
       p.cb(unsent ? new TuneKvError('UNAVAILABLE', err.message, { ...err.details, maybeApplied: false }) : err, MsgType.ERROR, null);
     }
     if (!this.conn.isClosed) this.conn.destroy();

@@ -11,6 +11,7 @@ import { TuneKvError, errorFromWire } from '../errors.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { MsgType } from '../protocol/messages.js';
 import type { ManualClock } from './clock.js';
+import { inProcessClient, inProcessPeer } from './transport.js';
 import type { PeerTransport, ReplyCallback, RequestHandler } from './transport.js';
 
 export type LinkFate =
@@ -88,8 +89,10 @@ export class MemoryNetwork {
         answer(new TuneKvError('UNAVAILABLE', `${to} is down`), MsgType.ERROR, null);
         return;
       }
+      // In-process callers are already known: the simulator's clients may
+      // do anything a client may, its nodes anything a peer may.
       handler.handleRequest(type, unpack(pack(copy)), (replyType, replyBody) => this.reply(to, from, replyType, replyBody, answer),
-        from === clientEndpoint ? {} : { peer: from });
+        from === clientEndpoint ? inProcessClient : inProcessPeer(from));
     };
     this.clock.setTimer(go.delayMs, deliver);
     if (go.fate === 'duplicate') this.clock.setTimer(go.againMs, deliver);

@@ -5,7 +5,9 @@
 
 import { TuneKvError } from '../errors.js';
 import type { HelloOkBody } from '../protocol/messages.js';
+import type { ConnectionOptions } from 'node:tls';
 import { RpcConnection } from './connection.js';
+import type { DialAuth } from './connection.js';
 import { parseHostPort } from './transport.js';
 import type { PeerTransport, ReplyCallback } from './transport.js';
 
@@ -15,7 +17,11 @@ export interface TcpTransportOptions {
   addrOf(id: string): string | undefined;
   readonly connectTimeoutMs: number;
   readonly retryDelayMs: number;
-  /** Extra HELLO fields, read at each connect. */
+  /** How we prove the cluster secret to every peer. */
+  readonly auth: DialAuth;
+  /** TLS options for dialling peers, when TLS is on. */
+  readonly tls?: ConnectionOptions | undefined;
+  /** Extra HELLO (and AUTH) fields, read at each connect. */
   hello?(): Record<string, unknown>;
   onHelloOk?(addr: string, body: HelloOkBody): void;
 }
@@ -33,11 +39,14 @@ export class TcpPeerTransport implements PeerTransport {
       queueMicrotask(() => cb(new TuneKvError('UNAVAILABLE', `no address known for node ${to}`), 0, null));
       return;
     }
-    this.requestAddr(addr, type, body, timeoutMs, cb);
+    this.send(this.connection(addr, to), type, body, timeoutMs, cb);
   }
 
   requestAddr(addr: string, type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void {
-    const conn = this.connection(addr);
+    this.send(this.connection(addr, undefined), type, body, timeoutMs, cb);
+  }
+
+  private send(conn: RpcConnection | TuneKvError, type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void {
     if (conn instanceof TuneKvError) {
       queueMicrotask(() => cb(conn, 0, null));
       return;
@@ -45,7 +54,9 @@ export class TcpPeerTransport implements PeerTransport {
     conn.request(type, body, timeoutMs, cb);
   }
 
-  private connection(addr: string): RpcConnection | TuneKvError {
+  /** The connection to `addr`; dialled by node id, it must answer as that
+   * node (see RpcOptions.expectNodeId). */
+  private connection(addr: string, expectNodeId: string | undefined): RpcConnection | TuneKvError {
     if (this.closed) return new TuneKvError('UNAVAILABLE', 'transport is closed');
     const existing = this.conns.get(addr);
     if (existing && !existing.isClosed) return existing;
@@ -57,6 +68,9 @@ export class TcpPeerTransport implements PeerTransport {
     const conn = new RpcConnection({
       host: hp.host, port: hp.port, agent: `node:${this.opts.selfId}`,
       connectTimeoutMs: this.opts.connectTimeoutMs,
+      auth: this.opts.auth,
+      ...(expectNodeId !== undefined ? { expectNodeId } : {}),
+      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
       hello: this.opts.hello?.() ?? {},
       onHelloOk: (b) => { reached = true; this.downUntil.delete(addr); this.opts.onHelloOk?.(addr, b); },
       onClose: () => {

@@ -10,12 +10,29 @@ import type { TuneKvError } from '../errors.js';
 
 export type ReplyCallback = (err: TuneKvError | null, type: number, body: unknown) => void;
 export type Responder = (type: number, body: unknown) => void;
-/** Who sent a request: a peer node (by id, from its HELLO) or a client. */
-export interface Origin { readonly peer?: string | undefined }
+/** Who sent a request, as proven on its connection (server/router.ts runs
+ * the proofs). */
+export interface Caller {
+  /** The client role granted ('write' includes 'read', 'admin' both); null
+   * until the caller proves something. */
+  readonly role: 'read' | 'write' | 'admin' | null;
+  /** Proved the cluster secret: may send peer messages. */
+  readonly proven: boolean;
+  /** A proven peer's node id (it claimed `node:<id>` in its proof). */
+  readonly peer: string | undefined;
+}
 
-/** What a node exposes to whatever carries requests to it. */
+export const anonymous: Caller = { role: null, proven: false, peer: undefined };
+/** In-process callers (the simulator's network, tests) need no proof. */
+export const inProcessClient: Caller = { role: 'admin', proven: false, peer: undefined };
+export function inProcessPeer(id: string): Caller {
+  return { role: 'admin', proven: true, peer: id };
+}
+
+/** What a node exposes to whatever carries requests to it. `caller` says
+ * who sent the request, as proven on its connection (see server/router.ts). */
 export interface RequestHandler {
-  handleRequest(type: number, body: unknown, respond: Responder, origin: Origin): void;
+  handleRequest(type: number, body: unknown, respond: Responder, caller: Caller): void;
 }
 
 export interface PeerTransport {

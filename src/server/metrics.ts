@@ -15,6 +15,13 @@ export interface MetricSources {
   hintsDropped(): number;
   peerStates(): Record<'up' | 'suspect' | 'down', number>;
   requestsInFlight(): number;
+  /** 1 while storage accepts writes, 0 while the disk failure policy refuses them. */
+  storageHealthy(): number;
+  storageWriteFailures(): number;
+  /** Open connections by kind: proven peers, clients, still in their handshake. */
+  connections(): Record<'peer' | 'client' | 'handshaking', number>;
+  /** Objects set aside at open or read because they could not be decoded. */
+  quarantinedObjects(): number;
 }
 
 /** Sets a counter to a value kept elsewhere, at scrape time. */
@@ -31,6 +38,9 @@ export class NodeMetrics {
   readonly conflicts: Counter;
   readonly lagSeconds: Summary;
   readonly convergenceSeconds: Histogram;
+  readonly oversizedObjects: Counter;
+  readonly authFailures: Counter<'method'>;
+  readonly refusedRequests: Counter<'code'>;
   private readsWithOneVersion = 0;
   private readsFound = 0;
 
@@ -102,6 +112,39 @@ export class NodeMetrics {
     new Gauge({
       name: 'tunekv_requests_in_flight', help: 'Requests this node is coordinating', registers,
       collect() { this.set(sources.requestsInFlight()); },
+    });
+    this.oversizedObjects = new Counter({
+      name: 'tunekv_oversized_objects_total',
+      help: 'Replica merges that left a key with more than siblingsMax versions (the key refuses blind writes until resolved)',
+      registers,
+    });
+    this.authFailures = new Counter({
+      name: 'tunekv_auth_failures_total',
+      help: 'Failed AUTH attempts (wrong password, unknown user, wrong cluster secret, peer without a certificate), by method',
+      labelNames: ['method'],
+      registers,
+    });
+    this.refusedRequests = new Counter({
+      name: 'tunekv_refused_requests_total',
+      help: 'Requests refused before they ran: UNAUTHORIZED (no identity) or FORBIDDEN (role too low)',
+      labelNames: ['code'],
+      registers,
+    });
+    new Gauge({
+      name: 'tunekv_storage_healthy', help: '1 while the node\'s storage accepts writes; 0 while the disk failure policy refuses them', registers,
+      collect() { this.set(sources.storageHealthy()); },
+    });
+    new Counter({
+      name: 'tunekv_storage_write_failures_total', help: 'Storage batches that failed to write (each fails every write in it)', registers,
+      collect() { mirror(this, sources.storageWriteFailures); },
+    });
+    new Gauge({
+      name: 'tunekv_connections', help: 'Open connections by kind (peer, client, handshaking)', labelNames: ['kind'], registers,
+      collect() { for (const [kind, n] of Object.entries(sources.connections())) this.set({ kind }, n); },
+    });
+    new Counter({
+      name: 'tunekv_quarantined_objects_total', help: 'Stored objects that could not be decoded and were set aside (never a reason not to start)', registers,
+      collect() { mirror(this, sources.quarantinedObjects); },
     });
     const ratio = (): number => this.oneVersionRatio;
     new Gauge({

@@ -1,54 +1,48 @@
-// A tunekv node: wires the pure core (ring, clocks, request FSMs, failure
-// detector) to I/O (peer transport, object store, clock) and answers
-// requests. Background services live in their own files: hinted handoff
-// (hints.ts), anti-entropy (anti-entropy.ts), tombstone reaping (reaper.ts),
-// the fault layer (faults.ts).
+// A tunekv node: the composition root. It builds the rooms and wires them
+// to I/O; each room owns one role and one door:
+//
+//   router.ts         who the caller is, what it may send, which room answers
+//   coordinator.ts    clients' gets and puts as state machines, with replica I/O
+//   replica.ts        the vnode side: reads, merges, hints kept, reaps
+//   cluster-view.ts   the ring, joins, ring pushes and pulls, gossip
+//   status.ts         what STATUS shows (summary for readers, details for admins)
+//
+// and the background services: hinted handoff (hints.ts), anti-entropy
+// (anti-entropy.ts), tombstone reaping (reaper.ts), the fault layer
+// (faults.ts).
 //
 // The node never knows whether it runs over TCP or inside the simulator: it
 // is handed a Storage, a PeerTransport factory, a Clock and a random source.
-// It runs each FSM's effects in the order they are returned, and feeds every
-// outcome back into the FSM as an event, asynchronously (never re-entrantly).
-//
-// Invariants: a request gets exactly one response (or none, when the fault
-// layer drops it); every FSM's timer is cleared when it is done; the ring
-// only moves to a newer version; a replica acknowledges a write only once it
-// (and its hint, on a fallback) is durable.
+// Start order: open storage, load the ring, hints and anti-entropy hashes
+// (open), join if needed, announce, then start the background services.
+// Stop order: refuse new requests, clear timers, close the transport, drain
+// and close storage.
 
-import assert from 'node:assert/strict';
-import { liveSiblings, merge, objectBytes, sameVersions, update, writtenSibling } from '../core/clock/object.js';
-import type { VersionedObject } from '../core/clock/object.js';
-import { GetFsm } from '../core/coordinator/get-fsm.js';
-import type { ReadResult } from '../core/coordinator/get-fsm.js';
-import { PutFsm } from '../core/coordinator/put-fsm.js';
-import { selectTargets } from '../core/coordinator/targets.js';
-import type { Targets } from '../core/coordinator/targets.js';
-import type { Effect, FsmReply, ReplicaReport, ReplicaTarget } from '../core/coordinator/types.js';
-import { Membership, wireHeartbeatsProblem } from '../core/membership/membership.js';
-import type { WireHeartbeat } from '../core/membership/membership.js';
-import type { Quorum } from '../core/quorum/levels.js';
-import { claim, createRing, memberOf, preferenceListForKey, replicatedPartitions, ringProblem } from '../core/ring/ring.js';
+import { randomBytes } from 'node:crypto';
+import { Membership } from '../core/membership/membership.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
-import { TuneKvError } from '../errors.js';
-import { limits } from '../limits.js';
+import type { TuneKvError } from '../errors.js';
 import type { Clock, TimerHandle } from '../io/clock.js';
 import type { Storage } from '../io/storage.js';
-import type { Origin, PeerTransport, Responder } from '../io/transport.js';
-import { pack, unpack } from '../protocol/codec.js';
-import { MsgType, protocolVersion } from '../protocol/messages.js';
-import type { GetReplyBody, PutReplyBody, ReplicaReportWire, WireObject } from '../protocol/messages.js';
-import { clockToWire, objectFromWire, objectToWire } from '../protocol/object-codec.js';
-import { asRecord, checkKey } from '../protocol/validate.js';
+import type { Caller, PeerTransport, Responder } from '../io/transport.js';
+import { MsgType } from '../protocol/messages.js';
 import { AntiEntropy } from './anti-entropy.js';
+import { ClusterView } from './cluster-view.js';
 import type { NodeContext, PeerReply } from './context.js';
+import { Coordinator } from './coordinator.js';
 import { Faults, parseFaultSpec } from './faults.js';
 import { Hints } from './hints.js';
-import { NodeMetrics } from './metrics.js';
 import { ringKey } from './keyspace.js';
-import { ObjectStore, unknown } from './object-store.js';
-import { Reaper, tombstonesOnly } from './reaper.js';
-import { parseGet, parsePut } from './requests.js';
-import type { PutRequest } from './requests.js';
+import { NodeMetrics } from './metrics.js';
+import { ObjectStore } from './object-store.js';
+import { Reaper } from './reaper.js';
+import { answer } from './replies.js';
+import { Replica } from './replica.js';
+import { Router, Session } from './router.js';
+import type { ConnectionInfo, Rooms, Security } from './router.js';
+import { statusFull, statusSummary } from './status.js';
+import type { StatusSources } from './status.js';
 
 export interface NodeDeps {
   readonly config: NodeConfig;
@@ -59,49 +53,17 @@ export interface NodeDeps {
   readonly random: () => number;
   /** Builds the peer transport; it may ask the node for addresses. */
   transport(node: TuneNode): PeerTransport;
+  /** How callers prove who they are. Default (the simulator, tests): a
+   * random cluster key and no users, so only in-process callers get in. */
+  readonly security?: Security;
   log?(line: string): void;
 }
 
-export interface NodeStats {
-  gets: number;
-  puts: number;
-  deletes: number;
-  failedRequests: number;
-  forwardedPuts: number;
-  readRepairs: number;
-  replicaReads: number;
-  replicaWrites: number;
-  siblingWarnings: number;
-  replicaTimeouts: number;
-  sloppyWrites: number;
-}
+/** Open connections by kind, reported by whatever listens (TCP). */
+export type ConnectionCounts = Record<'peer' | 'client' | 'handshaking', number>;
 
-interface Fsm {
-  start(): Effect[];
-  onTimeout(): Effect[];
-  onWrite(from: string, ok: boolean): Effect[];
-  onRead?(from: string, result: ReadResult): Effect[];
-  onCoordinated?(result: { ok: true; object: VersionedObject } | { ok: false; error: TuneKvError }): Effect[];
-}
-
-/** Objects are sent to several replicas: encode each once. */
-const wireCache = new WeakMap<VersionedObject, WireObject>();
-function wireOf(obj: VersionedObject): WireObject {
-  let w = wireCache.get(obj);
-  if (!w) { w = objectToWire(obj); wireCache.set(obj, w); }
-  return w;
-}
-
-function errorBody(err: TuneKvError): { code: string; message: string; details: Record<string, unknown> } {
-  return { code: err.code, message: err.message, details: err.details };
-}
-
-function reportsToWire(reports: readonly ReplicaReport[]): ReplicaReportWire[] {
-  return reports.map((r) => ({
-    node: r.node, role: r.role, outcome: r.outcome,
-    ...(r.stale === undefined ? {} : { stale: r.stale }),
-    ...(r.hintFor === undefined ? {} : { hintFor: r.hintFor }),
-  }));
+function defaultSecurity(): Security {
+  return { clusterKey: randomBytes(32), users: null, fakeSaltKey: randomBytes(32), peerCertRequired: false };
 }
 
 export class TuneNode implements NodeContext {
@@ -116,20 +78,22 @@ export class TuneNode implements NodeContext {
   readonly aae: AntiEntropy;
   readonly reaper: Reaper;
   readonly metrics: NodeMetrics;
+  readonly view: ClusterView;
+  readonly replica: Replica;
+  readonly coordinator: Coordinator;
+  readonly router: Router;
+  readonly security: Security;
+  /** Where this node's Prometheus metrics are served, if they are. */
+  metricsUrl: string | null = null;
+  /** Set by the listener, for status and metrics. */
+  connections: () => ConnectionCounts = () => ({ peer: 0, client: 0, handshaking: 0 });
   /** Peers that came back, and since when: convergence is timed from then. */
   private readonly heals = new Map<string, number>();
-  readonly stats: NodeStats = {
-    gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
-    replicaReads: 0, replicaWrites: 0, siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0,
-  };
-  private ringValue: Ring | undefined;
   private readonly random: () => number;
   private readonly transport: PeerTransport;
   private readonly timers = new Set<TimerHandle>();
-  private inFlight = 0;
   private readonly startedMs: number;
   private stopped = false;
-  private announced = false;
   private readonly logLine: (line: string) => void;
 
   constructor(deps: NodeDeps) {
@@ -138,6 +102,7 @@ export class TuneNode implements NodeContext {
     this.storage = deps.storage;
     this.clock = deps.clock;
     this.random = deps.random;
+    this.security = deps.security ?? defaultSecurity();
     this.logLine = deps.log ?? (() => {});
     this.startedMs = deps.clock.nowMs();
     this.store = new ObjectStore(deps.storage, deps.config.fsync);
@@ -149,8 +114,45 @@ export class TuneNode implements NodeContext {
     this.reaper = new Reaper(this, () => this.hints.pending);
     this.store.onChange = (key, hash, before, after) => this.aae.hashes.update(key, hash, before, after);
     this.aae.onTombstone = (key) => this.reaper.candidate(key);
-    this.metrics = new NodeMetrics(this.id, {
-      readRepairs: () => this.stats.readRepairs,
+    this.metrics = this.makeMetrics();
+    this.membership.onTransition = (id, from, to, nowMs) => {
+      if (from === 'down' && to === 'up') this.heals.set(id, nowMs);
+      if (to === 'down') this.heals.delete(id);
+    };
+    this.view = new ClusterView({
+      config: this.config, clock: this.clock, random: this.random, store: this.store, membership: this.membership,
+      transport: this.transport, ask: (to, type, body, timeoutMs) => this.ask(to, type, body, timeoutMs),
+      hintsPending: () => this.hints.pending, sleep: (ms) => this.sleep(ms), log: (l) => this.log(l),
+    });
+    this.replica = new Replica({
+      id: this.id, clock: this.clock, store: this.store, hints: this.hints, aae: this.aae, reaper: this.reaper,
+      metrics: this.metrics, checkWritable: () => this.checkWritable(), log: (l) => this.log(l),
+    });
+    this.coordinator = new Coordinator({
+      id: this.id, config: this.config, clock: this.clock, store: this.store, membership: this.membership,
+      hints: this.hints, reaper: this.reaper, replica: this.replica, metrics: this.metrics,
+      requireRing: () => this.view.requireRing(),
+      peerRequest: (to, type, body, timeoutMs, cb) => this.peerRequest(to, type, body, timeoutMs, cb),
+      checkWritable: () => this.checkWritable(),
+      addTimer: (h) => this.timers.add(h), removeTimer: (h) => this.timers.delete(h), log: (l) => this.log(l),
+    });
+    this.router = new Router({
+      id: this.id, clock: this.clock, rooms: this.rooms(),
+      peerFilter: (peer, respond) => {
+        if (this.faults.isBlocked(peer)) return null;
+        this.membership.heardFrom(peer, this.clock.nowMs());
+        return this.faults.reply(peer, respond);
+      },
+      isStopped: () => this.stopped,
+      refused: (code) => this.metrics.refusedRequests.inc({ code }),
+      authFailed: (method) => this.metrics.authFailures.inc({ method }),
+      log: (l) => this.log(l),
+    });
+  }
+
+  private makeMetrics(): NodeMetrics {
+    return new NodeMetrics(this.id, {
+      readRepairs: () => this.coordinator.stats.readRepairs,
       aaeKeysRepaired: () => this.aae.stats.keysRepaired,
       hintsPending: () => this.hints.pending,
       hintsDelivered: () => this.hints.stats.delivered,
@@ -160,24 +162,45 @@ export class TuneNode implements NodeContext {
         for (const p of this.membership.statuses()) out[p.state]++;
         return out;
       },
-      requestsInFlight: () => this.inFlight,
+      requestsInFlight: () => this.coordinator.requestsInFlight,
+      storageHealthy: () => 1,
+      storageWriteFailures: () => 0,
+      connections: () => this.connections(),
+      quarantinedObjects: () => 0,
     });
-    this.membership.onTransition = (id, from, to, nowMs) => {
-      if (from === 'down' && to === 'up') this.heals.set(id, nowMs);
-      if (to === 'down') this.heals.delete(id);
+  }
+
+  /** The rooms as the router sees them. */
+  private rooms(): Rooms {
+    return {
+      onGet: (body, respond) => this.coordinator.onGet(body, respond),
+      onPut: (body, isDelete, fromPeer, respond) => this.coordinator.onPut(body, isDelete, fromPeer, respond),
+      onStatus: (detail, respond) => answer(respond, MsgType.STATUS_REPLY, this.statusFor(detail)),
+      onRingGet: (respond) => respond(MsgType.RING_REPLY, { ring: this.view.requireRing() }),
+      onFaults: (body, respond) => {
+        this.faults.set(parseFaultSpec(body));
+        this.log(`${this.id} faults: ${JSON.stringify(this.faults.current)}`);
+        respond(MsgType.OK, null);
+      },
+      onReplicaRead: (body, respond) => this.replica.onRead(body, respond),
+      onReplicaWrite: (body, respond) => this.replica.onWrite(body, respond),
+      onJoin: (body, respond) => this.view.onJoin(body, respond),
+      onRingPush: (body, respond) => this.view.onRingPush(body, respond),
+      onGossip: (body, respond, peer) => this.view.onGossip(body, respond, peer),
+      onReap: (body, respond) => this.replica.onReap(body, respond),
+      onAaeSegments: (body, respond) => this.replica.onAaeSegments(body, respond),
+      onAaeKeys: (body, respond) => this.replica.onAaeKeys(body, respond),
+      helloInfo: () => this.view.helloInfo(),
+      peerHello: (id, ringVersion) => {
+        this.peerHello(id);
+        this.view.peerRingVersion(id, ringVersion);
+      },
     };
   }
 
-  /** A peer that came back has converged once no hint for it is left and an
-   * anti-entropy round that began after its return found nothing. */
-  private checkConvergence(): void {
-    const roundEnd = this.aae.stats.lastRoundEndMs;
-    for (const [id, sinceMs] of this.heals) {
-      if ((this.hints.pendingByOwner()[id] ?? 0) > 0) continue;
-      if (this.aae.stats.lastRoundSegmentsDiffering !== 0 || roundEnd <= sinceMs) continue;
-      this.metrics.convergenceSeconds.observe((this.clock.nowMs() - sinceMs) / 1000);
-      this.heals.delete(id);
-    }
+  /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
+  private checkWritable(): void {
+    // Wired to the disk-health policy (disk-health.ts).
   }
 
   log(line: string): void {
@@ -185,16 +208,33 @@ export class TuneNode implements NodeContext {
   }
 
   get ring(): Ring | undefined {
-    return this.ringValue;
+    return this.view.ring;
   }
 
   get requestsInFlight(): number {
-    return this.inFlight;
+    return this.coordinator.requestsInFlight;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
   }
 
   /** Address of a member, for the transport. */
   addrOf(id: string): string | undefined {
-    return this.ringValue ? memberOf(this.ringValue, id)?.addr : undefined;
+    return this.view.addrOf(id);
+  }
+
+  // ---- requests ----
+
+  /** One request from an already identified caller (the in-memory network
+   * and tests). TCP connections go through a Session instead. */
+  handleRequest(type: number, body: unknown, respond: Responder, caller: Caller): void {
+    this.router.handle(type, body, respond, caller);
+  }
+
+  /** A new connection's handshake and identity. */
+  newSession(info: ConnectionInfo, close: () => void): Session {
+    return new Session(this.router, this.security, info, close);
   }
 
   // ---- NodeContext for the services ----
@@ -222,46 +262,30 @@ export class TuneNode implements NodeContext {
    * after it listens. */
   async open(): Promise<void> {
     await this.storage.open();
-    const bytes = await this.storage.get(ringKey);
-    if (bytes) {
-      const ring = unpack(bytes);
-      const problem = ringProblem(ring);
-      if (problem) throw new Error(`stored ring is damaged: ${problem}`);
-      this.setRing(ring as Ring);
-    }
-    const self = { id: this.id, addr: this.config.listen };
-    if (!this.ringValue && this.config.join.length === 0) {
-      await this.adoptRing(createRing(this.config.q, this.config.n, self));
-    } else if (this.ringValue && this.config.join.length === 0) {
-      // Restarted on another address: claim() only updates our address.
-      await this.adoptRing(claim(this.ringValue, self));
-    }
+    await this.view.load(await this.storage.get(ringKey));
     await this.hints.load();
     const keys = await this.aae.build();
     if (keys > 0 || this.hints.pending > 0) this.log(`${this.id} opened ${keys} keys, ${this.hints.pending} hints`);
   }
 
-  /** True when this node must join through its seeds before serving. */
   get needsJoin(): boolean {
-    const me = this.ringValue ? memberOf(this.ringValue, this.id) : undefined;
-    return this.config.join.length > 0 && (me === undefined || me.addr !== this.config.listen);
+    return this.view.needsJoin;
   }
 
-  /** Asks the seeds, in turn, to add this node to the ring, until one
-   * answers or joinTimeoutMs passes. */
-  async join(): Promise<void> {
-    const deadline = this.clock.nowMs() + this.config.joinTimeoutMs;
-    let lastError = 'no seed answered';
-    for (let attempt = 0; ; attempt++) {
-      for (const seed of this.config.join) {
-        if (seed === this.config.listen) continue;
-        const result = await this.askSeed(seed);
-        if (result === null) return;
-        lastError = result;
-      }
-      if (this.clock.nowMs() >= deadline) throw new Error(`could not join through ${this.config.join.join(', ')}: ${lastError}`);
-      await this.sleep(Math.min(1000, 100 * (attempt + 1)));
-    }
+  join(): Promise<void> {
+    return this.view.join();
+  }
+
+  announce(): Promise<void> {
+    return this.view.announce();
+  }
+
+  adoptRing(ring: Ring): Promise<boolean> {
+    return this.view.adoptRing(ring);
+  }
+
+  pullRingFrom(addr: string): void {
+    this.view.pullRingFrom(addr);
   }
 
   private sleep(ms: number): Promise<void> {
@@ -271,35 +295,9 @@ export class TuneNode implements NodeContext {
     });
   }
 
-  private askSeed(seed: string): Promise<string | null> {
-    return new Promise((resolve) => {
-      this.transport.requestAddr(seed, MsgType.JOIN, { id: this.id, addr: this.config.listen }, this.config.requestTimeoutMs,
-        (err, _type, body) => {
-          if (err) { resolve(`${seed}: ${err.message}`); return; }
-          const ring = (body as { ring?: unknown } | null)?.ring;
-          const problem = ringProblem(ring);
-          if (problem) { resolve(`${seed}: ${problem}`); return; }
-          this.adoptRing(ring as Ring).then(() => resolve(null), (e: Error) => resolve(e.message));
-        });
-    });
-  }
-
-  /**
-   * Tells every peer this node is (back) up, so they use it at once rather
-   * than after their retry delay, and learns of a newer ring through the
-   * handshake. Waits for the answers (or failures); a node reports ready in
-   * its status only after this.
-   */
-  async announce(): Promise<void> {
-    const ring = this.ringValue;
-    const peers = ring ? ring.members.filter((m) => m.id !== this.id) : [];
-    await Promise.all(peers.map((m) => this.ask(m.id, MsgType.PING, {}, this.config.peerConnectTimeoutMs).catch(() => undefined)));
-    this.announced = true;
-  }
-
   /** Starts gossip, hinted handoff, anti-entropy and the reaper. */
   startBackground(): void {
-    this.every(() => this.config.gossipIntervalMs, () => this.gossipRound());
+    this.every(() => this.config.gossipIntervalMs, () => this.view.gossipRound());
     this.every(() => this.config.handoffIntervalMs, () => this.hints.deliver());
     this.every(() => this.config.aaeIntervalMs, async () => {
       await this.aae.round((ms) => this.sleep(ms));
@@ -321,7 +319,19 @@ export class TuneNode implements NodeContext {
     schedule();
   }
 
-  /** A peer opened a connection to us: it is up. */
+  /** A peer that came back has converged once no hint for it is left and an
+   * anti-entropy round that began after its return found nothing. */
+  private checkConvergence(): void {
+    const roundEnd = this.aae.stats.lastRoundEndMs;
+    for (const [id, sinceMs] of this.heals) {
+      if ((this.hints.pendingByOwner()[id] ?? 0) > 0) continue;
+      if (this.aae.stats.lastRoundSegmentsDiffering !== 0 || roundEnd <= sinceMs) continue;
+      this.metrics.convergenceSeconds.observe((this.clock.nowMs() - sinceMs) / 1000);
+      this.heals.delete(id);
+    }
+  }
+
+  /** A peer proved itself to us: it is up. */
   peerHello(id: string): void {
     this.transport.peerIsUp(id);
     this.membership.heardFrom(id, this.clock.nowMs());
@@ -338,534 +348,53 @@ export class TuneNode implements NodeContext {
     await this.storage.close();
   }
 
-  get isStopped(): boolean {
-    return this.stopped;
-  }
-
-  // ---- ring and gossip ----
-
-  private setRing(ring: Ring): void {
-    this.ringValue = ring;
-    this.membership.track(ring.members.map((m) => m.id), this.clock.nowMs());
-  }
-
-  /** Replaces the ring when `ring` is newer; persists it. */
-  async adoptRing(ring: Ring): Promise<boolean> {
-    const mine = this.ringValue;
-    if (mine && !isNewer(ring, mine)) return false;
-    this.setRing(ring);
-    await this.store.writeRaw({ key: ringKey, value: pack(ring) });
-    if (!mine || mine.members.length !== ring.members.length) {
-      this.log(`ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}`).join(', ')}`);
-    }
-    return true;
-  }
-
-  private pushRing(ring: Ring): void {
-    for (const m of ring.members) {
-      if (m.id === this.id) continue;
-      this.peerRequest(m.id, MsgType.RING_PUSH, { ring }, this.config.requestTimeoutMs, () => {});
-    }
-  }
-
-  /** A peer said its ring is newer than ours: fetch it. */
-  pullRingFrom(addr: string): void {
-    this.transport.requestAddr(addr, MsgType.RING_GET, {}, this.config.requestTimeoutMs, (err, _t, body) => {
-      if (err) return;
-      const ring = (body as { ring?: unknown } | null)?.ring;
-      if (ringProblem(ring) === null) this.adoptRing(ring as Ring).catch((e: Error) => this.log(`ring not stored: ${e.message}`));
-    });
-  }
-
-  private pullRingFromPeer(id: string): void {
-    const addr = this.addrOf(id);
-    if (addr) this.pullRingFrom(addr);
-  }
-
-  /** Push-pull gossip with a few peers. */
-  private async gossipRound(): Promise<void> {
-    const now = this.clock.nowMs();
-    const table = this.membership.tick(now, this.hints.pending);
-    const body = { table, ringVersion: this.ringValue?.version ?? 0 };
-    const peers = this.membership.gossipTargets(this.config.gossipFanout, this.random);
-    await Promise.all(peers.map(async (peer) => {
-      try {
-        const r = await this.ask(peer, MsgType.GOSSIP, body, this.config.gossipIntervalMs * 4);
-        this.onGossipReply(peer, r.body);
-      } catch {
-        // The detector learns from silence and refusals; nothing else to do.
-      }
-    }));
-    this.membership.refresh(this.clock.nowMs());
-  }
-
-  private onGossipReply(peer: string, body: unknown): void {
-    const b = (body ?? {}) as { table?: unknown; ringVersion?: unknown };
-    if (wireHeartbeatsProblem(b.table) !== null) return;
-    this.membership.merge(b.table as WireHeartbeat[], this.clock.nowMs());
-    if (typeof b.ringVersion === 'number' && b.ringVersion > (this.ringValue?.version ?? 0)) this.pullRingFromPeer(peer);
-  }
-
-  helloInfo(): { protocol: number; nodeId: string; ringVersion: number } {
-    return { protocol: protocolVersion, nodeId: this.id, ringVersion: this.ringValue?.version ?? 0 };
-  }
-
-  // ---- dispatch ----
-
-  handleRequest(type: number, body: unknown, respond: Responder, origin: Origin): void {
-    if (origin.peer !== undefined) {
-      // Across a partition the request never arrives: drop it unanswered.
-      if (this.faults.isBlocked(origin.peer)) return;
-      this.membership.heardFrom(origin.peer, this.clock.nowMs());
-      respond = this.faults.reply(origin.peer, respond);
-    }
-    if (this.stopped) {
-      respond(MsgType.ERROR, errorBody(new TuneKvError('UNAVAILABLE', `node ${this.id} is shutting down`)));
-      return;
-    }
-    try {
-      this.dispatch(type, body, respond, origin);
-    } catch (err) {
-      if (!(err instanceof TuneKvError)) throw err;
-      this.stats.failedRequests++;
-      respond(MsgType.ERROR, errorBody(err));
-    }
-  }
-
-  private dispatch(type: number, body: unknown, respond: Responder, origin: Origin): void {
-    switch (type) {
-      case MsgType.HELLO: return this.onHello(body, respond);
-      case MsgType.GET: return this.onGet(body, respond);
-      case MsgType.PUT: return this.onPut(parsePut(body, this.requireRing().n, false), body, respond);
-      case MsgType.DELETE: return this.onPut(parsePut(body, this.requireRing().n, true), body, respond);
-      case MsgType.STATUS: return this.answer(respond, MsgType.STATUS_REPLY, this.statusWithMetrics());
-      case MsgType.RING_GET: return respond(MsgType.RING_REPLY, { ring: this.requireRing() });
-      case MsgType.REPLICA_READ: return this.onReplicaRead(body, respond);
-      case MsgType.REPLICA_WRITE: return this.onReplicaWrite(body, respond);
-      case MsgType.JOIN: return this.onJoin(body, respond);
-      case MsgType.RING_PUSH: return this.onRingPush(body, respond);
-      case MsgType.PING: return respond(MsgType.OK, null);
-      case MsgType.GOSSIP: return this.onGossip(body, respond, origin);
-      case MsgType.REPLICA_REAP: return this.answer(respond, MsgType.OK, this.reaper.onReap(body).then((removed) => ({ removed })));
-      case MsgType.AAE_SEGMENTS: return respond(MsgType.AAE_SEGMENTS_REPLY, this.aae.segmentsFor(body));
-      case MsgType.AAE_KEYS: return this.answer(respond, MsgType.AAE_KEYS_REPLY, this.aae.keysFor(body));
-      case MsgType.ADMIN_FAULTS: {
-        this.faults.set(parseFaultSpec(body));
-        this.log(`${this.id} faults: ${JSON.stringify(this.faults.current)}`);
-        return respond(MsgType.OK, null);
-      }
-      default:
-        throw new TuneKvError('PROTOCOL_ERROR', `message type ${type} is not a request`);
-    }
-  }
-
-  /** Responds with a promise's value, or its error as an ERROR frame. */
-  private answer(respond: Responder, type: number, result: Promise<unknown>): void {
-    result.then((b) => respond(type, b), (err: Error) => respond(MsgType.ERROR,
-      errorBody(err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', err.message))));
-  }
-
-  private onHello(body: unknown, respond: Responder): void {
-    const b = asRecord(body, 'HELLO');
-    if (b.protocol !== protocolVersion) {
-      throw new TuneKvError('PROTOCOL_ERROR', `protocol ${String(b.protocol)} is not spoken here; this node speaks ${protocolVersion}`);
-    }
-    if (typeof b.ringVersion === 'number' && typeof b.addr === 'string' && b.ringVersion > (this.ringValue?.version ?? 0)) {
-      this.pullRingFrom(b.addr);
-    }
-    if (typeof b.agent === 'string' && b.agent.startsWith('node:')) this.peerHello(b.agent.slice(5));
-    respond(MsgType.HELLO_OK, this.helloInfo());
-  }
-
-  private onGossip(body: unknown, respond: Responder, origin: Origin): void {
-    const b = asRecord(body, 'GOSSIP');
-    const problem = wireHeartbeatsProblem(b.table);
-    if (problem) throw new TuneKvError('INVALID_ARGUMENT', problem);
-    this.membership.merge(b.table as WireHeartbeat[], this.clock.nowMs());
-    if (typeof b.ringVersion === 'number' && b.ringVersion > (this.ringValue?.version ?? 0) && origin.peer) this.pullRingFromPeer(origin.peer);
-    respond(MsgType.GOSSIP_REPLY, { table: this.membership.table(), ringVersion: this.ringValue?.version ?? 0 });
-  }
-
-  private requireRing(): Ring {
-    if (!this.ringValue) throw new TuneKvError('UNAVAILABLE', `node ${this.id} has not joined a cluster yet`);
-    return this.ringValue;
-  }
-
-  private admit(): void {
-    if (this.inFlight >= limits.requestsInFlightMax) {
-      throw new TuneKvError('OVERLOADED', `node ${this.id} runs ${this.inFlight} requests already (requestsInFlightMax)`);
-    }
-  }
-
-  // ---- client requests ----
-
-  /** The sloppy quorum for a key, as this node's failure detector sees it. */
-  private targetsFor(ring: Ring, key: string, quorum: Quorum): Targets {
-    return selectTargets(preferenceListForKey(ring, key), (id) => this.membership.isUp(id), !quorum.strong);
-  }
-
-  private onGet(body: unknown, respond: Responder): void {
-    const ring = this.requireRing();
-    const req = parseGet(body, ring.n);
-    this.admit();
-    this.stats.gets++;
-    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
-    const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.config.readRepair });
-    this.drive(req.key, fsm, req.timeoutMs ?? this.config.requestTimeoutMs, undefined, (reply) => {
-      if (!reply.ok) return this.respondFsmError(respond, reply);
-      const obj = reply.object;
-      const live = obj ? liveSiblings(obj) : [];
-      if (live.length > 0) this.metrics.observeRead(obj!.siblings.length);
-      const out: GetReplyBody = {
-        found: live.length > 0,
-        values: live.map((s) => [s.vtype, s.value!]),
-        tombstones: obj ? obj.siblings.length - live.length : 0,
-        context: obj ? clockToWire(obj.clock) : [],
-        level: req.quorum.level,
-        r: req.quorum.r,
-        coordinator: this.id,
-        replicas: reportsToWire(reply.replicas),
-      };
-      respond(MsgType.GET_REPLY, out);
-    }, 'get', req.quorum.level);
-  }
-
-  private onPut(req: PutRequest, rawBody: unknown, respond: Responder): void {
-    const ring = this.requireRing();
-    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
-    if (!targets.some((r) => r.node === this.id)) {
-      if (targets.length === 0) {
-        throw new TuneKvError('QUORUM_UNAVAILABLE', `${req.quorum.level} write cannot reach its quorum: no replica of the key is up`,
-          { required: req.quorum.w, received: 0, failed: down.length, replicas: down.map((node) => ({ node, role: 'primary', outcome: 'failed' })) });
-      }
-      if (req.forwarded) throw new TuneKvError('UNAVAILABLE', `views differ: ${this.id} is not a replica of this key here; retry`);
-      this.forwardPut(targets, { ...(rawBody as object), forwarded: true }, req.value === null, req.timeoutMs, respond);
-      return;
-    }
-    this.admit();
-    if (req.value === null) this.stats.deletes++; else this.stats.puts++;
-    if (targets.some((t) => t.role === 'fallback')) this.stats.sloppyWrites++;
-    if (req.value === null && !req.contextGiven) this.readThenDelete(req, { targets, down }, respond);
-    else this.coordinatePut(req, { targets, down }, respond);
-  }
-
-  /**
-   * A delete without a context deletes what a read at the same level sees,
-   * as Riak's delete does: a tombstone that superseded nothing would be a
-   * sibling of the value and delete nothing. Writes the read did not see
-   * survive as siblings. When the read finds no live value nothing is
-   * written.
-   */
-  private readThenDelete(req: PutRequest, t: Targets, respond: Responder): void {
-    const readQuorum = { ...req.quorum, r: req.quorum.w };
-    const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false });
-    this.drive(req.key, fsm, req.timeoutMs ?? this.config.requestTimeoutMs, undefined, (reply) => {
-      if (!reply.ok) return this.respondFsmError(respond, reply);
-      const seen = reply.object;
-      if (!seen || liveSiblings(seen).length === 0) {
-        const out: PutReplyBody = {
-          context: seen ? clockToWire(seen.clock) : [], siblings: seen?.siblings.length ?? 0,
-          level: req.quorum.level, w: req.quorum.w, coordinator: this.id, replicas: reportsToWire(reply.replicas),
-        };
-        respond(MsgType.PUT_REPLY, out);
-        return;
-      }
-      this.coordinatePut({ ...req, context: seen.clock, contextGiven: true }, t, respond);
-    }, 'get', req.quorum.level);
-  }
-
-  private coordinatePut(req: PutRequest, t: Targets, respond: Responder): void {
-    const lww = req.lww ?? this.config.lww;
-    const selfHint = t.targets.find((x) => x.node === this.id)?.hintFor;
-    const fsm = new PutFsm({ self: this.id, replicas: t.targets, down: t.down, quorum: req.quorum });
-    const coordinate = async (): Promise<{ object: VersionedObject; durable: Promise<void> }> => {
-      const m = await this.store.mutate(req.key, (cur) => this.buildVersion(cur, req, lww));
-      const hint = selfHint === undefined ? Promise.resolve() : this.hints.add(selfHint, req.key);
-      return { object: m.object!, durable: Promise.all([m.durable, hint]).then(() => undefined) };
-    };
-    this.drive(req.key, fsm, req.timeoutMs ?? this.config.requestTimeoutMs, coordinate, (reply) => {
-      if (!reply.ok) return this.respondFsmError(respond, reply);
-      const obj = reply.object!;
-      if (req.value === null && tombstonesOnly(obj)) this.reaper.candidate(req.key);
-      if (obj.siblings.length > 1) this.metrics.conflicts.inc();
-      const written = writtenSibling(obj, this.id, req.wid);
-      const out: PutReplyBody = {
-        context: clockToWire(obj.clock),
-        dot: written ? [written.actor, written.counter] : null,
-        siblings: obj.siblings.length,
-        level: req.quorum.level,
-        w: req.quorum.w,
-        coordinator: this.id,
-        replicas: reportsToWire(reply.replicas),
-      };
-      respond(MsgType.PUT_REPLY, out);
-    }, req.value === null ? 'delete' : 'put', req.quorum.level);
-  }
-
-  /** The coordinator's new version, with the sibling and size limits. */
-  private buildVersion(cur: VersionedObject | undefined, req: PutRequest, lww: boolean): VersionedObject {
-    const next = update(cur, {
-      context: req.context, value: req.value, vtype: req.vtype, actor: this.id, nowMs: this.clock.nowMs(), lww, wid: req.wid,
-    });
-    if (next === cur) return next;
-    const before = cur?.siblings.length ?? 0;
-    if (next.siblings.length > before && next.siblings.length > limits.siblingsMax) {
-      throw new TuneKvError('SIBLINGS_LIMIT',
-        `key "${req.key}" would have ${next.siblings.length} concurrent versions (siblingsMax ${limits.siblingsMax}); read it and put with its context to resolve`,
-        { siblings: next.siblings.length, limit: limits.siblingsMax });
-    }
-    if (next.siblings.length > limits.siblingsWarn && next.siblings.length > before) {
-      this.stats.siblingWarnings++;
-      this.log(`warning: key "${req.key}" has ${next.siblings.length} siblings (siblingsWarn ${limits.siblingsWarn})`);
-    }
-    const bytes = objectBytes(next);
-    if (bytes > limits.objectBytesMax) {
-      throw new TuneKvError('TOO_LARGE', `key "${req.key}" would hold ${bytes} bytes across its versions (objectBytesMax ${limits.objectBytesMax}); resolve siblings first`,
-        { size: bytes, limit: limits.objectBytesMax });
-    }
-    return next;
-  }
-
-  /** This node is not a replica of the key: hand the put to one that is,
-   * trying them in order while they are unreachable. */
-  private forwardPut(replicas: readonly ReplicaTarget[], body: object, isDelete: boolean, timeoutMs: number | undefined, respond: Responder): void {
-    this.stats.forwardedPuts++;
-    const type = isDelete ? MsgType.DELETE : MsgType.PUT;
-    const tryAt = (i: number, lastError: TuneKvError | null): void => {
-      const target = replicas[i];
-      if (!target) {
-        const e = new TuneKvError('QUORUM_UNAVAILABLE', `no replica of the key could coordinate: ${lastError?.message ?? 'none'}`,
-          { required: 1, received: 0, failed: replicas.length });
-        respond(MsgType.ERROR, errorBody(e));
-        return;
-      }
-      this.peerRequest(target.node, type, body, timeoutMs ?? this.config.requestTimeoutMs, (err, replyType, replyBody) => {
-        if (!err) return respond(replyType, replyBody);
-        // A put with a write id is applied once however often it arrives.
-        const safe = !err.details.maybeApplied || (body as { wid?: unknown }).wid instanceof Uint8Array;
-        if (err.code === 'UNAVAILABLE' && safe) return tryAt(i + 1, err);
-        respond(MsgType.ERROR, replyBody ?? errorBody(err));
-      });
-    };
-    tryAt(0, null);
-  }
-
-  private respondFsmError(respond: Responder, reply: Extract<FsmReply, { ok: false }>): void {
-    this.stats.failedRequests++;
-    const e = reply.error;
-    respond(MsgType.ERROR, { code: e.code, message: e.message, details: { ...e.details, replicas: reportsToWire((e.details.replicas ?? []) as ReplicaReport[]) } });
-  }
-
-  // ---- the effect runner ----
-
-  private drive(key: string, fsm: Fsm, timeoutMs: number,
-    coordinate: (() => Promise<{ object: VersionedObject; durable: Promise<void> }>) | undefined,
-    onReply: (reply: FsmReply) => void, op: string, level: string): void {
-    this.inFlight++;
-    let done = false;
-    const startedMs = this.clock.elapsedMs();
-    const acceptedMs = this.clock.nowMs();
-    const timer = this.clock.setTimer(timeoutMs, () => { this.timers.delete(timer); run(fsm.onTimeout()); });
-    this.timers.add(timer);
-    const run = (effects: Effect[]): void => {
-      for (const e of effects) {
-        switch (e.kind) {
-          case 'read':
-            this.replicaRead(e.to, key, timeoutMs, (result) => run(fsm.onRead!(e.to, result)));
-            break;
-          case 'write':
-            this.replicaWrite(e.to, key, e.object, e.hintFor, timeoutMs, (ok) => run(fsm.onWrite(e.to, ok)),
-              coordinate ? acceptedMs : undefined);
-            break;
-          case 'coordinate':
-            assert.ok(coordinate, 'only puts coordinate');
-            coordinate().then((m) => {
-              run(fsm.onCoordinated!({ ok: true, object: m.object }));
-              m.durable.then(() => run(fsm.onWrite(this.id, true)), () => run(fsm.onWrite(this.id, false)));
-            }, (err: unknown) => {
-              const error = err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', `local write failed: ${(err as Error).message}`);
-              run(fsm.onCoordinated!({ ok: false, error }));
-            });
-            break;
-          case 'reply': {
-            const outcome = e.reply.ok ? 'ok' : e.reply.error.code;
-            this.metrics.observeRequest(op, level, outcome, (this.clock.elapsedMs() - startedMs) / 1000);
-            if (outcome === 'QUORUM_UNAVAILABLE' || outcome === 'TIMEOUT') this.metrics.quorumFailures.inc({ op, code: outcome });
-            onReply(e.reply);
-            break;
-          }
-          case 'done':
-            assert.ok(!done, 'an FSM is done once');
-            done = true;
-            this.inFlight--;
-            this.clock.clearTimer(timer);
-            this.timers.delete(timer);
-            this.stats.readRepairs += e.stats.readRepairs;
-            this.stats.replicaTimeouts += e.stats.timedOut;
-            break;
-          default: {
-            const never: never = e;
-            throw new Error(`unknown effect ${String(never)}`);
-          }
-        }
-      }
-    };
-    run(fsm.start());
-  }
-
-  private replicaRead(to: string, key: string, timeoutMs: number, cb: (r: ReadResult) => void): void {
-    if (to === this.id) {
-      const known = this.store.peek(key);
-      // A cached object answers in a microtask: no storage round trip, and
-      // still never re-entering the FSM while it is handing out effects.
-      if (known !== unknown) queueMicrotask(() => cb({ ok: true, object: known }));
-      else this.store.read(key).then((object) => cb({ ok: true, object }), () => cb({ ok: false }));
-      return;
-    }
-    this.peerRequest(to, MsgType.REPLICA_READ, { key }, timeoutMs, (err, _type, body) => {
-      if (err) return cb({ ok: false });
-      try {
-        const wire = (body as { object?: unknown } | null)?.object ?? null;
-        cb({ ok: true, object: wire === null ? undefined : objectFromWire(wire) });
-      } catch {
-        cb({ ok: false });
-      }
-    });
-  }
-
-  private replicaWrite(to: string, key: string, object: VersionedObject, hintFor: string | undefined, timeoutMs: number,
-    cb: (ok: boolean) => void, acceptedMs?: number): void {
-    if (to === this.id) {
-      this.applyReplicaWrite(key, object, hintFor).then(() => cb(true), () => cb(false));
-      return;
-    }
-    const body: Record<string, unknown> = { key, object: wireOf(object) };
-    if (hintFor !== undefined) body.hintFor = hintFor;
-    if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;
-    this.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null));
-  }
-
-  /** Merges an incoming object into ours; on a fallback also keeps a hint
-   * for the primary it stands in for. Resolves when both are durable. */
-  private async applyReplicaWrite(key: string, incoming: VersionedObject, hintFor?: string): Promise<void> {
-    const hint = hintFor !== undefined && hintFor !== this.id ? this.hints.add(hintFor, key) : Promise.resolve();
-    hint.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
-    const m = await this.store.mutate(key, (cur) => {
-      if (!cur) return incoming;
-      const merged = merge(cur, incoming);
-      return sameVersions(merged, cur) ? cur : merged;
-    });
-    await Promise.all([m.durable, hint]);
-  }
-
-  // ---- peer requests ----
-
-  private onReplicaRead(body: unknown, respond: Responder): void {
-    const key = checkKey(asRecord(body, 'REPLICA_READ').key);
-    this.stats.replicaReads++;
-    this.answer(respond, MsgType.REPLICA_READ_REPLY, this.store.read(key).then((obj) => ({ object: obj ? wireOf(obj) : null })));
-  }
-
-  private onReplicaWrite(body: unknown, respond: Responder): void {
-    const b = asRecord(body, 'REPLICA_WRITE');
-    const key = checkKey(b.key);
-    const incoming = objectFromWire(b.object);
-    const hintFor = typeof b.hintFor === 'string' ? b.hintFor : undefined;
-    const acceptedMs = typeof b.acceptedMs === 'number' ? b.acceptedMs : undefined;
-    this.stats.replicaWrites++;
-    this.answer(respond, MsgType.OK, this.applyReplicaWrite(key, incoming, hintFor).then(() => {
-      // Coordinator and replica clocks: exact on one machine, skewed across.
-      if (acceptedMs !== undefined) this.metrics.lagSeconds.observe(Math.max(0, this.clock.nowMs() - acceptedMs) / 1000);
-      return null;
-    }));
-  }
-
-  private onJoin(body: unknown, respond: Responder): void {
-    const b = asRecord(body, 'JOIN');
-    if (typeof b.id !== 'string' || typeof b.addr !== 'string') throw new TuneKvError('INVALID_ARGUMENT', 'JOIN needs id and addr');
-    const ring = this.requireRing();
-    let next: Ring;
-    try {
-      next = claim(ring, { id: b.id, addr: b.addr });
-    } catch (err) {
-      throw new TuneKvError('INVALID_ARGUMENT', (err as Error).message);
-    }
-    if (next !== ring) {
-      // Adopt synchronously so a concurrent JOIN claims on top of this one.
-      this.setRing(next);
-      this.store.writeRaw({ key: ringKey, value: pack(next) }).catch((e: Error) => this.log(`ring not stored: ${e.message}`));
-      this.log(`${b.id} joined at ${b.addr}: ring v${next.version}`);
-      this.pushRing(next);
-    }
-    respond(MsgType.RING_REPLY, { ring: next });
-  }
-
-  private onRingPush(body: unknown, respond: Responder): void {
-    const ring = asRecord(body, 'RING_PUSH').ring;
-    const problem = ringProblem(ring);
-    if (problem) throw new TuneKvError('INVALID_ARGUMENT', problem);
-    this.adoptRing(ring as Ring).catch((e: Error) => this.log(`ring not stored: ${e.message}`));
-    respond(MsgType.OK, null);
-  }
-
   // ---- status ----
 
-  /** Status plus the headline metrics. */
-  async statusWithMetrics(): Promise<Record<string, unknown>> {
-    const failures = (await this.metrics.quorumFailures.get()).values.reduce((a, v) => a + v.value, 0);
-    const conflicts = (await this.metrics.conflicts.get()).values.reduce((a, v) => a + v.value, 0);
+  private statusSources(): StatusSources {
     return {
-      ...this.status(),
-      metrics: {
-        url: this.metricsUrl,
-        consistencyLagP95Ms: await this.metrics.lagP95Ms(),
-        readsOneVersionRatio: this.metrics.oneVersionRatio,
-        conflicts,
-        quorumFailures: failures,
+      id: this.id, listen: this.config.listen, clock: this.clock, startedMs: this.startedMs, view: this.view,
+      membership: this.membership,
+      details: () => ({
+        hints: { pending: this.hints.pending, byOwner: this.hints.pendingByOwner(), ...this.hints.stats },
+        antiEntropy: { ...this.aae.stats },
+        reaper: { waiting: this.reaper.waiting, ...this.reaper.stats },
+        faults: { ...this.faults.current, dropped: this.faults.dropped },
+        requestsInFlight: this.coordinator.requestsInFlight,
+        writeQueue: this.store.queuedWrites,
+        storage: { ...this.store.stats },
+        oversizedKeys: { count: this.replica.oversized.size, keys: [...this.replica.oversized.keys()].slice(0, 20) },
+        connections: this.connections(),
+        security: {
+          mode: this.security.users === null ? 'protected' : 'users',
+          peerCertRequired: this.security.peerCertRequired,
+          ...this.router.stats,
+        },
+        stats: { ...this.coordinator.stats, ...this.replica.stats },
+      }),
+      metrics: async () => {
+        const failures = (await this.metrics.quorumFailures.get()).values.reduce((a, v) => a + v.value, 0);
+        const conflicts = (await this.metrics.conflicts.get()).values.reduce((a, v) => a + v.value, 0);
+        return {
+          url: this.metricsUrl,
+          consistencyLagP95Ms: await this.metrics.lagP95Ms(),
+          readsOneVersionRatio: this.metrics.oneVersionRatio,
+          conflicts,
+          quorumFailures: failures,
+        };
       },
     };
   }
 
-  /** Where this node's Prometheus metrics are served, if they are. */
-  metricsUrl: string | null = null;
+  /** What STATUS answers: the summary, or everything for an admin. */
+  statusFor(detail: boolean): Promise<Record<string, unknown>> {
+    return detail ? statusFull(this.statusSources(), true) : Promise.resolve(statusSummary(this.statusSources()));
+  }
 
+  /** The whole status without metrics (tests, the simulator). */
   status(): Record<string, unknown> {
-    const ring = this.ringValue;
-    const now = this.clock.nowMs();
-    return {
-      nodeId: this.id,
-      addr: this.config.listen,
-      ready: ring !== undefined && this.announced,
-      uptimeMs: now - this.startedMs,
-      ring: ring ? {
-        version: ring.version, q: ring.q, n: ring.n,
-        members: ring.members.map((m) => ({
-          id: m.id, addr: m.addr,
-          claimed: ring.owners.filter((o) => o === m.id).length,
-          replicates: replicatedPartitions(ring, m.id).length,
-        })),
-      } : null,
-      peers: this.membership.statuses().map((p) => ({
-        id: p.id, state: p.state, sinceMs: p.sinceMs, forMs: now - p.sinceMs, lastHeardAgoMs: now - p.lastHeardMs,
-        hintsPending: p.heartbeat.hintsPending,
-      })),
-      hints: { pending: this.hints.pending, byOwner: this.hints.pendingByOwner(), ...this.hints.stats },
-      antiEntropy: { ...this.aae.stats },
-      reaper: { waiting: this.reaper.waiting, ...this.reaper.stats },
-      faults: { ...this.faults.current, dropped: this.faults.dropped },
-      requestsInFlight: this.inFlight,
-      writeQueue: this.store.queuedWrites,
-      storage: { ...this.store.stats },
-      stats: { ...this.stats },
-      limits,
-    };
+    const s = this.statusSources();
+    return { ...statusSummary(s), ...s.details() };
   }
 }
 
-/** Ring order: higher version wins; equal versions with different content
- * (two seeds admitted joins at once) are ordered by their encoding, so every
- * node picks the same one. */
-export function isNewer(a: Ring, b: Ring): boolean {
-  if (a.version !== b.version) return a.version > b.version;
-  return Buffer.compare(pack(a), pack(b)) > 0;
-}
+export { isNewer } from './cluster-view.js';

@@ -5,8 +5,14 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { makeConfig } from '../config.js';
-import type { NodeConfigInput } from '../config.js';
+import type { NodeConfig, NodeConfigInput } from '../config.js';
+import { clusterKey, ensureSecretFile, fakeSaltKey, readSecretFile, secretFileName } from '../security/secret.js';
+import { loadTls } from '../security/tls.js';
+import type { TlsMaterial } from '../security/tls.js';
+import { readUsersFile } from '../security/users.js';
+import type { Security } from './router.js';
 import { SystemClock } from '../io/clock.js';
 import { LevelStorage } from '../io/level-storage.js';
 import { TcpPeerTransport } from '../io/tcp-transport.js';
@@ -23,10 +29,56 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/** The cluster secret, users and TLS material a node starts with, loaded
+ * from the files its config names. Problems are plain-words Errors that
+ * name the file. */
+export interface LoadedSecurity {
+  readonly security: Security;
+  readonly tls: TlsMaterial | undefined;
+  readonly secretFile: string;
+  readonly secretCreated: boolean;
+}
+
+export function loadSecurity(config: NodeConfig): LoadedSecurity {
+  const secretFile = config.secretFile ?? path.join(config.dataDir, secretFileName);
+  // An explicit --secret-file must exist: creating one would found a
+  // cluster nobody else can join. The default one is made on first start.
+  const { secret, created } = config.secretFile !== null
+    ? { secret: readSecretFile(secretFile), created: false }
+    : ensureSecretFile(secretFile);
+  const key = clusterKey(secret);
+  const tls = loadTls({
+    ...(config.tlsCert === null ? {} : { cert: config.tlsCert }),
+    ...(config.tlsKey === null ? {} : { key: config.tlsKey }),
+    ...(config.tlsCa === null ? {} : { ca: config.tlsCa }),
+  });
+  return {
+    security: {
+      clusterKey: key,
+      users: config.usersFile === null ? null : readUsersFile(config.usersFile),
+      fakeSaltKey: fakeSaltKey(key),
+      peerCertRequired: tls?.ca !== undefined,
+    },
+    tls, secretFile, secretCreated: created,
+  };
+}
+
+/** How this node dials its peers with TLS: our certificate (peers require
+ * one), and their certificates checked against the cluster CA. */
+function dialTls(tls: TlsMaterial | undefined): import('node:tls').ConnectionOptions | undefined {
+  if (!tls) return undefined;
+  return { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) };
+}
+
 export async function startNode(input: NodeConfigInput, log?: (line: string) => void): Promise<RunningNode> {
   const requested = makeConfig(input);
+  const loaded = loadSecurity(requested);
+  const say = log ?? (() => {});
+  if (loaded.secretCreated) {
+    say(`${requested.id} created a new cluster secret in ${loaded.secretFile} (mode 0600); nodes joining this cluster need --secret-file ${loaded.secretFile}`);
+  }
   const hp = parseHostPort(requested.listen)!;
-  const server = new TcpServer();
+  const server = new TcpServer(loaded.tls);
   const bound = await server.listen(hp.host, hp.port);
   const addr = `${hp.host}:${bound.port}`;
   const config = makeConfig({ ...input, listen: addr });
@@ -36,13 +88,18 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
     storage: new LevelStorage(config.dataDir),
     clock,
     random: Math.random,
+    security: loaded.security,
     log,
     transport: (n) => new TcpPeerTransport({
       selfId: config.id,
       addrOf: (id) => n.addrOf(id),
       connectTimeoutMs: config.peerConnectTimeoutMs,
       retryDelayMs: config.peerRetryDelayMs,
-      hello: () => ({ ringVersion: n.ring?.version ?? 0, addr }),
+      auth: { kind: 'secret', key: loaded.security.clusterKey, as: `node:${config.id}` },
+      tls: dialTls(loaded.tls),
+      hello: () => ({ ringVersion: n.ring?.version ?? 0 }),
+      // peerAddr is an address we dialled (a member's, from our ring, or a
+      // configured seed), and the peer has proven the secret by now.
       onHelloOk: (peerAddr, body) => { if (body.ringVersion > (n.ring?.version ?? 0)) n.pullRingFrom(peerAddr); },
     }),
   });

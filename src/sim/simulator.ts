@@ -381,7 +381,7 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
   const nodes = [...run.cluster.nodes.values()];
   const sum = (f: (n: (typeof nodes)[number]) => number): number => nodes.reduce((a, n) => a + f(n), 0);
   const counters = {
-    aaeRepairs: sum((n) => n.aae.stats.keysRepaired), readRepairs: sum((n) => n.stats.readRepairs),
+    aaeRepairs: sum((n) => n.aae.stats.keysRepaired), readRepairs: sum((n) => n.coordinator.stats.readRepairs),
     handoffs: sum((n) => n.hints.stats.delivered + n.hints.stats.expired), reaped: sum((n) => n.reaper.stats.reaped),
   };
   const simulatedMs = run.now - startMs;

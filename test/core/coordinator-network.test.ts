@@ -132,7 +132,7 @@ t.test('read repair brings a stale replica up to date after a quorum read', asyn
   await c.runFor(2000);
   const o = await c.node('n3').store.read('k');
   t.ok(o && liveSiblings(o).length === 1, 'n3 was repaired');
-  t.equal(c.node('n1').stats.readRepairs, 1, 'and it was counted');
+  t.equal(c.node('n1').coordinator.stats.readRepairs, 1, 'and it was counted');
 });
 
 t.test('bad requests get INVALID_ARGUMENT or TOO_LARGE', async (t) => {
@@ -152,7 +152,7 @@ t.test('the sibling limit stops sibling explosion; resolving is always allowed',
   for (let i = 0; i < 100; i++) await c.put('n1', { key: 'hot', value: bytes(String(i)), w: 1 });
   const e = await expectError(t, c.put('n1', { key: 'hot', value: bytes('one too many') }), 'SIBLINGS_LIMIT');
   t.equal(e?.details.limit, 100);
-  t.ok(c.node('n1').stats.siblingWarnings > 0, 'warned before failing');
+  t.ok(c.node('n1').coordinator.stats.siblingWarnings > 0, 'warned before failing');
   const got = (await c.get('n1', { key: 'hot', r: 3 })).body as GetReplyBody;
   t.equal(got.values.length, 100);
   await c.put('n1', { key: 'hot', value: bytes('resolved'), context: got.context });

@@ -8,7 +8,7 @@ import { RpcConnection } from '../../src/io/connection.js';
 import { MsgType } from '../../src/protocol/messages.js';
 import { objectFromWire } from '../../src/protocol/object-codec.js';
 import { liveSiblings } from '../../src/core/clock/object.js';
-import { probe } from '../../cluster/launcher.js';
+import { adminAuth, probe } from '../../cluster/launcher.js';
 import { fastNodeArgs, testCluster } from '../helpers/cluster.js';
 import type { TestCluster } from '../helpers/cluster.js';
 
@@ -20,9 +20,9 @@ function addrOf(cluster: TestCluster, id: string): { host: string; port: number 
 }
 
 /** A key's object as one replica stores it, read without any repair. */
-function replicaValues(host: string, port: number, key: string): Promise<string[] | undefined> {
+function replicaValues(cluster: TestCluster, host: string, port: number, key: string): Promise<string[] | undefined> {
   return new Promise((resolve) => {
-    const conn = new RpcConnection({ host, port, agent: 'test', connectTimeoutMs: 1000 });
+    const conn = new RpcConnection({ host, port, agent: 'test', connectTimeoutMs: 1000, auth: adminAuth(cluster.dir) });
     conn.request(MsgType.REPLICA_READ, { key }, 2000, (err, _t, body) => {
       conn.close();
       if (err) { resolve(undefined); return; }
@@ -34,7 +34,7 @@ function replicaValues(host: string, port: number, key: string): Promise<string[
 
 async function status(cluster: TestCluster, id: string): Promise<Record<string, unknown>> {
   const a = addrOf(cluster, id);
-  return (await probe(a.host, a.port, 2000)) ?? {};
+  return (await probe(a.host, a.port, 2000, adminAuth(cluster.dir))) ?? {};
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<number> {
@@ -101,7 +101,7 @@ t.test('kill -9 under write load: quorum writes keep succeeding; after restart h
   for (const key of written) {
     for (const id of preferenceListForKey(ring, key).primaries) {
       const a = addrOf(cluster, id);
-      const values = await replicaValues(a.host, a.port, key);
+      const values = await replicaValues(cluster, a.host, a.port, key);
       if (!values?.includes(key)) missing.push(`${key} on ${id}`);
       checked++;
     }

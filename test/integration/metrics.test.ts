@@ -2,7 +2,7 @@
 import t from 'tap';
 import http from 'node:http';
 import { connect } from '../../src/index.js';
-import { probe } from '../../cluster/launcher.js';
+import { adminAuth, probe } from '../../cluster/launcher.js';
 import { testCluster } from '../helpers/cluster.js';
 
 function scrape(host: string, port: number): Promise<string> {
@@ -39,7 +39,7 @@ t.test('each node serves Prometheus metrics on a port of its own', async (t) => 
   t.match(text, /tunekv_request_duration_seconds_count\{node="n\d",op="put",level="quorum",outcome="ok"\} [1-9]/, 'puts were timed');
   t.match(text, /tunekv_consistency_lag_seconds_count\{node="n\d"\} [1-9]/, 'replicas measured replication lag');
   t.match(text, /tunekv_conflicts_total\{node="n\d"\} [1-9]/, 'the concurrent put was counted as a conflict');
-  const st = await probe(n1.host, n1.port);
+  const st = await probe(n1.host, n1.port, 1000, adminAuth(cluster.dir));
   const m = st?.metrics as { url: string; readsOneVersionRatio: number; quorumFailures: number } | undefined;
   t.match(m?.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/, 'status names the metrics URL');
   t.equal(typeof m?.readsOneVersionRatio, 'number', 'status carries the headline figures');

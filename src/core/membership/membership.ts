@@ -14,6 +14,8 @@
 // time and randomness come in as arguments, so the same inputs give the same
 // states in the simulator and on real nodes.
 
+import { limits } from '../../limits.js';
+
 export type PeerState = 'up' | 'suspect' | 'down';
 
 export interface Heartbeat {
@@ -41,6 +43,21 @@ export interface DetectorConfig {
   readonly downAfterMs: number;
 }
 
+/**
+ * A heartbeat from the future is forged or from a badly skewed clock, and
+ * believing it would keep a member's real heartbeats from ever counting
+ * again (a generation of 2^52 would keep a healthy node `down` forever).
+ * Generations are start times, so one more than gossipClockSkewMaxMs ahead
+ * of our clock is refused; and a counter grows at most once per
+ * gossipIntervalMinMs, so one above what its generation's age allows is
+ * refused too. Both are counted (`refusedHeartbeats`).
+ */
+export function heartbeatFromFuture(generation: number, counter: number, nowMs: number): boolean {
+  const horizonMs = nowMs + limits.gossipClockSkewMaxMs;
+  if (generation > horizonMs) return true;
+  return counter > Math.max(0, horizonMs - generation) / limits.gossipIntervalMinMs + 1;
+}
+
 export interface PeerStatus {
   readonly id: string;
   readonly state: PeerState;
@@ -55,6 +72,8 @@ function newer(a: Heartbeat, b: Heartbeat): boolean {
 
 export class Membership {
   private readonly peers = new Map<string, PeerView>();
+  /** Heartbeats ignored because they came from the future. */
+  refusedHeartbeats = 0;
   private own: Heartbeat;
   /** The last time this node looked at the clock here. */
   private lastSeenMs: number | undefined;
@@ -98,6 +117,10 @@ export class Membership {
       if (id === this.self) continue;
       const v = this.peers.get(id);
       if (!v) continue;
+      if (heartbeatFromFuture(generation, counter, nowMs)) {
+        this.refusedHeartbeats++;
+        continue;
+      }
       const hb = { generation, counter, hintsPending };
       if (newer(hb, v.hb)) {
         v.hb = hb;
@@ -198,10 +221,11 @@ export class Membership {
 
 export function wireHeartbeatsProblem(value: unknown): string | null {
   if (!Array.isArray(value)) return 'heartbeats must be an array';
+  if (value.length > limits.nodesMax) return `heartbeats list more than ${limits.nodesMax} members`;
   for (const e of value as unknown[]) {
-    if (!Array.isArray(e) || e.length !== 4 || typeof e[0] !== 'string'
-      || !e.slice(1).every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      return 'heartbeat entry must be [id, generation, counter, hintsPending]';
+    if (!Array.isArray(e) || e.length !== 4 || typeof e[0] !== 'string' || e[0].length > 64
+      || !e.slice(1).every((x) => Number.isSafeInteger(x) && (x as number) >= 0)) {
+      return 'heartbeat entry must be [id, generation, counter, hintsPending] with non-negative integers';
     }
   }
   return null;

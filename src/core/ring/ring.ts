@@ -15,6 +15,7 @@
 
 import assert from 'node:assert/strict';
 import { limits } from '../../limits.js';
+import { TuneKvError } from '../../errors.js';
 import { keyHash, partitionOfHash } from './hash.js';
 
 export interface Member {
@@ -208,21 +209,47 @@ export function replicatedPartitions(ring: Ring, id: string): number[] {
   return out;
 }
 
+/** A member address as a ring may hold it: host:port, bounded. */
+const memberAddrPattern = /^[A-Za-z0-9_.:[\]-]{1,253}:[0-9]{1,5}$/;
+
 /** Checks the structure of a ring received from the network or disk. */
 export function ringProblem(value: unknown): string | null {
-  if (typeof value !== 'object' || value === null) return 'ring is not an object';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'ring is not a map';
   const r = value as Record<string, unknown>;
-  if (!Number.isInteger(r.version) || (r.version as number) < 1) return 'ring version must be a positive integer';
+  if (!Number.isSafeInteger(r.version) || (r.version as number) < 1) return 'ring version must be a positive integer';
   const params = ringParamsProblem(r.q as number, r.n as number);
   if (params) return params;
   if (!Array.isArray(r.members) || r.members.length === 0) return 'ring has no members';
+  if (r.members.length > limits.nodesMax) return `ring has more than ${limits.nodesMax} members`;
   const ids = new Set<string>();
+  let prev = '';
   for (const m of r.members as unknown[]) {
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) return 'ring member is not a map';
     const mm = m as Record<string, unknown>;
-    if (typeof mm?.id !== 'string' || typeof mm.addr !== 'string' || nodeIdProblem(mm.id)) return 'ring member is malformed';
+    if (typeof mm.id !== 'string' || nodeIdProblem(mm.id) !== null) return 'ring member id is malformed';
+    if (typeof mm.addr !== 'string' || !memberAddrPattern.test(mm.addr)) return 'ring member address must be host:port';
+    if (mm.id <= prev) return 'ring members must be sorted by id without duplicates';
+    prev = mm.id;
     ids.add(mm.id);
   }
   if (!Array.isArray(r.owners) || r.owners.length !== r.q) return 'ring owners must list q partitions';
   for (const o of r.owners as unknown[]) if (typeof o !== 'string' || !ids.has(o)) return 'ring owner is not a member';
   return null;
+}
+
+/**
+ * A ring from the network or disk, validated and rebuilt from its known
+ * fields only: an extra field (say, an array nested thousands deep) is
+ * never adopted, stored or passed on. Throws INVALID_ARGUMENT naming the
+ * problem.
+ */
+export function ringFromWire(value: unknown, what = 'ring'): Ring {
+  const problem = ringProblem(value);
+  if (problem) throw new TuneKvError('INVALID_ARGUMENT', `${what} is not valid: ${problem}`);
+  const r = value as Ring;
+  return {
+    version: r.version, q: r.q, n: r.n,
+    owners: r.owners.slice(),
+    members: r.members.map((m) => ({ id: m.id, addr: m.addr })),
+  };
 }

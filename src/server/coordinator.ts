@@ -1,0 +1,347 @@
+// The coordinator side of a node: runs a client's get, put or delete as a
+// state machine from core/coordinator and carries out its effects (replica
+// reads and writes here or over the network, the local write, the reply).
+//
+// What may be written is decided by the pure put policy
+// (core/coordinator/put-policy.ts); this room only does the I/O.
+//
+// Invariants: a request gets exactly one reply; every FSM's timer is
+// cleared when it is done; effects run in the order the FSM returns them
+// and every outcome is fed back asynchronously (never re-entrantly); a put
+// is only coordinated by a replica of its key (others forward it).
+
+import assert from 'node:assert/strict';
+import { liveSiblings, writtenSibling } from '../core/clock/object.js';
+import type { VersionedObject } from '../core/clock/object.js';
+import { GetFsm } from '../core/coordinator/get-fsm.js';
+import type { ReadResult } from '../core/coordinator/get-fsm.js';
+import { PutFsm } from '../core/coordinator/put-fsm.js';
+import type { CoordinateResult } from '../core/coordinator/put-fsm.js';
+import { decidePut, deleteNeedsRead } from '../core/coordinator/put-policy.js';
+import { selectTargets } from '../core/coordinator/targets.js';
+import type { Targets } from '../core/coordinator/targets.js';
+import type { Effect, FsmReply, ReplicaReport, ReplicaTarget } from '../core/coordinator/types.js';
+import type { Membership } from '../core/membership/membership.js';
+import type { Quorum } from '../core/quorum/levels.js';
+import { preferenceListForKey } from '../core/ring/ring.js';
+import type { Ring } from '../core/ring/ring.js';
+import type { NodeConfig } from '../config.js';
+import { TuneKvError } from '../errors.js';
+import { limits } from '../limits.js';
+import type { Clock, TimerHandle } from '../io/clock.js';
+import type { ReplyCallback, Responder } from '../io/transport.js';
+import { MsgType } from '../protocol/messages.js';
+import type { GetReplyBody, PutReplyBody } from '../protocol/messages.js';
+import { clockToWire, objectFromWire } from '../protocol/object-codec.js';
+import type { Hints } from './hints.js';
+import type { NodeMetrics } from './metrics.js';
+import type { ObjectStore } from './object-store.js';
+import type { Reaper } from './reaper.js';
+import { tombstonesOnly } from './reaper.js';
+import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
+import type { Replica } from './replica.js';
+import { parseGet, parsePut } from './requests.js';
+import type { GetRequest, PutRequest } from './requests.js';
+
+export interface CoordinatorStats {
+  gets: number;
+  puts: number;
+  deletes: number;
+  failedRequests: number;
+  forwardedPuts: number;
+  readRepairs: number;
+  siblingWarnings: number;
+  replicaTimeouts: number;
+  sloppyWrites: number;
+}
+
+export interface CoordinatorDeps {
+  readonly id: string;
+  readonly config: NodeConfig;
+  readonly clock: Clock;
+  readonly store: ObjectStore;
+  readonly membership: Membership;
+  readonly hints: Hints;
+  readonly reaper: Reaper;
+  readonly replica: Replica;
+  readonly metrics: NodeMetrics;
+  requireRing(): Ring;
+  peerRequest(to: string, type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void;
+  /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
+  checkWritable(): void;
+  addTimer(h: TimerHandle): void;
+  removeTimer(h: TimerHandle): void;
+  log(line: string): void;
+}
+
+/** The local write of a put: the object as built, and when it is durable. */
+interface Coordinated { readonly object: VersionedObject; readonly durable: Promise<void> }
+
+/** One request's state machine, as the effect runner drives it. */
+type Running =
+  | { readonly kind: 'get'; readonly fsm: GetFsm }
+  | { readonly kind: 'put'; readonly fsm: PutFsm; readonly coordinate: () => Promise<Coordinated> };
+
+export class Coordinator {
+  readonly stats: CoordinatorStats = {
+    gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
+    siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0,
+  };
+  private inFlight = 0;
+
+  constructor(private readonly d: CoordinatorDeps) {}
+
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
+  private admit(): void {
+    if (this.inFlight >= limits.requestsInFlightMax) {
+      throw new TuneKvError('OVERLOADED', `node ${this.d.id} runs ${this.inFlight} requests already (requestsInFlightMax)`);
+    }
+  }
+
+  /** The sloppy quorum for a key, as this node's failure detector sees it. */
+  private targetsFor(ring: Ring, key: string, quorum: Quorum): Targets {
+    return selectTargets(preferenceListForKey(ring, key), (id) => this.d.membership.isUp(id), !quorum.strong);
+  }
+
+  // ---- gets ----
+
+  onGet(body: unknown, respond: Responder): void {
+    const ring = this.d.requireRing();
+    const req = parseGet(body, ring.n);
+    this.admit();
+    this.stats.gets++;
+    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
+    const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair });
+    this.drive(req.key, { kind: 'get', fsm }, this.timeoutOf(req), (reply) => {
+      if (!reply.ok) return this.respondFsmError(respond, reply);
+      respond(MsgType.GET_REPLY, this.getReply(req, reply.object, reply.replicas));
+    }, 'get', req.quorum.level);
+  }
+
+  private getReply(req: GetRequest, obj: VersionedObject | undefined, replicas: readonly ReplicaReport[]): GetReplyBody {
+    const live = obj ? liveSiblings(obj) : [];
+    if (obj && live.length > 0) this.d.metrics.observeRead(obj.siblings.length);
+    return {
+      found: live.length > 0,
+      values: live.map((s) => [s.vtype, s.value ?? new Uint8Array(0)]),
+      tombstones: obj ? obj.siblings.length - live.length : 0,
+      context: obj ? clockToWire(obj.clock) : [],
+      level: req.quorum.level,
+      r: req.quorum.r,
+      coordinator: this.d.id,
+      replicas: reportsToWire(replicas),
+    };
+  }
+
+  private timeoutOf(req: { timeoutMs: number | undefined }): number {
+    return req.timeoutMs ?? this.d.config.requestTimeoutMs;
+  }
+
+  // ---- puts and deletes ----
+
+  /** A PUT or DELETE; `fromPeer` says whether a `forwarded` flag may be
+   * believed (only a peer forwards). */
+  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, respond: Responder): void {
+    const ring = this.d.requireRing();
+    const req = parsePut(body, ring.n, isDelete);
+    const forwarded = fromPeer && req.forwarded;
+    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
+    if (!targets.some((r) => r.node === this.d.id)) {
+      if (targets.length === 0) {
+        throw new TuneKvError('QUORUM_UNAVAILABLE', `${req.quorum.level} write cannot reach its quorum: no replica of the key is up`,
+          { required: req.quorum.w, received: 0, failed: down.length, replicas: down.map((node) => ({ node, role: 'primary', outcome: 'failed' })) });
+      }
+      if (forwarded) throw new TuneKvError('UNAVAILABLE', `views differ: ${this.d.id} is not a replica of this key here; retry`);
+      this.forwardPut(targets, { ...(body as object), forwarded: true }, isDelete, req.timeoutMs, respond);
+      return;
+    }
+    this.d.checkWritable();
+    this.admit();
+    if (isDelete) this.stats.deletes++; else this.stats.puts++;
+    if (targets.some((t) => t.role === 'fallback')) this.stats.sloppyWrites++;
+    if (isDelete && deleteNeedsRead(req.contextGiven)) this.readThenDelete(req, { targets, down }, respond);
+    else this.coordinatePut(req, { targets, down }, respond);
+  }
+
+  /**
+   * A delete without a context deletes what a read at the same level sees,
+   * as Riak's delete does: a tombstone that superseded nothing would be a
+   * sibling of the value and delete nothing. Writes the read did not see
+   * survive as siblings. When the read finds no live value nothing is
+   * written.
+   */
+  private readThenDelete(req: PutRequest, t: Targets, respond: Responder): void {
+    const readQuorum = { ...req.quorum, r: req.quorum.w };
+    const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false });
+    this.drive(req.key, { kind: 'get', fsm }, this.timeoutOf(req), (reply) => {
+      if (!reply.ok) return this.respondFsmError(respond, reply);
+      const seen = reply.object;
+      if (!seen || liveSiblings(seen).length === 0) {
+        const out: PutReplyBody = {
+          context: seen ? clockToWire(seen.clock) : [], siblings: seen?.siblings.length ?? 0,
+          level: req.quorum.level, w: req.quorum.w, coordinator: this.d.id, replicas: reportsToWire(reply.replicas),
+        };
+        respond(MsgType.PUT_REPLY, out);
+        return;
+      }
+      this.coordinatePut({ ...req, context: seen.clock, contextGiven: true }, t, respond);
+    }, 'get', req.quorum.level);
+  }
+
+  private coordinatePut(req: PutRequest, t: Targets, respond: Responder): void {
+    const lww = req.lww ?? this.d.config.lww;
+    const selfHint = t.targets.find((x) => x.node === this.d.id)?.hintFor;
+    const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum });
+    const coordinate = async (): Promise<Coordinated> => {
+      let built: VersionedObject | undefined;
+      const m = await this.d.store.mutate(req.key, (cur) => {
+        const decision = decidePut(cur, {
+          key: req.key, context: req.context, value: req.value, vtype: req.vtype, actor: this.d.id,
+          nowMs: this.d.clock.nowMs(), lww, wid: req.wid,
+        });
+        if (decision.kind === 'write' && decision.warning !== undefined) {
+          this.stats.siblingWarnings++;
+          this.d.log(`warning: ${decision.warning}`);
+        }
+        built = decision.object;
+        return decision.object;
+      });
+      assert.ok(built !== undefined && m.object !== undefined, 'a coordinated put always has an object');
+      const hint = selfHint === undefined ? Promise.resolve() : this.d.hints.add(selfHint, req.key);
+      return { object: m.object, durable: Promise.all([m.durable, hint]).then(() => undefined) };
+    };
+    this.drive(req.key, { kind: 'put', fsm, coordinate }, this.timeoutOf(req), (reply) => {
+      if (!reply.ok) return this.respondFsmError(respond, reply);
+      const obj = reply.object;
+      assert.ok(obj !== undefined, 'a successful put replies with its object');
+      if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
+      if (obj.siblings.length > 1) this.d.metrics.conflicts.inc();
+      const written = writtenSibling(obj, this.d.id, req.wid);
+      const out: PutReplyBody = {
+        context: clockToWire(obj.clock),
+        dot: written ? [written.actor, written.counter] : null,
+        siblings: obj.siblings.length,
+        level: req.quorum.level,
+        w: req.quorum.w,
+        coordinator: this.d.id,
+        replicas: reportsToWire(reply.replicas),
+      };
+      respond(MsgType.PUT_REPLY, out);
+    }, req.value === null ? 'delete' : 'put', req.quorum.level);
+  }
+
+  /** This node is not a replica of the key: hand the put to one that is,
+   * trying them in order while they are unreachable. */
+  private forwardPut(replicas: readonly ReplicaTarget[], body: object, isDelete: boolean, timeoutMs: number | undefined, respond: Responder): void {
+    this.stats.forwardedPuts++;
+    const type = isDelete ? MsgType.DELETE : MsgType.PUT;
+    const tryAt = (i: number, lastError: TuneKvError | null): void => {
+      const target = replicas[i];
+      if (!target) {
+        const e = new TuneKvError('QUORUM_UNAVAILABLE', `no replica of the key could coordinate: ${lastError?.message ?? 'none'}`,
+          { required: 1, received: 0, failed: replicas.length });
+        respond(MsgType.ERROR, errorBody(e));
+        return;
+      }
+      this.d.peerRequest(target.node, type, body, timeoutMs ?? this.d.config.requestTimeoutMs, (err, replyType, replyBody) => {
+        if (!err) return respond(replyType, replyBody);
+        // A put with a write id is applied once however often it arrives.
+        const safe = !err.details.maybeApplied || (body as { wid?: unknown }).wid instanceof Uint8Array;
+        if (err.code === 'UNAVAILABLE' && safe) return tryAt(i + 1, err);
+        respond(MsgType.ERROR, errorBody(err));
+      });
+    };
+    tryAt(0, null);
+  }
+
+  private respondFsmError(respond: Responder, reply: Extract<FsmReply, { ok: false }>): void {
+    this.stats.failedRequests++;
+    const e = reply.error;
+    respond(MsgType.ERROR, { code: e.code, message: e.message, details: { ...e.details, replicas: reportsToWire((e.details.replicas ?? []) as ReplicaReport[]) } });
+  }
+
+  // ---- the effect runner ----
+
+  private drive(key: string, r: Running, timeoutMs: number, onReply: (reply: FsmReply) => void, op: string, level: string): void {
+    this.inFlight++;
+    let done = false;
+    const startedMs = this.d.clock.elapsedMs();
+    const acceptedMs = this.d.clock.nowMs();
+    const timer = this.d.clock.setTimer(timeoutMs, () => { this.d.removeTimer(timer); run(r.fsm.onTimeout()); });
+    this.d.addTimer(timer);
+    const run = (effects: Effect[]): void => {
+      for (const e of effects) {
+        switch (e.kind) {
+          case 'read':
+            assert.ok(r.kind === 'get', 'only gets read replicas');
+            this.readReplica(e.to, key, timeoutMs, (result) => run(r.fsm.onRead(e.to, result)));
+            break;
+          case 'write':
+            this.writeReplica(e.to, key, e.object, e.hintFor, timeoutMs, (ok) => run(r.fsm.onWrite(e.to, ok)),
+              r.kind === 'put' ? acceptedMs : undefined);
+            break;
+          case 'coordinate':
+            assert.ok(r.kind === 'put', 'only puts coordinate');
+            r.coordinate().then((m) => {
+              run(r.fsm.onCoordinated({ ok: true, object: m.object }));
+              m.durable.then(() => run(r.fsm.onWrite(this.d.id, true)), () => run(r.fsm.onWrite(this.d.id, false)));
+            }, (err: unknown) => {
+              const error = asTuneKvError(err);
+              const result: CoordinateResult = { ok: false, error };
+              run(r.fsm.onCoordinated(result));
+            });
+            break;
+          case 'reply': {
+            const outcome = e.reply.ok ? 'ok' : e.reply.error.code;
+            this.d.metrics.observeRequest(op, level, outcome, (this.d.clock.elapsedMs() - startedMs) / 1000);
+            if (outcome === 'QUORUM_UNAVAILABLE' || outcome === 'TIMEOUT') this.d.metrics.quorumFailures.inc({ op, code: outcome });
+            onReply(e.reply);
+            break;
+          }
+          case 'done':
+            assert.ok(!done, 'an FSM is done once');
+            done = true;
+            this.inFlight--;
+            this.d.clock.clearTimer(timer);
+            this.d.removeTimer(timer);
+            this.stats.readRepairs += e.stats.readRepairs;
+            this.stats.replicaTimeouts += e.stats.timedOut;
+            break;
+          default: {
+            const never: never = e;
+            throw new Error(`unknown effect ${(never as { kind: string }).kind}`);
+          }
+        }
+      }
+    };
+    run(r.fsm.start());
+  }
+
+  private readReplica(to: string, key: string, timeoutMs: number, cb: (r: ReadResult) => void): void {
+    if (to === this.d.id) return this.d.replica.readLocal(key, cb);
+    this.d.peerRequest(to, MsgType.REPLICA_READ, { key }, timeoutMs, (err, _type, body) => {
+      if (err) return cb({ ok: false });
+      try {
+        const wire = (body as { object?: unknown } | null)?.object ?? null;
+        cb({ ok: true, object: wire === null ? undefined : objectFromWire(wire) });
+      } catch {
+        cb({ ok: false });
+      }
+    });
+  }
+
+  private writeReplica(to: string, key: string, object: VersionedObject, hintFor: string | undefined, timeoutMs: number,
+    cb: (ok: boolean) => void, acceptedMs?: number): void {
+    if (to === this.d.id) {
+      this.d.replica.write(key, object, hintFor).then(() => cb(true), () => cb(false));
+      return;
+    }
+    const body: Record<string, unknown> = { key, object: wireOf(object) };
+    if (hintFor !== undefined) body.hintFor = hintFor;
+    if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;
+    this.d.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null));
+  }
+}

@@ -1,0 +1,135 @@
+// The replica side of a node (a vnode, in Riak's words): reads and merges
+// of stored objects on behalf of coordinators, hints kept as a fallback,
+// tombstone removal confirmed by a reaper, and anti-entropy listings.
+//
+// Invariants:
+//   - a replica acknowledges a write only once it (and its hint, on a
+//     fallback) is durable;
+//   - a merge never drops a version another replica acknowledged (merge()
+//     in core/clock/object.ts); an object whose siblings pass siblingsMax
+//     through merges is kept whole and flagged (status, metric, log), and
+//     the put policy then refuses blind writes to it until it is resolved;
+//   - every message handled here comes from a caller that proved the
+//     cluster secret: the router refuses the rest.
+
+import { merge, sameVersions } from '../core/clock/object.js';
+import type { VersionedObject } from '../core/clock/object.js';
+import type { ReadResult } from '../core/coordinator/get-fsm.js';
+import { overSiblingCap } from '../core/coordinator/put-policy.js';
+import { nodeIdProblem } from '../core/ring/ring.js';
+import { invalid } from '../errors.js';
+import { limits } from '../limits.js';
+import type { Clock } from '../io/clock.js';
+import type { Responder } from '../io/transport.js';
+import { MsgType } from '../protocol/messages.js';
+import { objectFromWire } from '../protocol/object-codec.js';
+import { asRecord, checkKey } from '../protocol/validate.js';
+import type { AntiEntropy } from './anti-entropy.js';
+import type { Hints } from './hints.js';
+import type { NodeMetrics } from './metrics.js';
+import { ObjectStore, unknown } from './object-store.js';
+import type { Reaper } from './reaper.js';
+import { answer, wireOf } from './replies.js';
+
+export interface ReplicaStats {
+  replicaReads: number;
+  replicaWrites: number;
+  /** Merges that left an object with more than siblingsMax siblings. */
+  oversizedMerges: number;
+}
+
+export interface ReplicaDeps {
+  readonly id: string;
+  readonly clock: Clock;
+  readonly store: ObjectStore;
+  readonly hints: Hints;
+  readonly aae: AntiEntropy;
+  readonly reaper: Reaper;
+  readonly metrics: NodeMetrics;
+  /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
+  checkWritable(): void;
+  log(line: string): void;
+}
+
+export class Replica {
+  readonly stats: ReplicaStats = { replicaReads: 0, replicaWrites: 0, oversizedMerges: 0 };
+  /** Keys whose object passed siblingsMax, with the count seen (bounded). */
+  readonly oversized = new Map<string, number>();
+
+  constructor(private readonly d: ReplicaDeps) {}
+
+  /** This node's object of a key, for a coordinator running here. A cached
+   * object answers in a microtask: no storage round trip, and still never
+   * re-entering the FSM while it is handing out effects. */
+  readLocal(key: string, cb: (r: ReadResult) => void): void {
+    const known = this.d.store.peek(key);
+    if (known !== unknown) queueMicrotask(() => cb({ ok: true, object: known }));
+    else this.d.store.read(key).then((object) => cb({ ok: true, object }), () => cb({ ok: false }));
+  }
+
+  /** Merges an incoming object into ours; on a fallback also keeps a hint
+   * for the primary it stands in for. Resolves when both are durable. */
+  async write(key: string, incoming: VersionedObject, hintFor?: string): Promise<void> {
+    this.d.checkWritable();
+    const hint = hintFor !== undefined && hintFor !== this.d.id ? this.d.hints.add(hintFor, key) : Promise.resolve();
+    hint.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+    const m = await this.d.store.mutate(key, (cur) => {
+      if (!cur) return incoming;
+      const merged = merge(cur, incoming);
+      return sameVersions(merged, cur) ? cur : merged;
+    });
+    if (m.changed && m.object) this.noteSiblings(key, m.object);
+    await Promise.all([m.durable, hint]);
+  }
+
+  /** Flags (or unflags) a key whose siblings passed siblingsMax. */
+  noteSiblings(key: string, obj: VersionedObject): void {
+    if (!overSiblingCap(obj)) {
+      this.oversized.delete(key);
+      return;
+    }
+    this.stats.oversizedMerges++;
+    this.d.metrics.oversizedObjects.inc();
+    if (!this.oversized.has(key)) {
+      this.d.log(`warning: key "${key.slice(0, 200)}" holds ${obj.siblings.length} siblings (siblingsMax ${limits.siblingsMax}) after a merge; blind writes to it are refused until a put with its context resolves them`);
+    }
+    if (this.oversized.has(key) || this.oversized.size < limits.oversizedKeysTrackedMax) this.oversized.set(key, obj.siblings.length);
+  }
+
+  onRead(body: unknown, respond: Responder): void {
+    const key = checkKey(asRecord(body, 'REPLICA_READ').key);
+    this.stats.replicaReads++;
+    answer(respond, MsgType.REPLICA_READ_REPLY, this.d.store.read(key).then((obj) => ({ object: obj ? wireOf(obj) : null })));
+  }
+
+  onWrite(body: unknown, respond: Responder): void {
+    const b = asRecord(body, 'REPLICA_WRITE');
+    const key = checkKey(b.key);
+    const incoming = objectFromWire(b.object);
+    const hintFor = b.hintFor === undefined || b.hintFor === null ? undefined : checkNodeId(b.hintFor, 'hintFor');
+    const acceptedMs = typeof b.acceptedMs === 'number' && Number.isFinite(b.acceptedMs) ? b.acceptedMs : undefined;
+    this.stats.replicaWrites++;
+    answer(respond, MsgType.OK, this.write(key, incoming, hintFor).then(() => {
+      // Coordinator and replica clocks: exact on one machine, skewed across.
+      if (acceptedMs !== undefined) this.d.metrics.lagSeconds.observe(Math.max(0, this.d.clock.nowMs() - acceptedMs) / 1000);
+      return null;
+    }));
+  }
+
+  onReap(body: unknown, respond: Responder): void {
+    answer(respond, MsgType.OK, this.d.reaper.onReap(body).then((removed) => ({ removed })));
+  }
+
+  onAaeSegments(body: unknown, respond: Responder): void {
+    respond(MsgType.AAE_SEGMENTS_REPLY, this.d.aae.segmentsFor(body));
+  }
+
+  onAaeKeys(body: unknown, respond: Responder): void {
+    answer(respond, MsgType.AAE_KEYS_REPLY, this.d.aae.keysFor(body));
+  }
+}
+
+function checkNodeId(v: unknown, what: string): string {
+  if (typeof v !== 'string' || nodeIdProblem(v) !== null) throw invalid(`${what} must be a node id`);
+  return v;
+}
