@@ -3,7 +3,7 @@
 
 import type { VClock } from '../core/clock/vclock.js';
 import { emptyClock } from '../core/clock/vclock.js';
-import { ValueType } from '../core/clock/object.js';
+import { ValueType, widBytesMax, widBytesMin } from '../core/clock/object.js';
 import { resolveLevel } from '../core/quorum/levels.js';
 import type { Consistency, Quorum } from '../core/quorum/levels.js';
 import { invalid } from '../errors.js';
@@ -53,7 +53,7 @@ export function parseGet(body: unknown, n: number): GetRequest {
 
 function checkWid(v: unknown): Uint8Array | null {
   if (v === undefined || v === null) return null;
-  if (!(v instanceof Uint8Array) || v.length < 8 || v.length > 32) throw invalid('wid must be 8 to 32 bytes');
+  if (!(v instanceof Uint8Array) || v.length < widBytesMin || v.length > widBytesMax) throw invalid(`wid must be ${widBytesMin} to ${widBytesMax} bytes`);
   return v;
 }
 

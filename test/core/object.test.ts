@@ -1,9 +1,11 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { liveSiblings, merge, mergeAll, sameVersions, update } from '../../src/core/clock/object.js';
-import type { VersionedObject } from '../../src/core/clock/object.js';
-import { emptyClock } from '../../src/core/clock/vclock.js';
+import { counterMintMax, liveSiblings, merge, mergeAll, sameVersions, update } from '../../src/core/clock/object.js';
+import type { Sibling, VersionedObject } from '../../src/core/clock/object.js';
+import { clockProblem, covers, emptyClock, merge as clockMerge } from '../../src/core/clock/vclock.js';
 import type { VClock } from '../../src/core/clock/vclock.js';
+import { limits } from '../../src/limits.js';
+import { clockFromWire, clockToWire, decodeObject, encodeObject, objectFromWire } from '../../src/protocol/object-codec.js';
 
 const bytes = (s: string) => Buffer.from(s);
 const put = (local: VersionedObject | undefined, actor: string, value: string | null, context: VClock = emptyClock, nowMs = 1, lww = false) =>
@@ -176,4 +178,199 @@ t.test('a retried put (same write id) is applied once, on one coordinator or two
   const otherOrder = mergeAll([other, elsewhere, first])!;
   t.same(otherOrder.siblings.map((s) => [s.actor, s.counter]), merged.siblings.map((s) => [s.actor, s.counter]), 'the same survivor in any order');
   t.same(values(merge(merged, elsewhere)), ['unrelated', 'v'], 'the dropped copy does not come back');
+});
+
+// ---- the linear merge against the old quadratic one ----
+
+/**
+ * The merge object.ts had before it was made linear, kept as the reference:
+ * a linear search for each sibling's twin, a sort, and an O(n^2) retry
+ * dedupe. The new merge must return exactly what this returns.
+ */
+function referenceMerge(a: VersionedObject, b: VersionedObject): VersionedObject {
+  if (a === b) return a;
+  const dotOrder = (x: Sibling, y: Sibling) => (x.actor !== y.actor ? (x.actor < y.actor ? -1 : 1) : x.counter - y.counter);
+  const sameDot = (x: Sibling, y: Sibling) => x.actor === y.actor && x.counter === y.counter;
+  const findDot = (list: readonly Sibling[], s: Sibling) => list.find((x) => sameDot(s, x));
+  const sameWid = (x: Uint8Array | null, y: Uint8Array | null) => x !== null && y !== null && Buffer.compare(x, y) === 0;
+  const pickTwin = (s: Sibling, u: Sibling): Sibling => {
+    if (s.tsMs !== u.tsMs) return s.tsMs > u.tsMs ? s : u;
+    return (s.value?.length ?? -1) >= (u.value?.length ?? -1) ? s : u;
+  };
+  const kept: Sibling[] = [];
+  for (const s of a.siblings) {
+    const twin = findDot(b.siblings, s);
+    if (twin) kept.push(pickTwin(s, twin));
+    else if (!covers(b.clock, s.actor, s.counter)) kept.push(s);
+  }
+  for (const u of b.siblings) {
+    if (!findDot(a.siblings, u) && !covers(a.clock, u.actor, u.counter)) kept.push(u);
+  }
+  kept.sort(dotOrder);
+  const deduped = kept.length < 2 || !kept.some((s) => s.wid !== null) ? kept
+    : kept.filter((s, i) => s.wid === null || !kept.some((u, j) => j < i && sameWid(s.wid, u.wid)));
+  if (deduped.length < 2 || !deduped.some((s) => s.lww)) return { clock: clockMerge(a.clock, b.clock), siblings: deduped };
+  let best = deduped[0]!;
+  for (const s of deduped) if (s.tsMs > best.tsMs || (s.tsMs === best.tsMs && dotOrder(s, best) > 0)) best = s;
+  return { clock: clockMerge(a.clock, b.clock), siblings: [best] };
+}
+
+const objActors = ['a', 'b', 'c', 'd'];
+const wids = ['w0000000', 'w1111111', 'w2222222'].map((w) => Buffer.from(w));
+
+/** Any object with sorted unique dots. Its clock need not cover its
+ * siblings (prune can drop an entry whose sibling survives), some dots come
+ * from a small range so two objects share twins that may differ, a few
+ * siblings are LWW, and write ids repeat so retries are deduplicated. */
+const siblingArb: fc.Arbitrary<Sibling> = fc.record({
+  actor: fc.constantFrom(...objActors, 'e'),
+  counter: fc.integer({ min: 1, max: 8 }),
+  tsMs: fc.integer({ min: 0, max: 3 }),
+  value: fc.option(fc.uint8Array({ maxLength: 3 }), { nil: null }),
+  vtype: fc.constant(0),
+  lww: fc.integer({ min: 0, max: 4 }).map((x) => x === 0),
+  wid: fc.option(fc.constantFrom(...wids), { nil: null, freq: 2 }),
+});
+const objectArb: fc.Arbitrary<VersionedObject> = fc.record({
+  clock: fc.subarray(objActors).chain((as) => fc.tuple(...as.map((x) => fc.tuple(fc.constant(x), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 3 })))))
+    .map((es) => es.map(([x, c, ts]) => [x, c, ts] as const)),
+  siblings: fc.uniqueArray(siblingArb, { selector: (s) => `${s.actor}:${s.counter}`, maxLength: 12 })
+    .map((ss) => [...ss].sort((x, y) => (x.actor !== y.actor ? (x.actor < y.actor ? -1 : 1) : x.counter - y.counter))),
+});
+
+t.test('the linear merge returns exactly what the old quadratic merge returned', async (t) => {
+  let twins = 0;
+  fc.assert(fc.property(objectArb, objectArb, (a, b) => {
+    if (a.siblings.some((s) => b.siblings.some((u) => s.actor === u.actor && s.counter === u.counter))) twins++;
+    t.same(merge(a, b), referenceMerge(a, b));
+    t.same(merge(b, a), referenceMerge(b, a));
+  }), { numRuns: 2000, seed: 5 });
+  fc.assert(fc.property(historyArb, historyArb, (h1, h2) => {
+    const [a] = run(h1);
+    const [, b] = run(h2);
+    if (!a || !b) return true;
+    return canon(merge(a, b)) === canon(referenceMerge(a, b));
+  }), { numRuns: 500, seed: 3 });
+  t.ok(twins > 200, `${twins} pairs shared dots`);
+});
+
+/** n siblings of one actor each, a clock that has seen them, 8-byte values. */
+function wideObject(actor: string, n: number, firstCounter: number): VersionedObject {
+  const value = Buffer.alloc(8);
+  const siblings: Sibling[] = Array.from({ length: n }, (_, i) => ({
+    actor, counter: firstCounter + i, tsMs: 1, value, vtype: 0, lww: false, wid: Buffer.from(`wid-${actor}-${String(i).padStart(8, '0')}`),
+  }));
+  return { clock: [[actor, firstCounter + n - 1, 1]], siblings };
+}
+
+t.test('merging two 100k-sibling objects takes milliseconds, not minutes (printed, not asserted)', async (t) => {
+  const n = 100_000;
+  const a = wideObject('n1', n, 1);
+  const b = wideObject('n2', n, 1);
+  // Half of b's siblings are also on a: twins, and a has seen b's other half superseded.
+  const overlap: VersionedObject = { clock: [...a.clock, ['n2', n, 1]], siblings: [...a.siblings, ...b.siblings.slice(0, n / 2)] };
+  for (const [name, x, y] of [['disjoint', a, b], ['half shared', overlap, b]] as const) {
+    const started = performance.now();
+    const m = merge(x, y);
+    t.comment(`merge of ${x.siblings.length} and ${y.siblings.length} siblings (${name}): ${(performance.now() - started).toFixed(1)} ms, ${m.siblings.length} kept`);
+  }
+  t.equal(merge(a, b).siblings.length, 2 * n, 'disjoint writes are all kept');
+  t.equal(merge(overlap, b).siblings.length, n + n / 2, 'what a has seen and dropped stays dropped');
+  const small = 2000;
+  const started = performance.now();
+  referenceMerge(wideObject('n1', small, 1), wideObject('n2', small, 1));
+  const ms = performance.now() - started;
+  t.comment(`the old merge on ${small} + ${small} siblings: ${ms.toFixed(1)} ms (quadratic: about ${(ms * (n / small) ** 2 / 60_000).toFixed(0)} min at ${n} + ${n})`);
+});
+
+t.test('update is linear in the siblings it keeps', async (t) => {
+  let obj: VersionedObject = wideObject('n1', 100_000, 1);
+  const started = performance.now();
+  for (let i = 0; i < 20; i++) obj = put(obj, 'n2', `v${i}`, [['n1', 50_000, 1]]);
+  t.comment(`20 puts onto 100k siblings, each superseding half: ${(performance.now() - started).toFixed(1)} ms`);
+  t.equal(obj.siblings.length, 50_000 + 20);
+});
+
+// ---- the poison: counters, entries and timestamps from a context ----
+
+t.test('a context cannot make a coordinator mint an unsafe or unloadable counter', async (t) => {
+  const max = limits.clockCounterMax;
+  const stored = put(undefined, 'n1', 'a');
+  const near = put(stored, 'n1', 'b', [['n1', max - 1, 1]]);
+  const minted = near.siblings.at(-1)!.counter;
+  t.equal(minted, max, 'one below the bound: the next dot is the bound itself');
+  t.equal(clockProblem(near.clock), null, 'and the stored clock still loads');
+  t.throws(() => put(near, 'n1', 'c'), { code: 'INVALID_ARGUMENT', details: { limit: counterMintMax } },
+    'past the bound the coordinator refuses rather than store what it could not load');
+  t.throws(() => put(stored, 'n1', 'x', [['n1', Number.MAX_SAFE_INTEGER, 1]]), { code: 'INVALID_ARGUMENT' },
+    'the original poison (2^53-1) cannot get two writes the same dot even without validation');
+  const other = put(near, 'n2', 'c', near.clock);
+  t.same(values(other), ['c'], 'another coordinator can still write (and resolve) the key');
+  t.equal(counterMintMax, limits.clockCounterMax, 'the documented margin above clockCounterMax is zero');
+});
+
+t.test('a context cannot grow a clock past contextEntriesMax, nor pin entries with future timestamps', async (t) => {
+  const day = limits.vclockPruneAgeMinMs;
+  const forged = (n: number, ts: number, prefix = 'f'): VClock =>
+    Array.from({ length: n }, (_, i) => [`${prefix}${String(i).padStart(4, '0')}`, 1, ts] as const);
+  const now = 10 * day;
+  const first = put(undefined, 'n1', 'a', forged(200, 1e15), now);
+  t.ok(first.clock.every(([, , ts]) => ts <= now), 'future timestamps in a context are clamped to now');
+  t.throws(() => put(first, 'n1', 'b', forged(200, 1e15, 'g'), now), { code: 'INVALID_ARGUMENT', details: { limit: limits.contextEntriesMax } },
+    'a write whose clock would pass contextEntriesMax is refused');
+  const dayLater = put(first, 'n1', 'b', forged(200, 1e15, 'g'), now + day + 1);
+  t.ok(dayLater.clock.length <= limits.contextEntriesMax, 'a day later the forged entries have aged and are pruned');
+  t.equal(clockProblem(dayLater.clock), null);
+});
+
+t.test('update inserts the new sibling in dot order and keeps what the context did not see', async (t) => {
+  const objA = wideObject('b', 3, 10);
+  const withA: VersionedObject = { clock: [['a', 5, 1], ...objA.clock], siblings: [{ ...objA.siblings[0]!, actor: 'a', counter: 5 }, ...objA.siblings] };
+  const next = put(withA, 'am', 'new', [['b', 10, 1]]);
+  t.same(next.siblings.map((s) => `${s.actor}:${s.counter}`), ['a:5', 'am:1000', 'b:11', 'b:12']);
+});
+
+// ---- objects and contexts from the wire and disk (protocol/object-codec.ts) ----
+
+t.test('objectFromWire applies the clock rules to every sibling, and checks vtype and wid', async (t) => {
+  const ok = ['n1', 5, 0, 1, 0, null, null];
+  const sib = (i: number, v: unknown) => ok.map((x, j) => (j === i ? v : x));
+  const cases: [string, unknown[], RegExp | null][] = [
+    ['a valid sibling', ok, null],
+    ['counter past clockCounterMax', sib(1, limits.clockCounterMax + 1), /counter must be at most clockCounterMax/],
+    ['counter 2^53-1', sib(1, Number.MAX_SAFE_INTEGER), /at most clockCounterMax/],
+    ['counter 0', sib(1, 0), /positive integer/],
+    ['actor not a node id', sib(0, 'n 1'), /sibling actor must be a node id/],
+    ['timestamp negative', sib(2, -5), /sibling timestamp/],
+    ['timestamp NaN', sib(2, NaN), /sibling timestamp/],
+    ['vtype 255', sib(3, 255), null],
+    ['vtype 256', sib(3, 256), /vtype must be an integer from 0 to 255/],
+    ['vtype -1', sib(3, -1), /vtype/],
+    ['vtype 1.5', sib(3, 1.5), /vtype/],
+    ['lww 2', sib(4, 2), /lww/],
+    ['value a string', sib(5, 'v'), /value must be bytes or null/],
+    ['value bytes', sib(5, Buffer.from('v')), null],
+    ['wid of 7 bytes', sib(6, Buffer.alloc(7)), /wid must be 8 to 32 bytes/],
+    ['wid of 8 bytes', sib(6, Buffer.alloc(8)), null],
+    ['wid of 32 bytes', sib(6, Buffer.alloc(32)), null],
+    ['wid of 33 bytes', sib(6, Buffer.alloc(33)), /wid must be 8 to 32 bytes/],
+    ['wid a string', sib(6, 'x'.repeat(10)), /wid/],
+  ];
+  for (const [name, s, want] of cases) {
+    if (want === null) t.doesNotThrow(() => objectFromWire([[['n1', 5, 0]], [s]]), name);
+    else t.throws(() => objectFromWire([[['n1', 5, 0]], [s]]), { code: 'INVALID_ARGUMENT', message: want }, name);
+  }
+});
+
+t.test('what a node stores it can load again; contexts are held to contextEntriesMax, object clocks are not', async (t) => {
+  const atBound = put(put(undefined, 'n1', 'a'), 'n1', 'b', [['n1', limits.clockCounterMax - 1, 1]]);
+  t.same(decodeObject(encodeObject(atBound)), atBound, 'an object minted at clockCounterMax round-trips through disk');
+  t.same(clockFromWire(clockToWire(atBound.clock)), atBound.clock, 'and its clock is a valid context');
+  const wide: VClock = Array.from({ length: limits.contextEntriesMax + 10 }, (_, i) => [`n${String(i).padStart(4, '0')}`, 1, 0] as const);
+  t.throws(() => clockFromWire(wide), { code: 'INVALID_ARGUMENT', message: /at most 256/ }, 'a context of 266 entries is refused');
+  t.doesNotThrow(() => objectFromWire([wide, []]),
+    'an object clock that merges grew past contextEntriesMax still loads (merges never refuse; a node must restart)');
+  t.doesNotThrow(() => objectFromWire([[], [['n1', 5, 0, 1, 0, null, null]]]),
+    'a sibling whose dot the clock does not cover is valid: prune() can drop that entry');
+  t.throws(() => objectFromWire([[['n1', limits.clockCounterMax + 1, 0]], []]), { message: /object clock is not a tunekv causal context/ });
 });

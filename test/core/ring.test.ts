@@ -104,5 +104,5 @@ t.test('ring validation', async (t) => {
   t.throws(() => createRing(64, 3, { id: 'bad id', addr: 'x:1' }), /node id/);
   t.equal(ringProblem(grow(3)), null);
   t.match(ringProblem({ ...grow(3), owners: ['nope'] }), /owners/);
-  t.match(ringProblem(null), /not an object/);
+  t.match(ringProblem(null), /not a map/);
 });

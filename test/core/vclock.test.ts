@@ -1,7 +1,10 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { compare, counterOf, covers, descends, emptyClock, increment, merge, prune, clockProblem } from '../../src/core/clock/vclock.js';
+import {
+  clampTimestamps, compare, counterOf, counterReader, covers, descends, emptyClock, increment, merge, prune, clockProblem,
+} from '../../src/core/clock/vclock.js';
 import type { VClock } from '../../src/core/clock/vclock.js';
+import { limits } from '../../src/limits.js';
 
 const actors = ['a', 'b', 'c', 'd', 'e'];
 
@@ -80,4 +83,61 @@ t.test('clockProblem rejects malformed clocks', async (t) => {
   t.match(clockProblem([['a', 1.5, 0]]), /positive/);
   t.match(clockProblem([['', 1, 0]]), /non-empty/);
   t.match(clockProblem([['a', 1]]), /\[actor, counter, tsMs\]/);
+});
+
+t.test('clockProblem: bounds on counters, entries, actors and timestamps', async (t) => {
+  const max = limits.clockCounterMax;
+  const entries = (n: number): VClock => Array.from({ length: n }, (_, i) => [`n${String(i).padStart(4, '0')}`, 1, 0] as const);
+  const cases: [string, unknown, RegExp | null][] = [
+    ['counter at clockCounterMax', [['a', max, 0]], null],
+    ['counter one past clockCounterMax', [['a', max + 1, 0]], /at most clockCounterMax/],
+    ['counter 2^53-1 (the poison)', [['a', Number.MAX_SAFE_INTEGER, 0]], /at most clockCounterMax/],
+    ['counter 2^53 (not exact)', [['a', 2 ** 53, 0]], /positive integer/],
+    ['counter Infinity', [['a', Infinity, 0]], /positive integer/],
+    ['counter as a string', [['a', '1', 0]], /positive integer/],
+    [`${limits.contextEntriesMax} entries`, entries(limits.contextEntriesMax), null],
+    [`${limits.contextEntriesMax + 1} entries`, entries(limits.contextEntriesMax + 1), /at most 256/],
+    ['actor with a space', [['a b', 1, 0]], /node id/],
+    ['actor with a colon', [['n1:9000', 1, 0]], /node id/],
+    ['actor of 64 characters', [['x'.repeat(64), 1, 0]], null],
+    ['actor of 65 characters', [['x'.repeat(65), 1, 0]], /node id/],
+    ['actor not a string', [[7, 1, 0]], /non-empty string/],
+    ['actor with every allowed character', [['Az09_.-', 1, 0]], null],
+    ['timestamp 0', [['a', 1, 0]], null],
+    ['timestamp fractional', [['a', 1, 1.5]], null],
+    ['timestamp negative', [['a', 1, -1]], /finite number >= 0/],
+    ['timestamp NaN', [['a', 1, NaN]], /finite number >= 0/],
+    ['timestamp Infinity', [['a', 1, Infinity]], /finite number >= 0/],
+    ['timestamp as a string', [['a', 1, '0']], /finite number >= 0/],
+    ['entry not an array', ['a'], /\[actor, counter, tsMs\]/],
+    ['duplicate actor', [['a', 1, 0], ['a', 2, 0]], /sorted/],
+  ];
+  for (const [name, clock, want] of cases) {
+    if (want === null) t.equal(clockProblem(clock), null, name);
+    else t.match(clockProblem(clock), want, name);
+  }
+  t.equal(clockProblem(entries(300), 1000), null, 'a caller may allow more entries (object clocks)');
+  t.match(clockProblem(entries(3), 2), /3 entries; at most 2/);
+});
+
+t.test('descends is linear and agrees with the entry-wise definition', async (t) => {
+  const slow = (a: VClock, b: VClock) => b.every(([actor, c]) => counterOf(a, actor) >= c);
+  fc.assert(fc.property(clockArb, clockArb, (a, b) => descends(a, b) === slow(a, b)), { numRuns: 1000 });
+  const big: VClock = Array.from({ length: 200_000 }, (_, i) => [`n${String(i).padStart(6, '0')}`, 1, 0] as const);
+  const started = performance.now();
+  t.ok(descends(big, big));
+  t.comment(`descends on two clocks of 200k entries: ${(performance.now() - started).toFixed(1)} ms`);
+});
+
+t.test('counterReader answers lookups in actor order and refuses any other order', async (t) => {
+  const clock: VClock = [['a', 3, 0], ['c', 5, 0], ['e', 1, 0]];
+  const read = counterReader(clock);
+  t.same(['a', 'a', 'b', 'c', 'd', 'e', 'f'].map((x) => read(x)), [3, 3, 0, 5, 0, 1, 0]);
+  t.throws(() => read('c'), /looked up after/, 'going back is a bug in the caller, not a 0');
+});
+
+t.test('clampTimestamps pulls future timestamps back to now and keeps the rest', async (t) => {
+  const clock: VClock = [['a', 3, 5], ['b', 1, 99_999], ['c', 2, 10]];
+  t.same(clampTimestamps(clock, 10), [['a', 3, 5], ['b', 1, 10], ['c', 2, 10]]);
+  t.equal(clampTimestamps(clock, 100_000), clock, 'nothing in the future: the same clock');
 });

@@ -18,13 +18,50 @@
 //     longer holds it (it was superseded there); merge is commutative,
 //     associative and idempotent, so replicas converge in any order;
 //   - a tombstone is a sibling whose value is null; it carries a dot and is
-//     superseded like any value.
+//     superseded like any value;
+//   - every counter update() mints is at most limits.clockCounterMax and
+//     every clock it returns has at most limits.contextEntriesMax entries,
+//     so whatever a coordinator stores passes clockProblem again on load and
+//     can be handed back as a context (update() throws rather than break it);
+//   - a sibling's dot is NOT always covered by the object clock: prune() may
+//     drop the entry of an actor whose sibling survives. Nothing relies on
+//     it: nextCounter() looks at siblings too, and merge() decides from the
+//     other side's clock, which is what "has seen it" means.
+//
+// Cost: merge() is O(n + m + clock entries) (one walk over both sibling
+// lists, sorted by dot, and over both clocks, sorted by actor); update() is
+// O(n + entries) plus prune's sort when the clock passes vclockEntriesMax.
+// A replica merge of 100k siblings must not stall a node.
 
 import * as vc from './vclock.js';
 import type { VClock } from './vclock.js';
+import { limits } from '../../limits.js';
+import { TuneKvError } from '../../errors.js';
 
 /** How a client encoded a value (Sibling.vtype). */
 export const ValueType = { Bytes: 0, Utf8: 1, Msgpack: 2 } as const;
+
+/** vtype is opaque to the server and one byte on the wire. */
+export const vtypeMax = 255;
+
+/** A write id is 8 to 32 bytes: enough to be unique per client, small
+ * enough that it costs nothing per sibling. */
+export const widBytesMin = 8;
+export const widBytesMax = 32;
+
+/**
+ * The highest counter a coordinator mints. The margin above
+ * limits.clockCounterMax is zero on purpose: a minted counter is stored, and
+ * every stored clock is checked against clockCounterMax again when a node
+ * loads it from disk, when a peer receives it and when a client sends it
+ * back as a context. A counter minted above that bound would be a key the
+ * node cannot load (the restart failure this bound exists to prevent).
+ * Honest counters start at the wall clock in µs and reach 2^52 around the
+ * year 2112; only a forged context gets near it, and then writes of that key
+ * coordinated by that one node fail with INVALID_ARGUMENT (other
+ * coordinators are unaffected) instead of minting a duplicate dot.
+ */
+export const counterMintMax: number = limits.clockCounterMax;
 
 export interface Sibling {
   readonly actor: string;
@@ -71,10 +108,6 @@ function sameDot(a: Sibling, b: Sibling): boolean {
   return a.actor === b.actor && a.counter === b.counter;
 }
 
-function findDot(siblings: readonly Sibling[], s: Sibling): Sibling | undefined {
-  return siblings.find((t) => sameDot(s, t));
-}
-
 /** Highest counter an actor has used in this object, clock or siblings. */
 function highestCounter(obj: VersionedObject, actor: string): number {
   let c = vc.counterOf(obj.clock, actor);
@@ -108,16 +141,33 @@ function sameWid(a: Uint8Array | null, b: Uint8Array | null): boolean {
   return a !== null && b !== null && Buffer.compare(a, b) === 0;
 }
 
+/** A write id as a string key, byte for byte (latin1 maps each byte to one
+ * character), so retries can be found with a Set instead of a scan. */
+function widKey(wid: Uint8Array): string {
+  return Buffer.from(wid.buffer, wid.byteOffset, wid.byteLength).toString('latin1');
+}
+
 /**
  * A client retries a put whose connection broke after it was sent, with the
  * same write id, possibly through another coordinator. If both attempts were
  * applied they are two siblings with the same wid: keep the one with the
- * smaller dot. The dropped dot stays in the clock, so every replica drops it
- * too when they merge. Deterministic, so replicas converge.
+ * smaller dot (siblings are sorted by dot, so the first one met). The
+ * dropped dot stays in the clock, so every replica drops it too when they
+ * merge. Deterministic, so replicas converge. O(n): one Set of the ids seen.
  */
 function dedupeRetries(siblings: readonly Sibling[]): readonly Sibling[] {
   if (siblings.length < 2 || !siblings.some((s) => s.wid !== null)) return siblings;
-  return siblings.filter((s, i) => s.wid === null || !siblings.some((t, j) => j < i && sameWid(s.wid, t.wid)));
+  const seen = new Set<string>();
+  const out: Sibling[] = [];
+  for (const s of siblings) {
+    if (s.wid !== null) {
+      const key = widKey(s.wid);
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    out.push(s);
+  }
+  return out;
 }
 
 /**
@@ -130,43 +180,113 @@ function dedupeRetries(siblings: readonly Sibling[]): readonly Sibling[] {
  * starts at the wall clock in microseconds (about 1.7e15, safe in a double),
  * above anything issued more than a moment ago. Dots need not be dense:
  * clock[a] = c means "has seen every dot of a up to c that exists".
+ *
+ * Throws INVALID_ARGUMENT past counterMintMax. Validation (clockProblem on
+ * every context and stored clock) keeps every counter a node sees at or
+ * below clockCounterMax, so this is belt and braces: only a context at the
+ * bound itself reaches it, and minting anyway would store a clock no node
+ * could load, or (at 2^53) give two writes the same dot.
  */
 function nextCounter(base: VersionedObject, put: PutInput): number {
   const known = highestCounter(base, put.actor);
   const next = Math.max(known, vc.counterOf(put.context, put.actor)) + 1;
-  return known > 0 ? next : Math.max(next, Math.floor(put.nowMs) * 1000);
+  const counter = known > 0 ? next : Math.max(next, Math.floor(put.nowMs) * 1000);
+  if (!Number.isSafeInteger(counter) || counter > counterMintMax) {
+    throw new TuneKvError('INVALID_ARGUMENT',
+      `a write of this key coordinated by ${put.actor} would need dot counter ${counter}, above clockCounterMax (${counterMintMax}): `
+      + 'a context or stored clock carries a counter from the far future; write through another node or delete the key',
+      { counter, limit: counterMintMax });
+  }
+  return counter;
+}
+
+/** update() keeps every clock it stores a valid context (clockProblem), so
+ * a client can always send back what it read. Only contexts naming actors
+ * that are not real coordinators (more than a ring can hold) get here;
+ * their entries, clamped to now, are pruned after vclockPruneAgeMinMs. */
+function checkClockEntries(clock: VClock): void {
+  if (clock.length <= limits.contextEntriesMax) return;
+  throw new TuneKvError('INVALID_ARGUMENT',
+    `the write would give this key a clock of ${clock.length} entries (contextEntriesMax ${limits.contextEntriesMax}); `
+    + 'its context names more actors than a cluster has nodes',
+    { entries: clock.length, limit: limits.contextEntriesMax });
+}
+
+/** The siblings a context has not seen. Siblings are sorted by dot, so one
+ * forward walk over the sorted context answers every lookup. */
+function notCoveredBy(siblings: readonly Sibling[], context: VClock): Sibling[] {
+  const seen = vc.counterReader(context);
+  return siblings.filter((s) => seen(s.actor) < s.counter);
+}
+
+/** sorted (by dot) with s in its place, in one pass. */
+function insertByDot(sorted: readonly Sibling[], s: Sibling): Sibling[] {
+  let i = 0;
+  while (i < sorted.length && dotOrder(sorted[i]!, s) < 0) i++;
+  if (i < sorted.length && sameDot(sorted[i]!, s)) {
+    throw new TuneKvError('INTERNAL', `dot (${s.actor}, ${s.counter}) minted twice`);
+  }
+  return [...sorted.slice(0, i), s, ...sorted.slice(i)];
 }
 
 /** The new object a coordinator stores for a put (or delete, value null).
  * A retry of a put this replica already holds (same write id) changes
- * nothing: the put is applied once. */
+ * nothing: update returns `local` itself, and callers may test for that
+ * with ===. Throws INVALID_ARGUMENT when the result would break the bounds
+ * in the header (see nextCounter, checkClockEntries). */
 export function update(local: VersionedObject | undefined, put: PutInput): VersionedObject {
   const base = local ?? emptyObject;
   if (put.wid !== null && base.siblings.some((s) => sameWid(s.wid, put.wid))) return base;
-  const survivors = put.lww ? [] : base.siblings.filter((s) => !vc.covers(put.context, s.actor, s.counter));
+  const context = vc.clampTimestamps(put.context, put.nowMs);
   const counter = nextCounter(base, put);
-  const clock = vc.prune(vc.withDot(vc.merge(base.clock, put.context), put.actor, counter, put.nowMs), put.nowMs);
+  const clock = vc.prune(vc.withDot(vc.merge(base.clock, context), put.actor, counter, put.nowMs), put.nowMs);
+  checkClockEntries(clock);
   const sibling: Sibling = {
     actor: put.actor, counter, tsMs: put.nowMs, value: put.value, vtype: put.vtype, lww: put.lww, wid: put.wid,
   };
-  const siblings = [...survivors, sibling].sort(dotOrder);
-  return { clock, siblings: collapseLww(siblings) };
+  const survivors = put.lww ? [] : notCoveredBy(base.siblings, context);
+  return { clock, siblings: collapseLww(insertByDot(survivors, sibling)) };
 }
 
 /** Two replicas' objects combined; see the invariants above. */
 export function merge(a: VersionedObject, b: VersionedObject): VersionedObject {
   if (a === b) return a;
+  return { clock: vc.merge(a.clock, b.clock), siblings: collapseLww(dedupeRetries(mergeSiblings(a, b))) };
+}
+
+/**
+ * The siblings merge() keeps, in dot order: both lists are sorted by dot,
+ * so one two-pointer walk pairs twins and meets every actor in order, which
+ * lets one forward reader per clock answer "has the other side seen this
+ * dot" (a sibling one side lacks survives unless the other side's clock
+ * covers it: then it was superseded there). O(n + m + clock entries).
+ */
+function mergeSiblings(a: VersionedObject, b: VersionedObject): Sibling[] {
+  const seenByA = vc.counterReader(a.clock);
+  const seenByB = vc.counterReader(b.clock);
+  const xs = a.siblings;
+  const ys = b.siblings;
   const kept: Sibling[] = [];
-  for (const s of a.siblings) {
-    const twin = findDot(b.siblings, s);
-    if (twin) kept.push(pickTwin(s, twin));
-    else if (!vc.covers(b.clock, s.actor, s.counter)) kept.push(s);
+  let i = 0;
+  let j = 0;
+  while (i < xs.length && j < ys.length) {
+    const s = xs[i]!;
+    const t = ys[j]!;
+    const order = dotOrder(s, t);
+    if (order === 0) {
+      kept.push(pickTwin(s, t));
+      i++; j++;
+    } else if (order < 0) {
+      if (seenByB(s.actor) < s.counter) kept.push(s);
+      i++;
+    } else {
+      if (seenByA(t.actor) < t.counter) kept.push(t);
+      j++;
+    }
   }
-  for (const t of b.siblings) {
-    if (!findDot(a.siblings, t) && !vc.covers(a.clock, t.actor, t.counter)) kept.push(t);
-  }
-  kept.sort(dotOrder);
-  return { clock: vc.merge(a.clock, b.clock), siblings: collapseLww(dedupeRetries(kept)) };
+  for (; i < xs.length; i++) if (seenByB(xs[i]!.actor) < xs[i]!.counter) kept.push(xs[i]!);
+  for (; j < ys.length; j++) if (seenByA(ys[j]!.actor) < ys[j]!.counter) kept.push(ys[j]!);
+  return kept;
 }
 
 /** Dots are unique, so twins are the same write; if a bug ever made them

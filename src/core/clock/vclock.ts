@@ -6,12 +6,16 @@
 // clock at the last of them, used only to choose what to prune.
 //
 // Invariants: entries are sorted by actor with no duplicates; counters are
-// positive integers; every function returns a new clock and never mutates.
+// positive integers no larger than limits.clockCounterMax (so an increment is
+// always exact); every function returns a new clock and never mutates; every
+// function is linear in the entries it reads (prune, which sorts, is
+// O(e log e) and only runs past vclockEntriesMax).
 // merge is commutative, associative and idempotent (test/core/vclock.test.ts
 // checks it with fast-check), and compare agrees with merge:
 // compare(a, b) is 'before' exactly when merge(a, b) equals b and a != b.
 
 import { limits } from '../../limits.js';
+import { nodeIdProblem } from '../ring/ring.js';
 
 export type ClockEntry = readonly [actor: string, counter: number, tsMs: number];
 export type VClock = readonly ClockEntry[];
@@ -41,10 +45,31 @@ export function merge(a: VClock, b: VClock): VClock {
   return out;
 }
 
-/** True when a has seen everything b has (a >= b entry-wise). */
+/** True when a has seen everything b has (a >= b entry-wise). One walk over
+ * both sorted clocks: O(|a| + |b|). */
 export function descends(a: VClock, b: VClock): boolean {
-  for (const [actor, counter] of b) if (counterOf(a, actor) < counter) return false;
+  const inA = counterReader(a);
+  for (const [actor, counter] of b) if (inA(actor) < counter) return false;
   return true;
+}
+
+/**
+ * counterOf for many lookups whose actors come in non-decreasing order, in
+ * O(|clock| + lookups) in total instead of O(|clock|) each. Callers walk
+ * something sorted by actor (another clock, siblings sorted by dot), so one
+ * forward pass over the clock answers every lookup. A lookup out of order
+ * would silently answer 0, so it throws instead: that is a bug in the caller.
+ */
+export function counterReader(clock: VClock): (actor: string) => number {
+  let i = 0;
+  let last = '';
+  return (actor: string): number => {
+    if (actor < last) throw new Error(`counterReader: actor "${actor}" looked up after "${last}"`);
+    last = actor;
+    while (i < clock.length && clock[i]![0] < actor) i++;
+    const e = clock[i];
+    return e !== undefined && e[0] === actor ? e[1] : 0;
+  };
 }
 
 export function compare(a: VClock, b: VClock): Ordering {
@@ -93,19 +118,77 @@ export function prune(clock: VClock, nowMs: number, entriesMax: number = limits.
   return clock.filter(([actor]) => !drop.has(actor));
 }
 
-/** Structural check for clocks from the network, disk or a caller's context. */
-export function clockProblem(value: unknown): string | null {
+/**
+ * A clock whose entries carry no timestamp later than nowMs. Timestamps only
+ * decide what prune() may drop, and a context's timestamps come from the
+ * caller: an entry stamped in the far future would never be old enough to
+ * prune, so forged actors could pin a clock above vclockEntriesMax for ever.
+ * Clamped, such an entry ages like one written now. Returns the same clock
+ * when nothing is in the future.
+ */
+export function clampTimestamps(clock: VClock, nowMs: number): VClock {
+  if (!clock.some(([, , ts]) => ts > nowMs)) return clock;
+  return clock.map((e) => (e[2] > nowMs ? [e[0], e[1], nowMs] as const : e));
+}
+
+/**
+ * Structural check for every clock from outside: a caller's context, a
+ * peer's object, an object read from disk. Returns the first problem in
+ * plain words, or null.
+ *
+ * Rules, and why:
+ *   - an array of [actor, counter, tsMs], sorted by actor, no duplicates:
+ *     every function here walks clocks as sorted lists;
+ *   - at most entriesMax entries: contextEntriesMax by default, for
+ *     contexts (at least nodesMax: a real clock has one entry per
+ *     coordinating node). Object clocks from peers and disk pass a larger
+ *     bound, because merge() unions clocks and never refuses (see
+ *     objectClockEntriesMax in protocol/object-codec.ts);
+ *   - actor is a node id (nodeIdProblem): actors are the nodes that
+ *     coordinated writes, nothing else;
+ *   - counter is an integer from 1 to clockCounterMax: a node mints one past
+ *     the highest counter it has seen, so a counter near 2^53 would make it
+ *     mint a counter that is no longer exact and give two writes one dot;
+ *     update() (object.ts) refuses to mint above the same bound, so every
+ *     clock a node stores passes this check again when it is loaded;
+ *   - tsMs is a finite number >= 0 (a wall-clock time in ms): prune()
+ *     subtracts it, and NaN or -Infinity would make every comparison false.
+ */
+export function clockProblem(value: unknown, entriesMax: number = limits.contextEntriesMax): string | null {
   if (!Array.isArray(value)) return 'clock is not an array';
+  if (value.length > entriesMax) return `clock has ${value.length} entries; at most ${entriesMax} are allowed`;
   let prev = '';
   for (let i = 0; i < value.length; i++) {
-    const e = value[i] as unknown;
-    if (!Array.isArray(e) || e.length !== 3) return 'clock entry is not [actor, counter, tsMs]';
-    const [actor, counter, ts] = e as unknown[];
-    if (typeof actor !== 'string' || actor.length === 0) return 'clock actor must be a non-empty string';
+    const problem = clockEntryProblem(value[i] as unknown);
+    if (problem) return problem;
+    const actor = (value[i] as unknown[])[0] as string;
     if (i > 0 && actor <= prev) return 'clock entries must be sorted by actor without duplicates';
-    if (!Number.isSafeInteger(counter) || (counter as number) < 1) return 'clock counter must be a positive integer';
-    if (typeof ts !== 'number' || !Number.isFinite(ts)) return 'clock timestamp must be a number';
     prev = actor;
   }
+  return null;
+}
+
+function clockEntryProblem(e: unknown): string | null {
+  if (!Array.isArray(e) || e.length !== 3) return 'clock entry is not [actor, counter, tsMs]';
+  const [actor, counter, ts] = e as unknown[];
+  return actorProblem(actor) ?? counterProblem(counter) ?? timestampProblem(ts);
+}
+
+/** The rules clockProblem applies to one actor, counter or timestamp; the
+ * object codec applies the same ones to each sibling's dot. */
+export function actorProblem(actor: unknown): string | null {
+  if (typeof actor !== 'string' || actor.length === 0) return 'clock actor must be a non-empty string';
+  if (nodeIdProblem(actor) !== null) return 'clock actor must be a node id (1-64 characters of A-Z a-z 0-9 _ . -)';
+  return null;
+}
+
+export function counterProblem(counter: unknown): string | null {
+  if (!Number.isSafeInteger(counter) || (counter as number) < 1) return 'clock counter must be a positive integer';
+  if ((counter as number) > limits.clockCounterMax) return `clock counter must be at most clockCounterMax (${limits.clockCounterMax})`;
+  return null;
+}
+
+export function timestampProblem(ts: unknown): string | null {
+  if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0) return 'clock timestamp must be a finite number >= 0';
   return null;
 }
