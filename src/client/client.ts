@@ -138,7 +138,16 @@ export function encodeValue(value: unknown): { bytes: Uint8Array; vtype: number 
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
     throw invalid(`value must be a string, bytes or a msgpack-encodable value; got ${typeof value}`);
   }
-  return { bytes: pack(value), vtype: ValueType.Msgpack };
+  const bytes = pack(value);
+  // Store only what a reader can decode: replies are decoded with the
+  // wire bounds (no msgpack extensions such as Date, bounded depth), so a
+  // value that would not come back is refused here instead.
+  try {
+    unpack(bytes);
+  } catch (err) {
+    throw invalid(`value cannot be stored as msgpack and read back: ${(err as Error).message}`);
+  }
+  return { bytes, vtype: ValueType.Msgpack };
 }
 
 export function decodeValue(vtype: number, bytes: Uint8Array): unknown {
