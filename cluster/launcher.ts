@@ -121,15 +121,20 @@ export function isNodeProcess(pid: number | null, id: string): boolean {
   }
 }
 
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
+/** `count` distinct free ports: every listener stays open until all are
+ * chosen (one at a time, the kernel may hand out a port twice). */
+async function freePorts(host: string, count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const s = net.createServer();
+      servers.push(s);
+      await new Promise<void>((resolve, reject) => { s.once('error', reject); s.listen(0, host, () => resolve()); });
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => { if (s.listening) s.close(() => resolve()); else resolve(); })));
+  }
 }
 
 /** The cluster's secret file: made once, mode 0600, when the cluster is
@@ -222,10 +227,11 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
     }
   } else {
     const nodes: ClusterNode[] = [];
+    const picked = opts.basePort === 0 ? await freePorts(opts.host, opts.nodes * 2) : [];
     for (let i = 0; i < opts.nodes; i++) {
       const id = `n${i + 1}`;
-      const port = opts.basePort === 0 ? await freePort(opts.host) : opts.basePort + i;
-      const metricsPort = opts.basePort === 0 ? await freePort(opts.host) : port + 2000;
+      const port = opts.basePort === 0 ? picked[2 * i]! : opts.basePort + i;
+      const metricsPort = opts.basePort === 0 ? picked[2 * i + 1]! : port + 2000;
       nodes.push({ id, host: opts.host, port, metricsPort, dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`), pid: null });
     }
     c = { format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [], nodes };

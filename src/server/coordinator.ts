@@ -210,6 +210,8 @@ export class Coordinator {
         return decision.object;
       });
       assert.ok(built !== undefined && m.object !== undefined, 'a coordinated put always has an object');
+      // A resolving put clears the oversized flag; a merge may have set it.
+      if (m.changed) this.d.replica.noteSiblings(req.key, m.object);
       const hint = selfHint === undefined ? Promise.resolve() : this.d.hints.add(selfHint, req.key);
       return { object: m.object, durable: Promise.all([m.durable, hint]).then(() => undefined) };
     };

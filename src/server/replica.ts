@@ -85,7 +85,7 @@ export class Replica {
   /** Flags (or unflags) a key whose siblings passed siblingsMax. */
   noteSiblings(key: string, obj: VersionedObject): void {
     if (!overSiblingCap(obj)) {
-      this.oversized.delete(key);
+      if (this.oversized.size > 0) this.oversized.delete(key);
       return;
     }
     this.stats.oversizedMerges++;
