@@ -14,6 +14,7 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import type { ConnectionOptions } from 'node:tls';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -149,6 +150,31 @@ export function adminAuth(dir: string): DialAuth {
   return { kind: 'secret', key: clusterKey(readSecretFile(secretFileOf(dir))), as: 'admin' };
 }
 
+/** How admin tools dial a cluster's nodes: the secret, and TLS when the
+ * nodes were started with --tls-* flags (their certificate doubles as our
+ * client certificate, which mutual TLS for peers requires). */
+export interface AdminDial { readonly auth: DialAuth; readonly tls?: ConnectionOptions }
+
+export function adminDial(dir: string): AdminDial {
+  const c = readCluster(dir);
+  const args = c?.nodeArgs ?? [];
+  const flag = (name: string): string | undefined => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const ca = flag('--tls-ca');
+  const cert = flag('--tls-cert');
+  const key = flag('--tls-key');
+  const auth = adminAuth(dir);
+  if (cert === undefined || key === undefined) return { auth };
+  return { auth, tls: { cert: fs.readFileSync(cert), key: fs.readFileSync(key), ...(ca ? { ca: fs.readFileSync(ca) } : {}) } };
+}
+
+function dialOf(d: DialAuth | AdminDial | undefined): { auth?: DialAuth; tls?: ConnectionOptions } {
+  if (d === undefined) return {};
+  return 'kind' in d ? { auth: d } : { auth: d.auth, ...(d.tls ? { tls: d.tls } : {}) };
+}
+
 function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[], dir: string): string[] {
   const args = [cliEntry, 'node', '--id', node.id, '--listen', `${node.host}:${node.port}`, '--data', node.dataDir,
     '--n', String(c.n), '--q', String(c.q), '--secret-file', secretFileOf(dir)];
@@ -182,9 +208,9 @@ function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readon
 }
 
 /** STATUS of one node, or undefined if it does not answer in time. */
-export function probe(host: string, port: number, timeoutMs: number, auth: DialAuth | undefined): Promise<Record<string, unknown> | undefined> {
+export function probe(host: string, port: number, timeoutMs: number, dial: DialAuth | AdminDial | undefined): Promise<Record<string, unknown> | undefined> {
   return new Promise((resolve) => {
-    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, ...(auth ? { auth } : {}) });
+    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, ...dialOf(dial) });
     conn.request(MsgType.STATUS, {}, timeoutMs, (err, _t, body) => {
       conn.close();
       resolve(err ? undefined : body as Record<string, unknown>);
@@ -195,7 +221,7 @@ export function probe(host: string, port: number, timeoutMs: number, auth: DialA
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the node answers and sees a ring of `members` nodes. */
-async function waitReady(auth: DialAuth, node: ClusterNode, members: number, deadline: number, alive: () => boolean): Promise<void> {
+async function waitReady(auth: AdminDial, node: ClusterNode, members: number, deadline: number, alive: () => boolean): Promise<void> {
   for (;;) {
     const st = await probe(node.host, node.port, 1000, auth);
     const ring = st?.ring as { members?: unknown[] } | null | undefined;
@@ -240,8 +266,9 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
   c.faults = undefined;
   const secret = ensureSecretFile(secretFileOf(dir));
   if (secret.created) log(`made a cluster secret in ${secretFileOf(dir)} (mode 0600): every node of this cluster proves it to its peers`);
-  const auth = adminAuth(dir);
   const cluster = c;
+  writeCluster(dir, cluster);
+  const auth = adminDial(dir);
   const children = new Map<string, ChildProcess>();
   const deadline = Date.now() + readyTimeoutMs;
   try {
@@ -322,7 +349,7 @@ export async function restartNode(dir: string, id: string): Promise<void> {
   const child = spawnNode(dir, c, nd, c.nodes.filter((x) => x.id !== id), true, () => {});
   nd.pid = child.pid ?? null;
   writeCluster(dir, c);
-  await waitReady(adminAuth(dir), nd, c.nodes.length, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
+  await waitReady(adminDial(dir), nd, c.nodes.length, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
   await applyFaults(dir, c, [nd]);
 }
 
@@ -393,7 +420,7 @@ export function faultSpecFor(c: ClusterFile, id: string): { blocked: string[]; d
 /** Sends each node its fault spec; returns the nodes that did not take it. */
 async function applyFaults(dir: string, c: ClusterFile, nodes: readonly ClusterNode[]): Promise<string[]> {
   const missed: string[] = [];
-  const auth = adminAuth(dir);
+  const auth = adminDial(dir);
   await Promise.all(nodes.map(async (nd) => {
     if (!isNodeProcess(nd.pid, nd.id)) { missed.push(nd.id); return; }
     const ok = await adminRequest(auth, nd.host, nd.port, MsgType.ADMIN_FAULTS, faultSpecFor(c, nd.id));
@@ -402,9 +429,9 @@ async function applyFaults(dir: string, c: ClusterFile, nodes: readonly ClusterN
   return missed.sort();
 }
 
-function adminRequest(auth: DialAuth, host: string, port: number, type: number, body: unknown, timeoutMs = 2000): Promise<boolean> {
+function adminRequest(dial: AdminDial, host: string, port: number, type: number, body: unknown, timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, auth });
+    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, ...dialOf(dial) });
     conn.request(type, body, timeoutMs, (err) => { conn.close(); resolve(err === null); });
   });
 }
@@ -421,7 +448,7 @@ export interface NodeStatus {
 
 export async function clusterStatus(dir: string): Promise<NodeStatus[]> {
   const c = requireCluster(dir);
-  const auth = adminAuth(dir);
+  const auth = adminDial(dir);
   return Promise.all(c.nodes.map(async (nd) => {
     const running = isNodeProcess(nd.pid, nd.id);
     const st = running ? await probe(nd.host, nd.port, 1000, auth) : undefined;

@@ -376,7 +376,9 @@ export class TuneKvClient {
             return;
           }
         } catch (err) {
-          if (!(err instanceof TuneKvError)) throw err;
+          // Only an unreachable node sends us to the next one: a refusal
+          // (UNAUTHORIZED, FORBIDDEN) would be the same everywhere.
+          if (!(err instanceof TuneKvError) || err.code !== 'UNAVAILABLE') throw err;
           last = err;
           this.downUntil.set(addr, Date.now() + this.hostRetryMs);
         }
