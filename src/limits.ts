@@ -107,6 +107,10 @@ export const limits = {
    * generations are start times, so more means a forged or badly skewed
    * clock, and it is ignored. */
   gossipClockSkewMaxMs: 60_000,
+  /** The fastest a node may gossip (config gossipIntervalMs): a heartbeat
+   * counter grows at most once per this, so a counter beyond what its
+   * generation's age allows is from the future. */
+  gossipIntervalMinMs: 10,
   /** Keys whose siblings passed siblingsMax through replica merges, listed
    * in status and refusing blind writes until resolved. */
   oversizedKeysTrackedMax: 1000,

@@ -355,11 +355,15 @@ export class TuneKvClient {
       } catch (err) {
         if (!(err instanceof TuneKvError)) throw err;
         last = err;
+        // STORAGE_FAILED: that node refused before applying anything (its
+        // disk failed); another coordinator can take the request.
+        if (err.code === 'STORAGE_FAILED') continue;
         if (err.code !== 'UNAVAILABLE') throw err;
         this.downUntil.set(addr, Date.now() + this.hostRetryMs);
         maybeApplied ||= err.details.maybeApplied === true;
       }
     }
+    if (last?.code === 'STORAGE_FAILED' && !maybeApplied) throw last;
     throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${targets.join(', ')}): ${last?.message ?? ''}`,
       { tried: targets, maybeApplied });
   }

@@ -1,37 +1,141 @@
 // LevelDB storage through `level` (classic-level): one database per node.
 // Keys are utf8 strings, values raw bytes ('view' encoding: no JSON, no copy).
+//
+// Errors: level keeps the reason of a failure in `.cause` ("Database failed
+// to open" <- "IO error: lock /data/LOCK: already held by process"); every
+// method rethrows with the whole chain in the message, so the one line a
+// node logs says what to fix. The original error stays as `.cause` and its
+// `code` (LEVEL_DATABASE_NOT_OPEN, LEVEL_IO_ERROR, ...) is kept.
+//
+// After a failed write the database is reopened before the next write.
+// LevelDB's log writer, when an append fails part way (EFBIG, ENOSPC, EIO),
+// keeps its idea of the block offset as if the whole record had been
+// written, and LevelDB only refuses further writes after a failed *sync*.
+// Records appended after the torn one are then unreadable at the next open,
+// which stops at the tear without complaint: measured here (RLIMIT_FSIZE,
+// test/io/disk-faults.test.ts), every synced write acknowledged after the
+// failure was gone after a restart, in 20 runs out of 20. Reopening replays
+// the log up to the tear and starts a new one, after which writes are safe
+// again. Before closing, a small synced file in the directory checks that
+// the disk takes writes at all, so a disk that is still failing keeps its
+// database open for reads; if the reopen itself fails (the disk failed
+// between the check and the open), every operation retries the open, and
+// reads fail until it succeeds.
 
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Level } from 'level';
+import { messageWithCauses } from './storage.js';
 import type { RangeOptions, Storage, StorageOp } from './storage.js';
+
+/** The scratch file of the disk check before a reopen (LevelDB ignores
+ * files whose names it does not know). */
+const diskCheckFile = 'TUNEKV-DISK-CHECK';
 
 export class LevelStorage implements Storage {
   private readonly db: Level<string, Uint8Array>;
+  /** A write failed: the log may hold a torn record; reopen before writing. */
+  private torn = false;
+  /** The recovery closed the database and could not open it again. */
+  private closedByRecovery = false;
+  private recovery: Promise<void> | undefined;
 
   constructor(readonly location: string) {
     this.db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
   }
 
+  /** The error to throw for `err`: its causes in the message, code kept. */
+  private failure(err: unknown): Error {
+    let message = messageWithCauses(err);
+    if (!message.includes(this.location)) message += ` (LevelDB at ${this.location})`;
+    const out = new Error(message, { cause: err });
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string') Object.assign(out, { code });
+    return out;
+  }
+
   async open(): Promise<void> {
-    await this.db.open();
+    try {
+      await this.db.open();
+    } catch (err) {
+      throw this.failure(err);
+    }
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    try {
+      await this.recovery?.catch(() => {});
+      await this.db.close();
+    } catch (err) {
+      throw this.failure(err);
+    }
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
-    const value = await this.db.get(key);
-    return value ?? undefined;
+    try {
+      await this.readable();
+      const value = await this.db.get(key);
+      return value ?? undefined;
+    } catch (err) {
+      throw this.failure(err);
+    }
   }
 
   async write(ops: readonly StorageOp[], sync: boolean): Promise<void> {
     const batch = ops.map((op) => (op.value === null
       ? { type: 'del' as const, key: op.key }
       : { type: 'put' as const, key: op.key, value: op.value }));
-    await this.db.batch(batch, { sync });
+    try {
+      if (this.torn || this.closedByRecovery) await this.recover();
+      await this.db.batch(batch, { sync });
+    } catch (err) {
+      this.torn = true;
+      throw this.failure(err);
+    }
   }
 
   async range(opts: RangeOptions): Promise<[string, Uint8Array][]> {
-    return this.db.iterator({ gte: opts.gte, lt: opts.lt, limit: opts.limit }).all();
+    try {
+      await this.readable();
+      return await this.db.iterator({ gte: opts.gte, lt: opts.lt, limit: opts.limit }).all();
+    } catch (err) {
+      throw this.failure(err);
+    }
+  }
+
+  /** Reads wait out a reopen under way, and retry one that failed. */
+  private async readable(): Promise<void> {
+    if (this.recovery) await this.recovery.catch(() => {});
+    if (this.closedByRecovery) await this.recover();
+  }
+
+  /** Reopens the database (one recovery at a time). */
+  private recover(): Promise<void> {
+    this.recovery ??= this.reopen().finally(() => { this.recovery = undefined; });
+    return this.recovery;
+  }
+
+  private async reopen(): Promise<void> {
+    if (!this.closedByRecovery) {
+      await this.checkDisk();
+      await this.db.close();
+      this.closedByRecovery = true;
+    }
+    await this.db.open();
+    this.closedByRecovery = false;
+    this.torn = false;
+  }
+
+  /** Throws unless the directory takes a small synced write. */
+  private async checkDisk(): Promise<void> {
+    const file = path.join(this.location, diskCheckFile);
+    const handle = await fs.open(file, 'w');
+    try {
+      await handle.writeFile('tunekv disk check\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.unlink(file);
   }
 }

@@ -12,6 +12,13 @@
 // aaeKeysPerSecMax repairs per second and aaeSegmentsPerExchangeMax segments
 // per exchange; a round with nothing to repair costs one 8 KiB message per
 // partition and peer.
+//
+// A stored object that cannot be decoded never stops the build (nor the
+// node's start): it is set aside under the quarantine prefix by the object
+// store, counted and logged, and left out of the hashes, so the exchange
+// sees the key as missing here and brings it back from the replicas. While
+// the disk is unhealthy a round still pushes repairs to peers but writes
+// nothing here.
 
 import { mergeAll, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
@@ -21,8 +28,11 @@ import { preferenceList } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import { invalid } from '../errors.js';
 import { limits } from '../limits.js';
+import { scanRange } from '../io/scan.js';
+import { messageWithCauses } from '../io/storage.js';
 import { MsgType } from '../protocol/messages.js';
 import { decodeObject, objectFromWire, objectToWire } from '../protocol/object-codec.js';
+import { mapLimit } from './concurrency.js';
 import { dataKeyRange, segmentKeyRange, userKeyOf } from './keyspace.js';
 import { RateLimiter } from './context.js';
 import type { NodeContext } from './context.js';
@@ -43,19 +53,6 @@ export interface AaeStats {
  * to hide round trips, few enough to leave the node to its clients. */
 const aaeConcurrency = 16;
 
-/** Runs fn over items, at most `limit` at a time, keeping order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
-  return out;
-}
-
 /** A key's element hash, as one side of an exchange lists it. */
 type KeyEntry = [string, number, number];
 
@@ -70,22 +67,40 @@ export class AntiEntropy {
   onTombstone: ((key: string, obj: VersionedObject) => void) | undefined;
 
   constructor(private readonly ctx: NodeContext) {
-    this.limiter = new RateLimiter(ctx.config.aaeKeysPerSecMax, ctx.clock.nowMs());
+    this.limiter = new RateLimiter(ctx.config.aaeKeysPerSecMax, ctx.clock.elapsedMs());
   }
 
-  /** Builds the hashes from everything stored (once, when the node opens). */
+  /** Builds the hashes from everything stored (once, when the node opens);
+   * resolves to the number of keys hashed. Undecodable objects are set
+   * aside, never thrown. */
   async build(): Promise<number> {
-    let gte: string = dataKeyRange.gte;
     let count = 0;
-    for (;;) {
-      const page = await this.ctx.storage.range({ gte, lt: dataKeyRange.lt, limit: limits.scanPageMax });
+    let setAside = 0;
+    for await (const page of scanRange(this.ctx.storage, dataKeyRange)) {
       for (const [sk, bytes] of page) {
         const key = userKeyOf(sk);
-        this.hashes.update(key, keyHash(key), undefined, decodeObject(bytes));
+        let obj: VersionedObject;
+        try {
+          obj = decodeObject(bytes);
+        } catch (err) {
+          setAside++;
+          await this.setAside(sk, bytes, messageWithCauses(err));
+          continue;
+        }
+        this.hashes.update(key, keyHash(key), undefined, obj);
+        count++;
       }
-      count += page.length;
-      if (page.length < limits.scanPageMax) return count;
-      gte = `${page[page.length - 1]![0]}\0`;
+    }
+    if (setAside > 0) this.ctx.log(`${this.ctx.id} found ${setAside} undecodable stored objects at open; set aside under the quarantine prefix (q)`);
+    return count;
+  }
+
+  private async setAside(sk: string, bytes: Uint8Array, reason: string): Promise<void> {
+    try {
+      await this.ctx.store.setAside(sk, bytes, reason);
+    } catch (err) {
+      // Left in place: reads treat it as absent and try again.
+      this.ctx.log(`${this.ctx.id} could not set aside the undecodable object of key "${userKeyOf(sk).slice(0, 200)}" (${reason}): ${(err as Error).message}`);
     }
   }
 
@@ -152,7 +167,7 @@ export class AntiEntropy {
 
   /** Waits for a token: at most aaeKeysPerSecMax repairs per second. */
   private async throttle(): Promise<void> {
-    while (this.limiter.take(1, this.ctx.clock.nowMs()) === 0) {
+    while (this.limiter.take(1, this.ctx.clock.elapsedMs()) === 0) {
       await new Promise<void>((resolve) => { this.ctx.clock.setTimer(Math.ceil(1000 / this.ctx.config.aaeKeysPerSecMax), resolve); });
     }
   }
@@ -178,7 +193,7 @@ export class AntiEntropy {
     const merged = mergeAll([local, remote].filter((o): o is VersionedObject => o !== undefined));
     if (!merged) return false;
     let changed = false;
-    if (!sameVersions(local, merged)) {
+    if (!sameVersions(local, merged) && this.ctx.store.health?.writable !== false) {
       const m = await this.ctx.store.mutate(key, (cur) => (cur ? mergeAll([cur, merged])! : merged));
       await m.durable;
       changed = true;
@@ -194,19 +209,15 @@ export class AntiEntropy {
   /** Keys of one segment with their element hashes, from storage. */
   async listSegment(seg: number): Promise<KeyEntry[]> {
     const out: KeyEntry[] = [];
-    let { gte } = segmentKeyRange(seg);
-    const { lt } = segmentKeyRange(seg);
-    for (;;) {
-      const page = await this.ctx.storage.range({ gte, lt, limit: limits.scanPageMax });
+    for await (const page of scanRange(this.ctx.storage, segmentKeyRange(seg))) {
       for (const [sk] of page) {
         const key = userKeyOf(sk);
         // Read through the store: the overlay may be newer than storage.
         const obj = await this.ctx.store.read(key);
         if (obj) out.push([key, ...elementHash(key, obj)]);
       }
-      if (page.length < limits.scanPageMax) return out;
-      gte = `${page[page.length - 1]![0]}\0`;
     }
+    return out;
   }
 
   // ---- serving a peer's exchange ----

@@ -28,18 +28,28 @@ export interface NodeContext {
   log(line: string): void;
 }
 
-/** A token bucket: `take(n)` says how many of n may go now. */
+/**
+ * A token bucket: `take(n, nowMs)` says how many of n may go now. Holds at
+ * most one second of tokens (a burst of `perSecond`), and starts full.
+ *
+ * `nowMs` should be monotonic (Clock.elapsedMs()): durations must not
+ * follow the wall clock. If time still appears to go backwards, no tokens
+ * are added or taken away for it: a wall clock stepped back an hour would
+ * otherwise leave the bucket an hour in debt and stall handoff and repair.
+ */
 export class RateLimiter {
   private tokens: number;
   private lastMs: number;
 
   constructor(private readonly perSecond: number, nowMs: number) {
+    if (!(perSecond > 0) || !Number.isFinite(perSecond)) throw new TypeError(`perSecond (${perSecond}) must be a positive number`);
     this.tokens = perSecond;
     this.lastMs = nowMs;
   }
 
   take(wanted: number, nowMs: number): number {
-    this.tokens = Math.min(this.perSecond, this.tokens + ((nowMs - this.lastMs) * this.perSecond) / 1000);
+    const elapsedMs = Math.max(0, nowMs - this.lastMs);
+    this.tokens = Math.min(this.perSecond, this.tokens + (elapsedMs * this.perSecond) / 1000);
     this.lastMs = nowMs;
     const granted = Math.max(0, Math.min(wanted, Math.floor(this.tokens)));
     this.tokens -= granted;

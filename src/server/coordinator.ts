@@ -252,7 +252,7 @@ export class Coordinator {
         if (!err) return respond(replyType, replyBody);
         // A put with a write id is applied once however often it arrives.
         const safe = !err.details.maybeApplied || (body as { wid?: unknown }).wid instanceof Uint8Array;
-        if (err.code === 'UNAVAILABLE' && safe) return tryAt(i + 1, err);
+        if ((err.code === 'UNAVAILABLE' && safe) || err.code === 'STORAGE_FAILED') return tryAt(i + 1, err);
         respond(MsgType.ERROR, errorBody(err));
       });
     };

@@ -14,19 +14,28 @@
 // not kept waiting for its owner: its object goes to the key's other live
 // primaries instead (the owner then catches up by anti-entropy), and the
 // hint is dropped. All of it is counted in status.
+//
+// The in-memory index (byOwner) follows what is on disk: a hint whose write
+// failed (and no earlier write of it landed) leaves the index again, so a
+// failed write never leaves a pending hint that nothing will deliver (it
+// would hold the reaper back forever). While the disk is unhealthy the
+// handoff loop does not run: it could send objects but not drop hints.
 
 import { sameVersions } from '../core/clock/object.js';
 import { preferenceListForKey } from '../core/ring/ring.js';
 import { TuneKvError } from '../errors.js';
 import { limits } from '../limits.js';
+import { scanRange } from '../io/scan.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { MsgType } from '../protocol/messages.js';
 import { objectToWire } from '../protocol/object-codec.js';
+import { mapLimit } from './concurrency.js';
 import { dataKey, hintKey, hintKeysRange, hintRange, parseHintKey, userKeyOf } from './keyspace.js';
 import { RateLimiter } from './context.js';
 import type { NodeContext } from './context.js';
 
 export interface HintStats {
+  /** Hints written (counted once each, when the first write lands). */
   stored: number;
   delivered: number;
   /** Fallback writes refused because the owner's queue was full. */
@@ -35,17 +44,32 @@ export interface HintStats {
   expired: number;
   /** Handoff attempts that failed (owner unreachable, say); retried later. */
   failedAttempts: number;
+  /** Hint writes that failed on this node's disk (the fallback write failed too). */
+  failedWrites: number;
+}
+
+/** The write time a hint holds, or undefined when its value is not one. */
+function hintWrittenMs(value: Uint8Array): number | undefined {
+  try {
+    const ms = unpack(value);
+    return typeof ms === 'number' && Number.isFinite(ms) ? ms : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class Hints {
   /** Hint keys held, per owner. */
   private readonly byOwner = new Map<string, Set<string>>();
-  readonly stats: HintStats = { stored: 0, delivered: 0, refused: 0, expired: 0, failedAttempts: 0 };
+  readonly stats: HintStats = { stored: 0, delivered: 0, refused: 0, expired: 0, failedAttempts: 0, failedWrites: 0 };
   private readonly limiter: RateLimiter;
   private delivering = false;
+  /** Hint writes in flight, by hint key: how many, and whether the hint is
+   * known to be on disk (before them, or since one of them landed). */
+  private readonly writing = new Map<string, { writes: number; onDisk: boolean }>();
 
   constructor(private readonly ctx: NodeContext) {
-    this.limiter = new RateLimiter(ctx.config.handoffKeysPerSecMax, ctx.clock.nowMs());
+    this.limiter = new RateLimiter(ctx.config.handoffKeysPerSecMax, ctx.clock.elapsedMs());
   }
 
   get pending(): number {
@@ -62,15 +86,11 @@ export class Hints {
 
   /** Loads the hints left by a previous run. */
   async load(): Promise<void> {
-    let gte: string = hintKeysRange.gte;
-    for (;;) {
-      const page = await this.ctx.storage.range({ gte, lt: hintKeysRange.lt, limit: limits.scanPageMax });
+    for await (const page of scanRange(this.ctx.storage, hintKeysRange)) {
       for (const [k] of page) {
         const h = parseHintKey(k);
         if (h) this.ownerSet(h.owner).add(h.storageKey);
       }
-      if (page.length < limits.scanPageMax) return;
-      gte = `${page[page.length - 1]![0]}\0`;
     }
   }
 
@@ -89,14 +109,32 @@ export class Hints {
       this.stats.refused++;
       throw new TuneKvError('OVERLOADED', `${this.ctx.id} holds ${set.size} hints for ${owner} (hintsPerTargetMax)`);
     }
-    if (!set.has(sk)) this.stats.stored++;
+    const hk = hintKey(owner, sk);
+    let w = this.writing.get(hk);
+    if (w === undefined) {
+      w = { writes: 0, onDisk: set.has(sk) };
+      this.writing.set(hk, w);
+    }
+    const entry = w;
+    entry.writes++;
     set.add(sk);
-    return this.ctx.store.writeRaw({ key: hintKey(owner, sk), value: pack(this.ctx.clock.nowMs()) });
+    const write = this.ctx.store.writeRaw({ key: hk, value: pack(this.ctx.clock.nowMs()) });
+    write.then(() => {
+      if (!entry.onDisk) this.stats.stored++;
+      entry.onDisk = true;
+    }, () => {
+      this.stats.failedWrites++;
+    }).finally(() => {
+      if (--entry.writes > 0) return;
+      this.writing.delete(hk);
+      if (!entry.onDisk) this.byOwner.get(owner)?.delete(sk);
+    });
+    return write;
   }
 
   /** One handoff pass over every owner that is up (or whose hints expired). */
   async deliver(): Promise<void> {
-    if (this.delivering) return;
+    if (this.delivering || this.ctx.store.health?.writable === false) return;
     this.delivering = true;
     try {
       for (const [owner, set] of [...this.byOwner]) {
@@ -113,12 +151,13 @@ export class Hints {
   private async deliverFor(owner: string, ownerUp: boolean): Promise<void> {
     if (!ownerUp) return this.expire(owner);
     for (;;) {
-      const budget = this.limiter.take(limits.handoffBatchMax, this.ctx.clock.nowMs());
+      const budget = this.limiter.take(limits.handoffBatchMax, this.ctx.clock.elapsedMs());
       if (budget === 0) return;
+      // Always the first page: delivered hints are deleted, so it moves on.
       const page = await this.ctx.storage.range({ ...hintRange(owner), limit: budget });
       const keys = page.flatMap(([hk]) => parseHintKey(hk)?.storageKey ?? []);
-      const failures = await this.inBatches(keys.map((sk) => () => this.handOff(owner, sk, [owner], false)));
-      if (failures > 0 || page.length < budget) return;
+      const done = await mapLimit(keys, limits.handoffInFlightMax, (sk) => this.handOff(owner, sk, [owner], false));
+      if (done.includes(false) || page.length < budget) return;
     }
   }
 
@@ -130,25 +169,12 @@ export class Hints {
     const now = this.ctx.clock.nowMs();
     if ((this.nextExpiryScanMs.get(owner) ?? 0) > now) return;
     this.nextExpiryScanMs.set(owner, now + Math.max(100, this.ctx.config.hintAgeMaxMs / 10));
-    let gte = hintRange(owner).gte;
-    for (;;) {
-      const page = await this.ctx.storage.range({ gte, lt: hintRange(owner).lt, limit: limits.scanPageMax });
-      const old = page.filter(([, v]) => now - (unpack(v) as number) > this.ctx.config.hintAgeMaxMs);
+    for await (const page of scanRange(this.ctx.storage, hintRange(owner))) {
+      // A hint whose time cannot be read is handed off now: early is harmless.
+      const old = page.filter(([, v]) => now - (hintWrittenMs(v) ?? Number.NEGATIVE_INFINITY) > this.ctx.config.hintAgeMaxMs);
       const keys = old.flatMap(([hk]) => parseHintKey(hk)?.storageKey ?? []);
-      await this.inBatches(keys.map((sk) => () => this.handOff(owner, sk, this.otherLivePrimaries(sk, owner), true)));
-      if (page.length < limits.scanPageMax) return;
-      gte = `${page[page.length - 1]![0]}\0`;
+      await mapLimit(keys, limits.handoffInFlightMax, (sk) => this.handOff(owner, sk, this.otherLivePrimaries(sk, owner), true));
     }
-  }
-
-  /** Runs tasks handoffInFlightMax at a time; returns how many failed. */
-  private async inBatches(tasks: (() => Promise<boolean>)[]): Promise<number> {
-    let failures = 0;
-    for (let i = 0; i < tasks.length; i += limits.handoffInFlightMax) {
-      const done = await Promise.all(tasks.slice(i, i + limits.handoffInFlightMax).map((w) => w()));
-      failures += done.filter((ok) => !ok).length;
-    }
-    return failures;
   }
 
   private otherLivePrimaries(sk: string, owner: string): string[] {

@@ -3,15 +3,22 @@
 //   d<8 hex of keyHash><key>   a stored object (object-codec)
 //   h<owner>/<data key>        a hint: this node holds the key for <owner>
 //   m:ring                     this node's ring
+//   m:probe                    the disk-health probe's scratch key (its
+//                              value is the time of the last probe)
+//   q<data key>                a stored object that could not be decoded,
+//                              set aside byte for byte (object-store.ts):
+//                              out of the data range, so nothing serves or
+//                              hashes it, and kept for an operator to look at
 //
 // Data keys start with their 32-bit hash, so every ring partition is one
-// contiguous key range whatever Q is: anti-entropy scans a partition with
-// one range read.
+// contiguous key range whatever Q is, and so is every anti-entropy segment.
+// The prefixes d, h, m, q never overlap, so each range read sees one kind.
 
 import { segmentBits } from '../core/antientropy/segments.js';
 import { keyHash, partitionRange } from '../core/ring/hash.js';
 
 export const ringKey = 'm:ring';
+export const probeKey = 'm:probe';
 
 function hex8(n: number): string {
   return n.toString(16).padStart(8, '0');
@@ -67,3 +74,10 @@ export function parseHintKey(k: string): { owner: string; storageKey: string } |
   if (!k.startsWith('h') || slash < 2) return undefined;
   return { owner: k.slice(1, slash), storageKey: k.slice(slash + 1) };
 }
+
+/** Where an undecodable object at `storageKey` is set aside. */
+export function quarantineKey(storageKey: string): string {
+  return `q${storageKey}`;
+}
+
+export const quarantineRange = { gte: 'q', lt: 'r' } as const;

@@ -31,6 +31,7 @@ import { AntiEntropy } from './anti-entropy.js';
 import { ClusterView } from './cluster-view.js';
 import type { NodeContext, PeerReply } from './context.js';
 import { Coordinator } from './coordinator.js';
+import { DiskHealth, probeStorage } from './disk-health.js';
 import { Faults, parseFaultSpec } from './faults.js';
 import { Hints } from './hints.js';
 import { ringKey } from './keyspace.js';
@@ -70,6 +71,9 @@ export class TuneNode implements NodeContext {
   readonly id: string;
   readonly config: NodeConfig;
   readonly store: ObjectStore;
+  /** The disk failure policy: after a failed write, refuse writes until a
+   * probe write succeeds (disk-health.ts). */
+  readonly health: DiskHealth;
   readonly storage: Storage;
   readonly clock: Clock;
   readonly membership: Membership;
@@ -105,7 +109,13 @@ export class TuneNode implements NodeContext {
     this.security = deps.security ?? defaultSecurity();
     this.logLine = deps.log ?? (() => {});
     this.startedMs = deps.clock.nowMs();
-    this.store = new ObjectStore(deps.storage, deps.config.fsync);
+    this.health = new DiskHealth({
+      clock: deps.clock, probe: probeStorage(deps.storage), nodeId: this.id,
+      onStateChange: (_from, to, cause) => this.log(to === 'unhealthy'
+        ? `${this.id} storage failed (${cause}); refusing writes, probing every ${this.health.probeIntervalMs} ms`
+        : `${this.id} storage works again; accepting writes`),
+    });
+    this.store = new ObjectStore(deps.storage, deps.config.fsync, { health: this.health, log: (l) => this.log(`${this.id} ${l}`) });
     this.membership = new Membership(this.id, this.startedMs, deps.config);
     this.faults = new Faults(deps.clock, deps.random);
     this.transport = this.faults.wrap(deps.transport(this));
@@ -163,10 +173,10 @@ export class TuneNode implements NodeContext {
         return out;
       },
       requestsInFlight: () => this.coordinator.requestsInFlight,
-      storageHealthy: () => 1,
-      storageWriteFailures: () => 0,
+      storageHealthy: () => (this.health.writable ? 1 : 0),
+      storageWriteFailures: () => this.health.status().failedBatches,
       connections: () => this.connections(),
-      quarantinedObjects: () => 0,
+      quarantinedObjects: () => this.store.stats.quarantined,
     });
   }
 
@@ -200,7 +210,7 @@ export class TuneNode implements NodeContext {
 
   /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
   private checkWritable(): void {
-    // Wired to the disk-health policy (disk-health.ts).
+    this.health.checkWritable();
   }
 
   log(line: string): void {
@@ -343,6 +353,7 @@ export class TuneNode implements NodeContext {
     for (const t of this.timers) this.clock.clearTimer(t);
     this.timers.clear();
     this.transport.close();
+    this.health.close();
     await this.store.drain();
     this.store.close();
     await this.storage.close();
@@ -361,7 +372,8 @@ export class TuneNode implements NodeContext {
         faults: { ...this.faults.current, dropped: this.faults.dropped },
         requestsInFlight: this.coordinator.requestsInFlight,
         writeQueue: this.store.queuedWrites,
-        storage: { ...this.store.stats },
+        storage: { ...this.store.stats, keysInDoubt: this.store.keysInDoubt },
+        disk: this.health.status(),
         oversizedKeys: { count: this.replica.oversized.size, keys: [...this.replica.oversized.keys()].slice(0, 20) },
         connections: this.connections(),
         security: {

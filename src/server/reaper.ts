@@ -13,6 +13,7 @@
 //     state (the confirmation: a full-N read).
 // Then each primary removes the key if its state is still exactly that one.
 // Never on a timer alone; a key that cannot be confirmed stays, counted.
+// While this node's disk is unhealthy the reaper waits: a reap is a write.
 
 import { sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
@@ -66,7 +67,7 @@ export class Reaper {
   }
 
   async run(): Promise<void> {
-    if (this.running) return;
+    if (this.running || this.ctx.store.health?.writable === false) return;
     this.running = true;
     try {
       const now = this.ctx.clock.nowMs();
@@ -98,8 +99,10 @@ export class Reaper {
     }
     if (!agreed) return false;
     const body = { key, object: objectToWire(agreed) };
+    // A primary that fails to remove keeps its tombstone: harmless, and
+    // anti-entropy offers it again.
     await Promise.all(primaries.map((p) => (p === this.ctx.id
-      ? this.removeLocal(key, agreed!)
+      ? this.removeLocal(key, agreed!).catch(() => false)
       : this.ctx.ask(p, MsgType.REPLICA_REAP, body).then(() => true, () => false))));
     return true;
   }

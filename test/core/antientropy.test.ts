@@ -6,6 +6,9 @@ import { emptyClock } from '../../src/core/clock/vclock.js';
 import { SegmentHashes, differingSegments, elementHash, partitionSegments, segmentOfHash } from '../../src/core/antientropy/segments.js';
 import { keyHash } from '../../src/core/ring/hash.js';
 import { preferenceListForKey } from '../../src/core/ring/ring.js';
+import { pack } from '../../src/protocol/codec.js';
+import { RateLimiter } from '../../src/server/context.js';
+import { dataKey, quarantineKey } from '../../src/server/keyspace.js';
 import { MemoryCluster } from '../../src/sim/memory-cluster.js';
 
 const version = (actor: string, value: string) =>
@@ -63,4 +66,40 @@ t.test('an exchange repairs exactly the differing keys, both ways', async (t) =>
   let again = 0;
   for (const id of c.ids) again += c.node(id).aae.stats.keysRepaired;
   t.equal(again, repaired, 'a second round finds nothing to repair');
+});
+
+t.test('an undecodable stored object does not stop a node from starting: it is set aside and anti-entropy restores the key', async (t) => {
+  const c = new MemoryCluster({ nodes: 3, q: 16, background: false });
+  await c.start();
+  const key = 'damaged';
+  const v = version('n1', 'good');
+  const primaries = preferenceListForKey(c.ring, key).primaries;
+  for (const id of primaries) await (await c.node(id).store.mutate(key, () => v)).durable;
+  const victim = primaries[1]!;
+  await c.crash(victim);
+  // What an older buggy version could have written: a clock counter above 2^53.
+  const bad = pack([[['n1', 2 ** 53 + 2, 1]], [['n1', 2 ** 53 + 2, 1, 1, 0, Buffer.from('x'), null]]]);
+  const storage = c.storages.get(victim)!;
+  await storage.open();
+  await storage.write([{ key: dataKey(key), value: bad }], false);
+  await storage.close();
+
+  const node = await c.startNode(victim);
+  t.pass('the node started');
+  await node.store.drain();
+  t.equal(node.store.stats.quarantined, 1, 'counted');
+  t.equal(await storage.get(dataKey(key)), undefined, 'out of the data range');
+  t.same(Buffer.from((await storage.get(quarantineKey(dataKey(key))))!), bad, 'kept under the quarantine prefix');
+  t.equal(await node.store.read(key), undefined, 'the key reads as absent here');
+
+  for (const id of c.ids) await c.drive(c.node(id).aae.round(async () => {}));
+  t.ok(sameVersions(await node.store.read(key), v), 'anti-entropy brought the key back from the other replicas');
+});
+
+t.test('rate limiter: a clock that goes backwards leaves no debt', async (t) => {
+  const limiter = new RateLimiter(10, 1_000_000);
+  t.equal(limiter.take(20, 1_000_000), 10, 'a full bucket: one second of tokens');
+  t.equal(limiter.take(5, 1_000_000 - 3_600_000), 0, 'an hour back: nothing to give');
+  t.equal(limiter.take(5, 1_000_000 - 3_600_000 + 500), 5, 'and half a second later, half a second of tokens (not an hour of debt)');
+  t.throws(() => new RateLimiter(0, 0), TypeError);
 });

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LevelStorage } from '../../src/io/level-storage.js';
-import { MemoryStorage } from '../../src/io/storage.js';
+import { scanRange } from '../../src/io/scan.js';
+import { MemoryStorage, byteOrder } from '../../src/io/storage.js';
 import type { Storage } from '../../src/io/storage.js';
 import { ObjectStore } from '../../src/server/object-store.js';
 import { update } from '../../src/core/clock/object.js';
@@ -64,6 +65,50 @@ for (const [name, make] of impls) {
     await storage.close();
   });
 }
+
+for (const [name, make] of impls) {
+  t.test(`${name}: scanRange pages through a range in byte order, past keys deleted behind it`, async (t) => {
+    const { storage } = make();
+    await storage.open();
+    // Astral characters sort above U+E000..U+FFFF in UTF-8 (LevelDB's
+    // order) but below them in UTF-16 (JS's <): the twin must agree.
+    const keys = ['s:a', 's:b', 's:\ue000', 's:\uffff', 's:\u{1f600}', 's:\u{10ffff}', 's:c\u{1f600}', 's:c\uffff'];
+    await storage.write(keys.map((key) => ({ key, value: Buffer.from(key) })), false);
+    await storage.write([{ key: 'r', value: Buffer.from('before') }, { key: 't', value: Buffer.from('after') }], false);
+    const seen: string[] = [];
+    const pages: number[] = [];
+    for await (const page of scanRange(storage, { gte: 's:', lt: 's;' }, 3)) {
+      pages.push(page.length);
+      for (const [k] of page) seen.push(k);
+      // Deleting what was just read must not disturb the cursor.
+      await storage.write(page.map(([k]) => ({ key: k, value: null })), false);
+    }
+    t.same(seen, [...keys].sort(byteOrder), 'every key once, in byte order');
+    t.same(seen, ['s:a', 's:b', 's:c\uffff', 's:c\u{1f600}', 's:\ue000', 's:\uffff', 's:\u{1f600}', 's:\u{10ffff}'], 'astral above U+FFFF');
+    t.same(pages, [3, 3, 2], 'pages of at most pageMax');
+    t.same((await storage.range({ gte: 's:', lt: 's;', limit: 10 })).length, 0);
+    t.ok(await storage.get('r') && await storage.get('t'), 'nothing outside the range touched');
+    const none: unknown[] = [];
+    for await (const page of scanRange(storage, { gte: 'x', lt: 'y' })) none.push(page);
+    t.same(none, [], 'an empty range yields no page');
+    await t.rejects(async () => { for await (const _ of scanRange(storage, { gte: 'a', lt: 'b' }, 0)) { /* nothing */ } }, TypeError);
+    await storage.close();
+  });
+}
+
+t.test('memory: the fault switches fail writes (applying nothing) and reads', async (t) => {
+  const storage = new MemoryStorage();
+  await storage.open();
+  await storage.write([{ key: 'a', value: Buffer.from('1') }], false);
+  storage.failWrites = new Error('IO error: No space left on device');
+  await t.rejects(storage.write([{ key: 'a', value: null }, { key: 'b', value: Buffer.from('2') }], false), /No space left/);
+  storage.failWrites = null;
+  t.ok(await storage.get('a'), 'the failed batch applied nothing');
+  t.equal(await storage.get('b'), undefined);
+  storage.failReads = new Error('IO error: Input/output error');
+  await t.rejects(storage.get('a'), /Input\/output/);
+  await t.rejects(storage.range({ gte: 'a', lt: 'z', limit: 1 }), /Input\/output/);
+});
 
 t.test('a partition is one contiguous storage range', async (t) => {
   const q = 64;
