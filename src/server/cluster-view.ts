@@ -126,7 +126,11 @@ export class ClusterView {
     return new Promise((resolve) => {
       this.d.transport.requestAddr(seed, MsgType.JOIN, { id: this.id, addr: this.d.config.listen }, this.d.config.requestTimeoutMs,
         (err, _type, body) => {
-          if (err) { resolve(`${seed}: ${err.message}`); return; }
+          if (err) {
+            const hint = err.code === 'UNAUTHORIZED' ? ' (every node of a cluster needs the same --secret-file)' : '';
+            resolve(`${seed}: ${err.message}${hint}`);
+            return;
+          }
           let ring: Ring;
           try {
             ring = ringFromWire((body as { ring?: unknown } | null)?.ring);
