@@ -208,17 +208,16 @@ export class FramedConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    let frames: Frame[];
     try {
-      frames = this.decoder.push(chunk);
+      this.decoder.feed(chunk, (f) => {
+        this.handlers.onFrame(f);
+        return !this.closed;
+      });
     } catch (err) {
-      this.failFrame(err instanceof FrameError ? err : new FrameError('PROTOCOL_ERROR', (err as Error).message));
+      if (!this.closed) this.failFrame(err instanceof FrameError ? err : new FrameError('PROTOCOL_ERROR', (err as Error).message));
       return;
     }
-    for (const f of frames) {
-      if (this.closed) return;
-      this.handlers.onFrame(f);
-    }
+    if (this.closed) return;
     this.watchPartialFrame();
   }
 

@@ -102,8 +102,21 @@ export class FrameDecoder {
 
   /** Appends bytes and returns every complete frame; throws FrameError. */
   push(chunk: Buffer): Frame[] {
-    this.append(chunk);
     const frames: Frame[] = [];
+    this.feed(chunk, (f) => { frames.push(f); return true; });
+    return frames;
+  }
+
+  /**
+   * Appends bytes and hands each complete frame to `onFrame` as soon as it
+   * is decoded, so a handler can change the limits (setFrameBytesMax,
+   * setBounds) before the next frame of the same chunk is checked: a
+   * client pipelines its first request right behind HELLO, and that
+   * request is judged by the limits its handshake earned. `onFrame`
+   * returns false to stop (the connection is closing). Throws FrameError.
+   */
+  feed(chunk: Buffer, onFrame: (frame: Frame) => boolean): void {
+    this.append(chunk);
     while (this.bytes >= 4) {
       const length = this.peekLength();
       if (length + 4 > this.frameBytesMax) {
@@ -111,10 +124,9 @@ export class FrameDecoder {
       }
       if (length < minLength) throw new FrameError('PROTOCOL_ERROR', `frame length ${length} is shorter than a header`);
       if (this.bytes < 4 + length) break;
-      frames.push(decodeFrame(this.take(4 + length), this.bounds));
+      if (!onFrame(decodeFrame(this.take(4 + length), this.bounds))) return;
     }
     this.releaseSpentChunk();
-    return frames;
   }
 
   /** Lists a chunk, or joins it onto a short last chunk (chunkJoinBytesMax). */

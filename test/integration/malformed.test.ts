@@ -71,10 +71,19 @@ t.test('malformed input over real TCP', async (t) => {
       t.equal(errorCode(o), 'INVALID_ARGUMENT');
       t.notOk(o.closed, 'not a protocol error: the connection stays open');
     }],
+    ['a 1 MiB put pipelined behind HELLO in one write is judged by the client limit, not the handshake one',
+      Buffer.concat([hello, encodeFrame(MsgType.PUT, 7, { key: 'big', value: Buffer.alloc(1024 * 1024, 0x61), vtype: 0 })]), false, (o) => {
+        t.ok(o.frames.some((f) => f.type === MsgType.PUT_REPLY && f.id === 7), `answered with PUT_REPLY (got ${o.frames.map((f) => f.type).join(',')})`);
+        t.notOk(o.closed, 'the connection stays open');
+      }],
+    ['a 3 MiB put after HELLO is over clientFrameBytesMax', Buffer.concat([hello, encodeFrame(MsgType.PUT, 8, { key: 'huge', value: Buffer.alloc(3 * 1024 * 1024, 0x61) })]), false, (o) => {
+      t.equal(errorCode(o), 'TOO_LARGE');
+      t.ok(o.closed);
+    }],
   ];
   for (const [name, bytes, end, check] of cases) {
     await t.test(name, async () => {
-      check(await exchange(host!, port, bytes, end, end || name.includes('keeps') ? 1500 : 3000));
+      check(await exchange(host!, port, bytes, end, end || name.includes('keeps') || name.includes('judged') ? 1500 : 3000));
       const got = await kv.get('before');
       t.same(got.values, ['ok'], 'the node still serves a normal client');
     });
