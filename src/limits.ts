@@ -96,7 +96,7 @@ export const limits = {
   /** A failed login is answered after this delay, doubled for each further
    * failure from the same address within loginFailureWindowMs. */
   loginFailureDelayMs: 250,
-  loginFailureDelayMaxMs: 8_000,
+  loginFailureDelayMaxMs: 4_000,
   loginFailureWindowMs: 60_000,
   /** Addresses whose failed logins are remembered; the oldest is forgotten. */
   loginSourcesTrackedMax: 10_000,
@@ -107,6 +107,10 @@ export const limits = {
    * generations are start times, so more means a forged or badly skewed
    * clock, and it is ignored. */
   gossipClockSkewMaxMs: 60_000,
+  /** How far ahead of this node's clock a context's dot counters may be
+   * (counters are the minting node's wall clock in µs): the clock skew
+   * tolerated between nodes. More is a forged context and is refused. */
+  contextFutureMaxMs: 60_000,
   /** The fastest a node may gossip (config gossipIntervalMs): a heartbeat
    * counter grows at most once per this, so a counter beyond what its
    * generation's age allows is from the future. */
@@ -173,6 +177,7 @@ assert.ok(limits.clientWireElementsMax <= limits.peerWireElementsMax);
 assert.ok(limits.clockCounterMax * 2 <= Number.MAX_SAFE_INTEGER + 1, 'counters above clockCounterMax stay exact');
 assert.ok(Date.now() * 1000 < limits.clockCounterMax, 'fresh histories (wall clock in µs) start below clockCounterMax');
 assert.ok(limits.loginFailureDelayMs <= limits.loginFailureDelayMaxMs);
+assert.ok(limits.loginFailureDelayMaxMs < limits.handshakeTimeoutMs, 'a failed login is answered before the handshake times out');
 assert.ok(limits.vclockEntriesMax >= limits.replicasMax,
   'a clock must hold every replica of a key without pruning');
 assert.ok(limits.writeBatchMax <= limits.writeQueueMax);

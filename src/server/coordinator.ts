@@ -23,7 +23,7 @@ import type { Targets } from '../core/coordinator/targets.js';
 import type { Effect, FsmReply, ReplicaReport, ReplicaTarget } from '../core/coordinator/types.js';
 import type { Membership } from '../core/membership/membership.js';
 import type { Quorum } from '../core/quorum/levels.js';
-import { preferenceListForKey } from '../core/ring/ring.js';
+import { memberOf, preferenceListForKey } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError } from '../errors.js';
@@ -195,12 +195,13 @@ export class Coordinator {
     const lww = req.lww ?? this.d.config.lww;
     const selfHint = t.targets.find((x) => x.node === this.d.id)?.hintFor;
     const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum });
+    const ring = this.d.requireRing();
     const coordinate = async (): Promise<Coordinated> => {
       let built: VersionedObject | undefined;
       const m = await this.d.store.mutate(req.key, (cur) => {
         const decision = decidePut(cur, {
           key: req.key, context: req.context, value: req.value, vtype: req.vtype, actor: this.d.id,
-          nowMs: this.d.clock.nowMs(), lww, wid: req.wid,
+          nowMs: this.d.clock.nowMs(), lww, wid: req.wid, isMember: (id) => memberOf(ring, id) !== undefined,
         });
         if (decision.kind === 'write' && decision.warning !== undefined) {
           this.stats.siblingWarnings++;

@@ -13,7 +13,7 @@ const small = Buffer.from('v');
 const big = Buffer.alloc(limits.valueBytesMax);
 
 function input(over: Partial<PutPolicyInput> = {}): PutPolicyInput {
-  return { key: 'k', context: emptyClock, value: small, vtype: 0, actor: 'n3', nowMs, lww: false, wid: null, ...over };
+  return { key: 'k', context: emptyClock, value: small, vtype: 0, actor: 'n3', nowMs, lww: false, wid: null, isMember: (id) => /^n[1-5]$/.test(id), ...over };
 }
 
 /** n blind puts coordinated by `actor`: n siblings, as a replica would hold them. */
@@ -135,4 +135,41 @@ t.test('a poisoned context is refused by the policy too (update throws)', async 
 t.test('deleteNeedsRead: a delete without a context reads first', async (t) => {
   t.equal(deleteNeedsRead(false), true, 'no context: read, then delete what the read saw');
   t.equal(deleteNeedsRead(true), false, 'a context: delete exactly what it covers');
+});
+
+t.test('forged contexts are refused: counters from the future, nodes that are not members', async (t) => {
+  const stored = blind('n1', 1);
+  const future = (nowMs + limits.contextFutureMaxMs) * 1000 + 1;
+  const cases: [string, VClock, string | null][] = [
+    ['a counter just at the horizon', [['n2', (nowMs + limits.contextFutureMaxMs) * 1000, nowMs]], null],
+    ['a counter past the horizon', [['n2', future, nowMs]], 'future'],
+    ['the largest counter a wire clock may carry', [['n2', limits.clockCounterMax, nowMs]], 'future'],
+    ['a node that is not a member', [['z9', 5, nowMs]], 'not a member'],
+    ['what the key already holds, even ahead of our clock', stored!.clock, null],
+  ];
+  for (const [name, context, want] of cases) {
+    let got: string | null = null;
+    try {
+      decidePut(stored, input({ context, actor: 'n3' }));
+    } catch (err) {
+      got = (err as TuneKvError).message;
+      t.equal((err as TuneKvError).code, 'INVALID_ARGUMENT', name);
+    }
+    if (want === null) t.equal(got, null, `${name}: accepted`);
+    else t.match(got, want, `${name}: refused`);
+  }
+  // A stored clock ahead of our clock (a node with a fast clock wrote it) is
+  // no reason to refuse a put that carries it.
+  const ahead = update(undefined, { ...input({ actor: 'n1' }), nowMs: nowMs + 10 * limits.contextFutureMaxMs });
+  t.doesNotThrow(() => decidePut(ahead, input({ context: ahead.clock })), 'a context equal to the stored clock is accepted');
+});
+
+t.test('every minted counter is at least the wall clock in µs, so a forged counter within the horizon is passed', async (t) => {
+  const forgedAt = nowMs;
+  const forged = (forgedAt + limits.contextFutureMaxMs) * 1000;
+  // n2 writes later, without having seen the forged clock: its dot must
+  // climb past the forged counter once the horizon has passed.
+  const later = update(blind('n2', 1), { ...input({ actor: 'n2' }), nowMs: forgedAt + limits.contextFutureMaxMs + 1 });
+  const dot = later.siblings.find((s) => s.actor === 'n2' && s.tsMs === forgedAt + limits.contextFutureMaxMs + 1)!;
+  t.ok(dot.counter > forged, `n2's new dot ${dot.counter} > forged ${forged}`);
 });

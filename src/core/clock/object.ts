@@ -190,7 +190,12 @@ function dedupeRetries(siblings: readonly Sibling[]): readonly Sibling[] {
 function nextCounter(base: VersionedObject, put: PutInput): number {
   const known = highestCounter(base, put.actor);
   const next = Math.max(known, vc.counterOf(put.context, put.actor)) + 1;
-  const counter = known > 0 ? next : Math.max(next, Math.floor(put.nowMs) * 1000);
+  // Never below the wall clock in µs, not only for fresh histories: a
+  // context may name a counter of *another* actor up to contextFutureMaxMs
+  // ahead of its clock (see contextProblem); this actor's next dots then
+  // climb past such a counter within that window instead of staying under
+  // it forever, where a replica that merged the context would drop them.
+  const counter = Math.max(next, Math.floor(put.nowMs) * 1000);
   if (!Number.isSafeInteger(counter) || counter > counterMintMax) {
     throw new TuneKvError('INVALID_ARGUMENT',
       `a write of this key coordinated by ${put.actor} would need dot counter ${counter}, above clockCounterMax (${counterMintMax}): `
@@ -234,6 +239,32 @@ function insertByDot(sorted: readonly Sibling[], s: Sibling): Sibling[] {
  * nothing: update returns `local` itself, and callers may test for that
  * with ===. Throws INVALID_ARGUMENT when the result would break the bounds
  * in the header (see nextCounter, checkClockEntries). */
+/**
+ * Why a context from a caller may not be used on this object, or null.
+ * Shape and bounds were checked on the wire (clockProblem); this checks
+ * what only the coordinator knows: every counter was minted by now (at most
+ * contextFutureMaxMs ahead of this node's clock, the skew tolerated between
+ * nodes; real counters are the minting node's wall clock in µs plus one per
+ * write), and every actor is a node that could have minted it (a ring
+ * member, or already in the key's clock). A context that names the far
+ * future or made-up nodes would otherwise let one put make a key
+ * unwritable, or make later writes of another node disappear.
+ */
+export function contextProblem(local: VersionedObject | undefined, context: VClock, nowMs: number,
+  isMember: (id: string) => boolean): string | null {
+  const horizon = (nowMs + limits.contextFutureMaxMs) * 1000;
+  const known = local ? vc.counterReader(local.clock) : undefined;
+  for (const [actor, counter] of context) {
+    // What the key's clock already holds is no news (a node with a fast
+    // clock wrote it): only counters and actors the coordinator has not seen
+    // are judged.
+    const held = known === undefined ? 0 : known(actor);
+    if (counter > horizon && counter > held) return `context names counter ${counter} of ${actor}, which is in the future`;
+    if (held === 0 && !isMember(actor)) return `context names node ${actor}, which is not a member and never wrote this key`;
+  }
+  return null;
+}
+
 export function update(local: VersionedObject | undefined, put: PutInput): VersionedObject {
   const base = local ?? emptyObject;
   if (put.wid !== null && base.siblings.some((s) => sameWid(s.wid, put.wid))) return base;

@@ -30,7 +30,7 @@
 // grew past its limit; 'unchanged' is returned exactly when update()
 // returned the current object (a retry with the same write id).
 
-import { objectBytes, update } from '../clock/object.js';
+import { contextProblem, objectBytes, update } from '../clock/object.js';
 import type { VersionedObject } from '../clock/object.js';
 import type { VClock } from '../clock/vclock.js';
 import { TuneKvError } from '../../errors.js';
@@ -48,6 +48,9 @@ export interface PutPolicyInput {
   actor: string;
   /** The coordinator's wall clock, passed in so the policy stays pure. */
   nowMs: number;
+  /** Whether a node id is a member of the ring (contexts may only name
+   * members, or nodes already in the key's clock). */
+  isMember: (id: string) => boolean;
   lww: boolean;
   wid: Uint8Array | null;
 }
@@ -65,6 +68,8 @@ export type PutDecision =
  * unsafe (see counterMintMax and contextEntriesMax in clock/object.ts).
  */
 export function decidePut(current: VersionedObject | undefined, input: PutPolicyInput): PutDecision {
+  const forged = contextProblem(current, input.context, input.nowMs, input.isMember);
+  if (forged !== null) throw new TuneKvError('INVALID_ARGUMENT', `context refused: ${forged}`);
   const next = update(current, input);
   if (current !== undefined && next === current) return { kind: 'unchanged', object: current };
   const before = current?.siblings.length ?? 0;
