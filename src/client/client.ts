@@ -153,7 +153,15 @@ export function encodeValue(value: unknown): { bytes: Uint8Array; vtype: number 
 export function decodeValue(vtype: number, bytes: Uint8Array): unknown {
   switch (vtype) {
     case ValueType.Utf8: return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-    case ValueType.Msgpack: return unpack(bytes);
+    case ValueType.Msgpack:
+      // Nodes refuse msgpack values a client cannot decode; one stored
+      // before that (or by a peer) comes back as its bytes, so the key and
+      // its context stay readable.
+      try {
+        return unpack(bytes);
+      } catch {
+        return bytes;
+      }
     default: return bytes;
   }
 }

@@ -213,8 +213,10 @@ export class TuneNode implements NodeContext {
     this.health.checkWritable();
   }
 
+  /** Log lines name keys and addresses that callers chose: control
+   * characters are escaped, so no one can forge a line or drive a terminal. */
   log(line: string): void {
-    this.logLine(line);
+    this.logLine(line.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
   }
 
   get ring(): Ring | undefined {

@@ -7,6 +7,7 @@ import { ValueType, widBytesMax, widBytesMin } from '../core/clock/object.js';
 import { resolveLevel } from '../core/quorum/levels.js';
 import type { Consistency, Quorum } from '../core/quorum/levels.js';
 import { invalid } from '../errors.js';
+import { clientBounds, unpack } from '../protocol/codec.js';
 import { clockFromWire } from '../protocol/object-codec.js';
 import { asRecord, checkKey, checkOptionalBool, checkOptionalCount, checkTimeout, checkValueBytes } from '../protocol/validate.js';
 
@@ -51,6 +52,16 @@ export function parseGet(body: unknown, n: number): GetRequest {
   return { key: checkKey(b.key), quorum: quorumOf(b, n), timeoutMs: checkTimeout(b.timeoutMs) };
 }
 
+/** A value marked msgpack must decode within the client bounds, or no
+ * reader could ever get it (or the key's context) back. */
+function checkMsgpackValue(value: Uint8Array): void {
+  try {
+    unpack(value, clientBounds);
+  } catch (err) {
+    throw invalid(`a value marked msgpack (vtype 2) must be msgpack a client can decode: ${(err as Error).message}`);
+  }
+}
+
 function checkWid(v: unknown): Uint8Array | null {
   if (v === undefined || v === null) return null;
   if (!(v instanceof Uint8Array) || v.length < widBytesMin || v.length > widBytesMax) throw invalid(`wid must be ${widBytesMin} to ${widBytesMax} bytes`);
@@ -64,9 +75,11 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
   if (!isDelete && !(vtype === ValueType.Bytes || vtype === ValueType.Utf8 || vtype === ValueType.Msgpack)) {
     throw invalid('vtype must be 0 (bytes), 1 (utf8) or 2 (msgpack)');
   }
+  const value = isDelete ? null : checkValueBytes(b.value);
+  if (value !== null && vtype === ValueType.Msgpack) checkMsgpackValue(value);
   return {
     key: checkKey(b.key),
-    value: isDelete ? null : checkValueBytes(b.value),
+    value,
     vtype: isDelete ? ValueType.Bytes : (vtype as number),
     context: b.context === undefined || b.context === null ? emptyClock : clockFromWire(b.context),
     contextGiven: b.context !== undefined && b.context !== null,

@@ -55,6 +55,8 @@ export class TcpServer {
   private readonly clients = new Set<Conn>();
   private readonly peers = new Set<Conn>();
   private readonly perSource = new Map<string, number>();
+  /** Handshaking connections per address, oldest first. */
+  private readonly handshakingBySource = new Map<string, Set<Conn>>();
   private readonly budget = new OutputBudget(limits.outputBytesTotalMax);
   /** Connections closed for malformed input, for status and tests. */
   protocolErrors = 0;
@@ -182,6 +184,17 @@ export class TcpServer {
     }
   }
 
+  /** The handshaking connection to close for a newcomer: the oldest of the
+   * address holding the most, so a flood from one address evicts itself
+   * before it evicts anyone else's login (a SCRAM client holds its
+   * connection for a scrypt, ~40 ms). An attacker with many addresses (all
+   * of 127/8 on one host) can still make logins retry. */
+  private evictionVictim(): Conn | undefined {
+    let most: Set<Conn> | undefined;
+    for (const set of this.handshakingBySource.values()) if (!most || set.size > most.size) most = set;
+    return most?.values().next().value;
+  }
+
   private hasRoom(c: Conn, pool: Pool): boolean {
     if (pool === 'peer') return this.peers.size < limits.peerConnectionsMax;
     if (pool === 'client') {
@@ -194,14 +207,17 @@ export class TcpServer {
     c.pool = pool;
     if (pool === 'handshaking') {
       if (this.handshaking.size >= limits.handshakingConnectionsMax) {
-        const oldest = this.handshaking.values().next().value;
-        if (oldest) {
+        const victim = this.evictionVictim();
+        if (victim) {
           this.refusedConnections++;
-          this.leave(oldest);
-          oldest.framed.destroy();
+          this.leave(victim);
+          victim.framed.destroy();
         }
       }
       this.handshaking.add(c);
+      let mine = this.handshakingBySource.get(c.source);
+      if (!mine) { mine = new Set(); this.handshakingBySource.set(c.source, mine); }
+      mine.add(c);
     } else if (pool === 'client') {
       this.clients.add(c);
       this.perSource.set(c.source, (this.perSource.get(c.source) ?? 0) + 1);
@@ -212,7 +228,13 @@ export class TcpServer {
 
   private leave(c: Conn): void {
     switch (c.pool) {
-      case 'handshaking': this.handshaking.delete(c); break;
+      case 'handshaking': {
+        this.handshaking.delete(c);
+        const mine = this.handshakingBySource.get(c.source);
+        mine?.delete(c);
+        if (mine?.size === 0) this.handshakingBySource.delete(c.source);
+        break;
+      }
       case 'client': {
         this.clients.delete(c);
         const n = (this.perSource.get(c.source) ?? 1) - 1;
