@@ -219,7 +219,13 @@ export class TuneKvClient {
     if (!opts || !Array.isArray(opts.hosts) || opts.hosts.length === 0) throw new TypeError('connect() needs hosts: ["host:port", ...]');
     for (const h of opts.hosts) if (!parseHostPort(h)) throw new TypeError(`host "${h}" must be host:port`);
     const client = new TuneKvClient(opts);
-    await client.refreshRing(opts.hosts);
+    try {
+      await client.refreshRing(opts.hosts);
+    } catch (err) {
+      // A connect() that fails must leave no connection open behind it.
+      await client.close();
+      throw err;
+    }
     return client;
   }
 
