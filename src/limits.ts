@@ -68,8 +68,15 @@ export const limits = {
   /** A client connection with nothing in flight and no frame for this long
    * is closed (Redis's `timeout`, off there by default; we bound it). */
   clientIdleTimeoutMs: 300_000,
-  /** Requests one connection may have in flight; more get OVERLOADED. */
+  /** Requests one peer connection may have in flight; more get OVERLOADED. */
   inFlightPerConnectionMax: 4096,
+  /** Requests one client connection may have in flight. At the limit the
+   * node stops reading that connection until half have been answered
+   * (back-pressure through TCP), and frames already read past it get
+   * OVERLOADED: a client that pipelines without reading its replies holds
+   * at most this much of the node's work. The client library pipelines far
+   * fewer per connection in practice. */
+  clientInFlightPerConnectionMax: 128,
   /** Bytes queued for one connection's socket before it is dropped as a
    * reader that does not keep up (its requests fail; memory stays bounded). */
   connectionOutputBytesMax: 64 * 1024 * 1024,
@@ -118,8 +125,12 @@ export const limits = {
   /** Keys whose siblings passed siblingsMax through replica merges, listed
    * in status and refusing blind writes until resolved. */
   oversizedKeysTrackedMax: 1000,
-  /** Coordinated requests a node runs at once; more get OVERLOADED. */
-  requestsInFlightMax: 50_000,
+  /** Coordinated requests a node runs at once; more get OVERLOADED. Each
+   * holds up to R replica copies of its object, so this bounds a node's
+   * working memory (about requestsInFlightMax × object size × N). 4096 is
+   * far above what keeps two cores busy (Little's law: 50,000 ops/s × 1 ms
+   * is 50 in flight). */
+  requestsInFlightMax: 4096,
   /** Writes waiting for the next storage batch; more get OVERLOADED. */
   writeQueueMax: 100_000,
   /** Writes in one LevelDB batch. Large batches raise tail latency. */
@@ -181,6 +192,8 @@ assert.ok(limits.loginFailureDelayMaxMs < limits.handshakeTimeoutMs, 'a failed l
 assert.ok(limits.vclockEntriesMax >= limits.replicasMax,
   'a clock must hold every replica of a key without pruning');
 assert.ok(limits.writeBatchMax <= limits.writeQueueMax);
+assert.ok(limits.clientInFlightPerConnectionMax <= limits.inFlightPerConnectionMax);
+assert.ok(limits.clientInFlightPerConnectionMax <= limits.requestsInFlightMax);
 assert.ok(limits.objectCacheBytesMax >= 4 * limits.objectBytesMax, 'a few of the largest objects fit in the cache');
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));

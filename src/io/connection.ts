@@ -87,6 +87,8 @@ export class FramedConnection {
   /** Bytes handed to the socket whose write has not completed. */
   private writing = 0;
   private paused = false;
+  /** Reading held back for too many requests in flight (server side). */
+  private held = false;
   private flushScheduled = false;
   private flushCount = 0;
   private closed = false;
@@ -127,6 +129,15 @@ export class FramedConnection {
   setLimits(frameBytesMax: number, bounds: DecodeBounds): void {
     this.decoder.setFrameBytesMax(frameBytesMax);
     this.decoder.setBounds(bounds);
+  }
+
+  /** Stops (or resumes) reading this connection's requests: back-pressure
+   * for a caller with too many requests in flight. */
+  holdReading(on: boolean): void {
+    if (this.held === on || this.closed) return;
+    this.held = on;
+    if (on) this.socket.pause();
+    else if (!this.paused) this.socket.resume();
   }
 
   /** Closes the connection after `ms` without a frame, when `ok()` says
@@ -202,7 +213,7 @@ export class FramedConnection {
     this.budget?.release(n);
     if (this.paused && this.unsentBytes <= limits.connectionReadPauseBytes / 2 && !this.closed) {
       this.paused = false;
-      this.socket.resume();
+      if (!this.held) this.socket.resume();
     }
   }
 

@@ -145,16 +145,19 @@ export class TcpServer {
     }
     const session = c.session;
     if (!session) return;
-    if (c.inFlight >= limits.inFlightPerConnectionMax) {
-      c.framed.send(MsgType.ERROR, f.id, { code: 'OVERLOADED', message: `more than ${limits.inFlightPerConnectionMax} requests in flight on one connection` });
+    const inFlightMax = c.pool === 'peer' ? limits.inFlightPerConnectionMax : limits.clientInFlightPerConnectionMax;
+    if (c.inFlight >= inFlightMax) {
+      c.framed.send(MsgType.ERROR, f.id, { code: 'OVERLOADED', message: `more than ${inFlightMax} requests in flight on one connection` });
       return;
     }
     c.inFlight++;
+    if (c.inFlight >= inFlightMax) c.framed.holdReading(true);
     let answered = false;
     session.onFrame(f.type, f.body, (type, body) => {
       if (answered) return;
       answered = true;
       c.inFlight--;
+      if (c.inFlight <= inFlightMax / 2) c.framed.holdReading(false);
       c.framed.send(type, f.id, body);
     });
     if (session.frameStage !== c.stage) this.promote(c, session.frameStage);
