@@ -20,6 +20,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { Membership } from '../core/membership/membership.js';
+import { memberOf } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
 import type { TuneKvError } from '../errors.js';
@@ -137,6 +138,7 @@ export class TuneNode implements NodeContext {
     this.replica = new Replica({
       id: this.id, clock: this.clock, store: this.store, hints: this.hints, aae: this.aae, reaper: this.reaper,
       metrics: this.metrics, checkWritable: () => this.checkWritable(), log: (l) => this.log(l),
+      isMember: (id) => this.view.ring !== undefined && memberOf(this.view.ring, id) !== undefined,
     });
     this.coordinator = new Coordinator({
       id: this.id, config: this.config, clock: this.clock, store: this.store, membership: this.membership,

@@ -48,6 +48,7 @@ export interface ReplicaDeps {
   readonly metrics: NodeMetrics;
   /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
   checkWritable(): void;
+  isMember(id: string): boolean;
   log(line: string): void;
 }
 
@@ -107,6 +108,9 @@ export class Replica {
     const key = checkKey(b.key);
     const incoming = objectFromWire(b.object);
     const hintFor = b.hintFor === undefined || b.hintFor === null ? undefined : checkNodeId(b.hintFor, 'hintFor');
+    // A hint is kept only for a member: hints for made-up owners would stay
+    // pending forever (and hold back tombstone reaping everywhere).
+    if (hintFor !== undefined && !this.d.isMember(hintFor)) throw invalid(`hintFor (${hintFor}) is not a member of the ring`);
     const acceptedMs = typeof b.acceptedMs === 'number' && Number.isFinite(b.acceptedMs) ? b.acceptedMs : undefined;
     this.stats.replicaWrites++;
     answer(respond, MsgType.OK, this.write(key, incoming, hintFor).then(() => {

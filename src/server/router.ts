@@ -312,9 +312,13 @@ export class Session {
   private onAuth(body: unknown, respond: Responder): void {
     if (this.authTried) throw new TuneKvError('PROTOCOL_ERROR', 'one AUTH per connection');
     this.authTried = true;
-    const b = asRecord(body, 'AUTH');
+    // A malformed AUTH is a failed one: counted, slowed and closed like a
+    // wrong proof, so its shape cannot be used to guess faster.
+    const isMap = typeof body === 'object' && body !== null && !Array.isArray(body);
+    const b = (isMap ? body : {}) as Record<string, unknown>;
     const method = b.method === 'secret' || b.method === 'user' ? b.method : 'unknown';
-    const verdict = this.clientNonce === null ? { ok: false as const, why: 'HELLO carried no nonce' }
+    const verdict = !isMap ? { ok: false as const, why: 'AUTH body must be a map' }
+      : this.clientNonce === null ? { ok: false as const, why: 'HELLO carried no nonce' }
       : method === 'secret' ? this.checkSecret(b, this.clientNonce)
         : method === 'user' ? this.checkUser(b, this.clientNonce)
           : { ok: false as const, why: 'method must be secret or user' };

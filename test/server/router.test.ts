@@ -109,4 +109,26 @@ t.test('who may send what', async (t) => {
     t.equal(closed, before + 1, 'the connection was closed');
     t.equal(bad.caller.role, null, 'no role granted');
   });
+
+  await t.test('an AUTH that is not a map is a failed login: slowed, counted, closed', async (t) => {
+    const s = session(false);
+    await hello(s);
+    const before = closed;
+    const failures = node.router.stats.authFailed;
+    const pending = ask(s, MsgType.AUTH, [1, 2, 3]);
+    await c.runFor(10_000);
+    t.equal(code(await pending), 'UNAUTHORIZED');
+    t.equal(closed, before + 1, 'closed');
+    t.equal(node.router.stats.authFailed, failures + 1, 'counted');
+  });
+
+  await t.test('a peer may not make a node keep hints for a node that is not a member', async (t) => {
+    const answered = new Promise<Answer>((resolve) => node.handleRequest(MsgType.REPLICA_WRITE,
+      { key: 'h', object: [[['n2', 5, 1]], [['n2', 5, 1, 0, 0, Buffer.from('v'), null]]], hintFor: 'zz' },
+      (rt, rb) => resolve({ type: rt, body: (rb ?? {}) as Record<string, unknown> }), { role: 'admin', proven: true, peer: 'n2' }));
+    await c.runFor(100);
+    const r = await answered;
+    t.equal(code(r), 'INVALID_ARGUMENT', String(r.body.message));
+    t.same(node.hints.pendingByOwner(), {}, 'no hint kept');
+  });
 });
