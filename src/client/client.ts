@@ -117,11 +117,15 @@ export interface PutResult {
   readonly replicas: ReplicaInfo[];
 }
 
-export function encodeContext(clock: WireClock): string {
-  return pack(clock).toString('base64url');
+/** The opaque context string: the clock and the MAC the node signed it
+ * with (a node refuses a non-empty context without its MAC). */
+export function encodeContext(clock: WireClock, mac?: Uint8Array): string {
+  return pack(mac === undefined ? clock : [clock, mac]).toString('base64url');
 }
 
-export function decodeContext(context: string): WireClock {
+/** The clock and MAC of a context string (the MAC is null in a context
+ * made without one). */
+export function decodeSignedContext(context: string): { clock: WireClock; mac: Uint8Array | null } {
   if (typeof context !== 'string' || !/^[A-Za-z0-9_-]*$/.test(context)) throw invalid('context must be the string a read returned');
   let value: unknown;
   try {
@@ -129,7 +133,16 @@ export function decodeContext(context: string): WireClock {
   } catch {
     throw invalid('context is not a tunekv causal context');
   }
-  return clockFromWire(value) as WireClock;
+  // A signed context is [clock, mac]; a clock's second element (if any) is
+  // an entry array, never bytes.
+  if (Array.isArray(value) && value.length === 2 && value[1] instanceof Uint8Array) {
+    return { clock: clockFromWire(value[0]) as WireClock, mac: value[1] };
+  }
+  return { clock: clockFromWire(value) as WireClock, mac: null };
+}
+
+export function decodeContext(context: string): WireClock {
+  return decodeSignedContext(context).clock;
 }
 
 export function encodeValue(value: unknown): { bytes: Uint8Array; vtype: number } {
@@ -245,7 +258,7 @@ export class TuneKvClient {
       found: reply.found,
       values: reply.values.map(([t, b]) => decodeValue(t, b)),
       tombstones: reply.tombstones,
-      context: encodeContext(reply.context),
+      context: encodeContext(reply.context, reply.contextMac),
       siblings: reply.values.length + reply.tombstones,
       level: reply.level,
       r: reply.r,
@@ -270,14 +283,15 @@ export class TuneKvClient {
 
   private async write(type: number, key: string, extra: object, options: PutOptions): Promise<PutResult> {
     const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
-    const context = options.context === undefined ? undefined : decodeContext(options.context);
+    const signed = options.context === undefined ? undefined : decodeSignedContext(options.context);
     const body: Record<string, unknown> = {
-      key, ...extra, context, w: options.w, timeoutMs, wid: this.nextWid(), ...levelFields(options, this.consistency),
+      key, ...extra, context: signed?.clock, w: options.w, timeoutMs, wid: this.nextWid(), ...levelFields(options, this.consistency),
     };
     if (options.w !== undefined && options.consistency === undefined) delete body.consistency;
+    if (signed?.mac) body.contextMac = signed.mac;
     const reply = await this.send(type, body, key, timeoutMs, options.host) as PutReplyBody;
     return {
-      context: encodeContext(reply.context),
+      context: encodeContext(reply.context, reply.contextMac),
       siblings: reply.siblings,
       level: reply.level,
       w: reply.w,

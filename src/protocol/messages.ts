@@ -113,6 +113,9 @@ export interface PutBody {
   readonly value?: Uint8Array | null;
   readonly vtype?: number;
   readonly context?: WireClock;
+  /** The MAC the context came with (required for a non-empty context from
+   * a client). */
+  readonly contextMac?: Uint8Array;
   readonly consistency?: string;
   readonly w?: number;
   readonly lww?: boolean;
@@ -134,6 +137,9 @@ export interface ReplicaReportWire {
 
 export interface GetReplyBody {
   readonly found: boolean;
+  /** The MAC of `context` under the cluster's context key: a put that
+   * hands the context back must carry it (src/security/context-mac.ts). */
+  readonly contextMac?: Uint8Array;
   /** Live siblings: [vtype, bytes]. */
   readonly values: [number, Uint8Array][];
   /** Tombstones among the siblings (deletes concurrent with values). */
@@ -147,6 +153,7 @@ export interface GetReplyBody {
 
 export interface PutReplyBody {
   readonly context: WireClock;
+  readonly contextMac?: Uint8Array;
   /** The dot [actor, counter] of the version this write created (or found,
    * for a retry), when it survives on the coordinator. */
   readonly dot?: [string, number] | null;

@@ -27,6 +27,7 @@ import { memberOf, preferenceListForKey } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError } from '../errors.js';
+import { contextMac, verifyContextMac } from '../security/context-mac.js';
 import { limits } from '../limits.js';
 import type { Clock, TimerHandle } from '../io/clock.js';
 import type { ReplyCallback, Responder } from '../io/transport.js';
@@ -66,6 +67,8 @@ export interface CoordinatorDeps {
   readonly replica: Replica;
   readonly metrics: NodeMetrics;
   requireRing(): Ring;
+  /** Signs and checks the contexts clients hand back (security/context-mac.ts). */
+  readonly contextKey: Buffer;
   peerRequest(to: string, type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void;
   /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
   checkWritable(): void;
@@ -129,6 +132,7 @@ export class Coordinator {
       values: live.map((s) => [s.vtype, s.value ?? new Uint8Array(0)]),
       tombstones: obj ? obj.siblings.length - live.length : 0,
       context: obj ? clockToWire(obj.clock) : [],
+      contextMac: contextMac(this.d.contextKey, obj ? obj.clock : []),
       level: req.quorum.level,
       r: req.quorum.r,
       coordinator: this.d.id,
@@ -143,10 +147,15 @@ export class Coordinator {
   // ---- puts and deletes ----
 
   /** A PUT or DELETE; `fromPeer` says whether a `forwarded` flag may be
-   * believed (only a peer forwards). */
-  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, respond: Responder): void {
+   * believed (only a peer forwards), `trusted` whether a context may come
+   * without this cluster's MAC (peers, which checked it before forwarding,
+   * and admins). */
+  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void {
     const ring = this.d.requireRing();
     const req = parsePut(body, ring.n, isDelete);
+    if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.context, req.contextMac)) {
+      throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster (or was changed): pass the context string a read or put returned, unchanged');
+    }
     const forwarded = fromPeer && req.forwarded;
     const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
     if (!targets.some((r) => r.node === this.d.id)) {
@@ -181,7 +190,8 @@ export class Coordinator {
       const seen = reply.object;
       if (!seen || liveSiblings(seen).length === 0) {
         const out: PutReplyBody = {
-          context: seen ? clockToWire(seen.clock) : [], siblings: seen?.siblings.length ?? 0,
+          context: seen ? clockToWire(seen.clock) : [], contextMac: contextMac(this.d.contextKey, seen ? seen.clock : []),
+          siblings: seen?.siblings.length ?? 0,
           level: req.quorum.level, w: req.quorum.w, coordinator: this.d.id, replicas: reportsToWire(reply.replicas),
         };
         respond(MsgType.PUT_REPLY, out);
@@ -225,6 +235,7 @@ export class Coordinator {
       const written = writtenSibling(obj, this.d.id, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
+        contextMac: contextMac(this.d.contextKey, obj.clock),
         dot: written ? [written.actor, written.counter] : null,
         siblings: obj.siblings.length,
         level: req.quorum.level,

@@ -31,6 +31,7 @@ import { MsgType } from '../protocol/messages.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { ClusterView } from './cluster-view.js';
 import type { NodeContext, PeerReply } from './context.js';
+import { contextKey } from '../security/context-mac.js';
 import { Coordinator } from './coordinator.js';
 import { DiskHealth, probeStorage } from './disk-health.js';
 import { Faults, parseFaultSpec } from './faults.js';
@@ -144,6 +145,7 @@ export class TuneNode implements NodeContext {
       id: this.id, config: this.config, clock: this.clock, store: this.store, membership: this.membership,
       hints: this.hints, reaper: this.reaper, replica: this.replica, metrics: this.metrics,
       requireRing: () => this.view.requireRing(),
+      contextKey: contextKey(this.security.clusterKey),
       peerRequest: (to, type, body, timeoutMs, cb) => this.peerRequest(to, type, body, timeoutMs, cb),
       checkWritable: () => this.checkWritable(),
       addTimer: (h) => this.timers.add(h), removeTimer: (h) => this.timers.delete(h), log: (l) => this.log(l),
@@ -186,7 +188,7 @@ export class TuneNode implements NodeContext {
   private rooms(): Rooms {
     return {
       onGet: (body, respond) => this.coordinator.onGet(body, respond),
-      onPut: (body, isDelete, fromPeer, respond) => this.coordinator.onPut(body, isDelete, fromPeer, respond),
+      onPut: (body, isDelete, fromPeer, trusted, respond) => this.coordinator.onPut(body, isDelete, fromPeer, trusted, respond),
       onStatus: (detail, respond) => answer(respond, MsgType.STATUS_REPLY, this.statusFor(detail)),
       onRingGet: (respond) => respond(MsgType.RING_REPLY, { ring: this.view.requireRing() }),
       onFaults: (body, respond) => {

@@ -26,6 +26,8 @@ export interface PutRequest {
   /** False when the caller sent no context at all (not even an empty one):
    * a delete then deletes what a read sees. */
   readonly contextGiven: boolean;
+  /** The MAC the caller sent with its context, or null. */
+  readonly contextMac: Uint8Array | null;
   readonly quorum: Quorum;
   readonly lww: boolean | undefined;
   readonly timeoutMs: number | undefined;
@@ -83,6 +85,7 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
     vtype: isDelete ? ValueType.Bytes : (vtype as number),
     context: b.context === undefined || b.context === null ? emptyClock : clockFromWire(b.context),
     contextGiven: b.context !== undefined && b.context !== null,
+    contextMac: b.contextMac instanceof Uint8Array ? b.contextMac : null,
     quorum: quorumOf(b, n),
     lww: checkOptionalBool('lww', b.lww),
     timeoutMs: checkTimeout(b.timeoutMs),

@@ -59,7 +59,7 @@ export const messageNeeds: ReadonlyMap<number, Need> = new Map<number, Need>([
 /** The rooms the router hands messages to. */
 export interface Rooms {
   onGet(body: unknown, respond: Responder): void;
-  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, respond: Responder): void;
+  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void;
   onStatus(detail: boolean, respond: Responder): void;
   onRingGet(respond: Responder): void;
   onFaults(body: unknown, respond: Responder): void;
@@ -158,8 +158,8 @@ export class Router {
     switch (type) {
       case MsgType.HELLO: return respond(MsgType.HELLO_OK, r.helloInfo());
       case MsgType.GET: return r.onGet(body, respond);
-      case MsgType.PUT: return r.onPut(body, false, caller.proven, respond);
-      case MsgType.DELETE: return r.onPut(body, true, caller.proven, respond);
+      case MsgType.PUT: return r.onPut(body, false, caller.proven, caller.proven || caller.role === 'admin', respond);
+      case MsgType.DELETE: return r.onPut(body, true, caller.proven, caller.proven || caller.role === 'admin', respond);
       case MsgType.STATUS: return r.onStatus(caller.role === 'admin', respond);
       case MsgType.RING_GET: return r.onRingGet(respond);
       case MsgType.ADMIN_FAULTS: return r.onFaults(body, respond);

@@ -17,6 +17,9 @@ import { MemoryNetwork, clientEndpoint } from '../io/memory-network.js';
 import { MemoryStorage } from '../io/storage.js';
 import { MsgType } from '../protocol/messages.js';
 import { TuneNode } from '../server/node.js';
+import type { Security } from '../server/router.js';
+import { fakeSaltKey } from '../security/secret.js';
+import { createHash } from 'node:crypto';
 import { derive } from './random.js';
 
 export interface MemoryClusterOptions {
@@ -46,9 +49,14 @@ export class MemoryCluster {
   readonly seed: number;
   private readonly configs = new Map<string, NodeConfig>();
   private readonly generations = new Map<string, number>();
+  /** One cluster secret for every node, as a real cluster has (derived
+   * from the seed, so runs replay). */
+  readonly security: Security;
 
   constructor(readonly opts: MemoryClusterOptions) {
     this.seed = opts.seed ?? 1;
+    const key = createHash('sha256').update(`tunekv sim cluster ${this.seed}`).digest();
+    this.security = { clusterKey: key, users: null, fakeSaltKey: fakeSaltKey(key), peerCertRequired: false };
     this.ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
     const members = this.ids.map((id, i) => ({ id, addr: `10.0.0.${i + 1}:7000` }));
     let ring = createRing(opts.q ?? 64, opts.n ?? 3, members[0]!);
@@ -77,6 +85,7 @@ export class MemoryCluster {
       clock: this.clock,
       random: derive(this.seed, `${id}#${generation}`),
       transport: () => this.network.transport(id),
+      security: this.security,
     });
     await node.open();
     await node.adoptRing(this.ring);

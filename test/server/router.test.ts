@@ -132,3 +132,33 @@ t.test('who may send what', async (t) => {
     t.same(node.hints.pendingByOwner(), {}, 'no hint kept');
   });
 });
+
+t.test('contexts come back signed: a client may only hand back what a node issued', async (t) => {
+  const c = new MemoryCluster({ nodes: 3, background: false });
+  await c.start();
+  t.teardown(() => c.stopAll());
+  const sessionOn = async (id: string): Promise<Session> => {
+    const s = c.node(id).newSession({ source: '127.0.0.1', loopback: true, certAuthorized: false }, () => {});
+    await ask(s, MsgType.HELLO, { protocol: protocolVersion, agent: 't', nonce: newNonce() });
+    return s;
+  };
+  const run = async <T>(p: Promise<T>): Promise<T> => { await c.runFor(200); return p; };
+  const s1 = await sessionOn('n1');
+  const put = await run(ask(s1, MsgType.PUT, { key: 'ctx', value: Buffer.from('a') }));
+  t.equal(put.type, MsgType.PUT_REPLY);
+  const got = await run(ask(s1, MsgType.GET, { key: 'ctx' }));
+  const ctx = got.body.context as [string, number, number][];
+  const mac = got.body.contextMac as Uint8Array;
+  t.ok(mac instanceof Uint8Array && mac.length === 16, 'the reply carries a 16-byte MAC');
+  const s2 = await sessionOn('n2');
+  const ok = await run(ask(s2, MsgType.PUT, { key: 'ctx', value: Buffer.from('b'), context: ctx, contextMac: mac }));
+  t.equal(ok.type, MsgType.PUT_REPLY, 'a context issued by n1 is accepted by n2 (one secret)');
+  t.equal(ok.body.siblings, 1, 'and supersedes what the read saw');
+  const noMac = await run(ask(s2, MsgType.PUT, { key: 'ctx', value: Buffer.from('c'), context: ctx }));
+  t.equal(code(noMac), 'INVALID_ARGUMENT', 'a context without its MAC is refused');
+  const forged = ctx.map(([a, n, ts]) => [a, n + 1, ts]);
+  const tampered = await run(ask(s2, MsgType.PUT, { key: 'ctx', value: Buffer.from('d'), context: forged, contextMac: mac }));
+  t.equal(code(tampered), 'INVALID_ARGUMENT', 'a changed context is refused');
+  const empty = await run(ask(s2, MsgType.DELETE, { key: 'ctx-none', context: [] }));
+  t.equal(empty.type, MsgType.PUT_REPLY, 'an empty context needs no MAC');
+});
