@@ -71,7 +71,10 @@ export class OutputBudget {
     this.total += n;
     if (this.total <= this.bytesMax) return;
     let largest: FramedConnection | undefined;
-    for (const c of this.conns) if (!largest || c.unsentBytes > largest.unsentBytes) largest = c;
+    for (const c of this.conns) {
+      if (c.evictionExempt) continue;
+      if (!largest || c.unsentBytes > largest.unsentBytes) largest = c;
+    }
     largest?.overflow('the node\'s output budget is spent and this connection holds the most unread replies');
   }
 
@@ -119,6 +122,12 @@ export class FramedConnection {
   get flushes(): number {
     return this.flushCount;
   }
+
+  /** A proven peer's connection: a flood of client replies must never
+   * cost the cluster its replica traffic, so the node-wide budget drops
+   * client connections only (a peer connection is still bounded by
+   * connectionOutputBytesMax). */
+  evictionExempt = false;
 
   /** Bytes queued or being written. */
   get unsentBytes(): number {

@@ -180,7 +180,10 @@ export class TcpServer {
     }
     this.leave(c);
     this.enter(c, pool);
-    if (pool === 'peer') c.framed.setLimits(limits.frameBytesMax, peerBounds);
+    if (pool === 'peer') {
+      c.framed.setLimits(limits.frameBytesMax, peerBounds);
+      c.framed.evictionExempt = true;
+    }
     else {
       c.framed.setLimits(limits.clientFrameBytesMax, clientBounds);
       c.framed.setIdleTimeout(limits.clientIdleTimeoutMs, () => c.inFlight === 0);
