@@ -66,7 +66,7 @@ export function msgTypeName(type: number): MsgTypeName | undefined {
 /** Types a node accepts as requests (anything else on a server connection
  * is a protocol error). */
 export const requestTypes: ReadonlySet<number> = new Set([
-  MsgType.HELLO, MsgType.GET, MsgType.PUT, MsgType.DELETE, MsgType.STATUS, MsgType.RING_GET,
+  MsgType.HELLO, MsgType.AUTH, MsgType.GET, MsgType.PUT, MsgType.DELETE, MsgType.STATUS, MsgType.RING_GET,
   MsgType.REPLICA_READ, MsgType.REPLICA_WRITE, MsgType.JOIN, MsgType.RING_PUSH, MsgType.PING,
   MsgType.GOSSIP, MsgType.REPLICA_REAP, MsgType.AAE_SEGMENTS, MsgType.AAE_KEYS, MsgType.ADMIN_FAULTS,
 ]);

@@ -171,8 +171,8 @@ export class Coordinator {
     this.admit();
     if (isDelete) this.stats.deletes++; else this.stats.puts++;
     if (targets.some((t) => t.role === 'fallback')) this.stats.sloppyWrites++;
-    if (isDelete && deleteNeedsRead(req.contextGiven)) this.readThenDelete(req, { targets, down }, respond);
-    else this.coordinatePut(req, { targets, down }, respond);
+    if (isDelete && deleteNeedsRead(req.contextGiven)) this.readThenDelete(ring, req, { targets, down }, respond);
+    else this.coordinatePut(ring, req, { targets, down }, respond);
   }
 
   /**
@@ -182,7 +182,7 @@ export class Coordinator {
    * survive as siblings. When the read finds no live value nothing is
    * written.
    */
-  private readThenDelete(req: PutRequest, t: Targets, respond: Responder): void {
+  private readThenDelete(ring: Ring, req: PutRequest, t: Targets, respond: Responder): void {
     const readQuorum = { ...req.quorum, r: req.quorum.w };
     const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false });
     this.drive(req.key, { kind: 'get', fsm }, this.timeoutOf(req), (reply) => {
@@ -197,15 +197,16 @@ export class Coordinator {
         respond(MsgType.PUT_REPLY, out);
         return;
       }
-      this.coordinatePut({ ...req, context: seen.clock, contextGiven: true }, t, respond);
+      this.coordinatePut(ring, { ...req, context: seen.clock, contextGiven: true }, t, respond);
     }, 'get', req.quorum.level);
   }
 
-  private coordinatePut(req: PutRequest, t: Targets, respond: Responder): void {
+  /** `ring` is the one the targets were chosen from: members are judged
+   * against the same view. */
+  private coordinatePut(ring: Ring, req: PutRequest, t: Targets, respond: Responder): void {
     const lww = req.lww ?? this.d.config.lww;
     const selfHint = t.targets.find((x) => x.node === this.d.id)?.hintFor;
     const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum });
-    const ring = this.d.requireRing();
     const coordinate = async (): Promise<Coordinated> => {
       let built: VersionedObject | undefined;
       const m = await this.d.store.mutate(req.key, (cur) => {

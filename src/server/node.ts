@@ -415,4 +415,3 @@ export class TuneNode implements NodeContext {
   }
 }
 
-export { isNewer } from './cluster-view.js';

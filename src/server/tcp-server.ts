@@ -30,10 +30,10 @@ import { limits } from '../limits.js';
 import { FramedConnection, OutputBudget } from '../io/connection.js';
 import type { Frame, FrameError } from '../protocol/frame.js';
 import { clientBounds, peerBounds } from '../protocol/codec.js';
-import { MsgType, msgTypeName, requestTypes } from '../protocol/messages.js';
+import { MsgType, msgTypeName } from '../protocol/messages.js';
 import type { TlsMaterial } from '../security/tls.js';
 import type { ConnectionCounts, TuneNode } from './node.js';
-import { isLoopback } from './router.js';
+import { isLoopback, messageNeeds } from './router.js';
 import type { FrameStage, Session } from './router.js';
 
 type Pool = 'handshaking' | 'client' | 'peer';
@@ -140,7 +140,7 @@ export class TcpServer {
   }
 
   private onFrame(c: Conn, f: Frame): void {
-    if (!requestTypes.has(f.type) && f.type !== MsgType.AUTH) {
+    if (!messageNeeds.has(f.type)) {
       return this.refuse(c, f.id, 'PROTOCOL_ERROR', `message type ${f.type} (${msgTypeName(f.type) ?? 'unknown'}) is not a request`);
     }
     const session = c.session;

@@ -4,7 +4,7 @@
 // network, so the connection facts are handed in here.
 
 import t from 'tap';
-import { MsgType, protocolVersion } from '../../src/protocol/messages.js';
+import { MsgType, protocolVersion, requestTypes } from '../../src/protocol/messages.js';
 import { preferenceListForKey } from '../../src/core/ring/ring.js';
 import { isLoopback, messageNeeds } from '../../src/server/router.js';
 import type { Session } from '../../src/server/router.js';
@@ -24,6 +24,10 @@ t.test('isLoopback', async (t) => {
     ['10.0.0.1', false], ['::ffff:10.0.0.1', false], ['128.0.0.1', false], ['1127.0.0.1', false], [undefined, false]] as const) {
     t.equal(isLoopback(addr), want, String(addr));
   }
+});
+
+t.test('the listener and the router agree on what a request is', async (t) => {
+  t.same([...messageNeeds.keys()].sort((a, b) => a - b), [...requestTypes].sort((a, b) => a - b));
 });
 
 t.test('every request type has a need', async (t) => {
