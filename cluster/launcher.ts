@@ -8,9 +8,24 @@
 // foreground, prints how to connect) once every node answers and every node
 // sees the whole ring.
 //
+// Two layouts: every node on one host and its own port (base port + i), or,
+// with distinctAddresses, node i on 127.0.0.i and every node on the same
+// port, the way separate machines would run it. Linux routes all of
+// 127.0.0.0/8 to the loopback device, so the second needs no setup either.
+// Either way each node's host and port are in cluster.json, and every
+// command after start reads them from there.
+//
+// The cluster can change shape while it runs (core/ring/transition.ts):
+// `add` starts new nodes on standby and stages and commits their joins in
+// one plan; `leave` and `remove` stage and commit a member's departure
+// through another running node. A node that left (it handed everything
+// off and exited) or was removed keeps its entry in cluster.json, marked
+// `left` or `removed`, so its id is never reused; every command skips it.
+//
 // Invariants: a pid is recorded for every node process we start, and
 // cleared once it is gone; stop leaves no process behind (SIGTERM, then
-// SIGKILL after stopTimeoutMs); nothing here needs root.
+// SIGKILL after stopTimeoutMs); nothing here needs root; a node marked
+// left or removed is never started again.
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -20,6 +35,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TuneKvError } from '../src/errors.js';
+import { memberOf, replicatedPartitions, ringFromWire, stateOf } from '../src/core/ring/ring.js';
+import type { MemberState, Ring } from '../src/core/ring/ring.js';
+import { inTransition, nextView, phaseNames } from '../src/core/ring/transition.js';
 import { RpcConnection } from '../src/io/connection.js';
 import type { DialAuth } from '../src/io/connection.js';
 import { clusterKey, ensureSecretFile, readSecretFile, secretFileName } from '../src/security/secret.js';
@@ -34,6 +52,22 @@ export interface ClusterNode {
   /** Prometheus endpoint port. */
   readonly metricsPort?: number;
   pid: number | null;
+  /** Its leave was committed; it exits by itself once it handed off. */
+  leaving?: boolean;
+  /** It left the cluster (handed everything off and exited). */
+  left?: boolean;
+  /** It was removed from the cluster while dead; its data is stale. */
+  removed?: boolean;
+}
+
+/** The node left or was removed: no command starts, stops or asks it. */
+export function isGone(node: ClusterNode): boolean {
+  return node.left === true || node.removed === true;
+}
+
+/** The nodes that are (or may be) part of the cluster. */
+export function activeNodes(c: ClusterFile): ClusterNode[] {
+  return c.nodes.filter((nd) => !isGone(nd));
 }
 
 /** Faults the launcher has set, re-applied to a node whenever it restarts. */
@@ -53,16 +87,30 @@ export interface ClusterFile {
   readonly fsync: boolean;
   /** Extra `tunekv node` flags every node gets (timings, say). */
   readonly nodeArgs?: string[];
+  /** Node i listens on 127.0.0.i, every node on the same port. Absent in
+   * files written before the option existed: one host, a port each. */
+  readonly distinctAddresses?: boolean;
+  /** The --base-port the cluster was started with (0: free ports). Absent
+   * in files written before `cluster add`; then inferred (portPlan). */
+  readonly basePort?: number;
   faults?: ClusterFaults;
   readonly nodes: ClusterNode[];
 }
 
 export interface StartOptions {
   readonly dir: string;
-  readonly nodes: number;
-  /** First port; 0 picks free ports. */
+  /** Nodes of a new cluster (default 3). An existing cluster restarts with
+   * the nodes its file lists (grown by add, shrunk by leave and remove);
+   * a count given for it must match them. */
+  readonly nodes?: number;
+  /** First port; 0 picks free ports. With distinctAddresses, the one port
+   * every node listens on (0 picks one free on every address). */
   readonly basePort: number;
+  /** Every node's host; ignored with distinctAddresses. */
   readonly host: string;
+  /** Node i on 127.0.0.i, all on basePort: separate machines rehearsed on
+   * one. At most distinctAddressesNodesMax nodes. */
+  readonly distinctAddresses?: boolean;
   readonly n: number;
   readonly q: number;
   readonly fsync: boolean;
@@ -76,6 +124,25 @@ export interface StartOptions {
 const readyTimeoutMs = 30_000;
 /** How long stop waits for SIGTERM before SIGKILL. */
 const stopTimeoutMs = 10_000;
+/** How long add, leave and remove wait for a transition (transfers at the
+ * nodes' limit, 20 MB/s by default, move about 12 GB in that time); a
+ * caller may pass its own. */
+export const transitionWaitMsDefault = 600_000;
+/** How long after a leaving node's process exited its id may stay in the
+ * ring: the claimant drops it on its next step (every 200 ms by default). */
+const leftSettleMs = 10_000;
+/** Nodes one `cluster add` starts at most: a ring holds at most
+ * limits.nodesMax, and one plan of many joins is one long transition. */
+export const addNodesMax = 32;
+/** 127.0.0.1 .. 127.0.0.254: one /24 of the loopback block is plenty for a
+ * local cluster, and keeps every address's last byte the node's number. */
+export const distinctAddressesNodesMax = 254;
+/** Metrics listen on the node's port + this (7001 -> 9001), as `tunekv
+ * node` does by default. */
+const metricsPortOffset = 2000;
+/** Ports the kernel offers that are tried on every address before giving
+ * up: another process would have to hold each of them on some 127.0.0.i. */
+const sharedPortAttemptsMax = 20;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The CLI entry point next to this file, whether run from dist or source. */
@@ -138,6 +205,83 @@ async function freePorts(host: string, count: number): Promise<number[]> {
   }
 }
 
+/** Node i's address (1-based) when every node has one of its own. */
+export function distinctAddress(i: number): string {
+  return `127.0.0.${i}`;
+}
+
+function bindTest(host: string, port: number): Promise<net.Server | undefined> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(undefined));
+    s.listen(port, host, () => resolve(s));
+  });
+}
+
+function closeAll(servers: readonly net.Server[]): Promise<void> {
+  return Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {});
+}
+
+/** One port free on every one of `hosts`, and its metrics port (port +
+ * metricsPortOffset) too: the kernel offers a candidate on the first host,
+ * then it is bind-tested on each of the others. */
+async function sharedFreePort(hosts: readonly string[]): Promise<number> {
+  for (let attempt = 0; attempt < sharedPortAttemptsMax; attempt++) {
+    const [candidate] = await freePorts(hosts[0]!, 1);
+    const port = candidate!;
+    if (port + metricsPortOffset > 65_535) continue;
+    const held: net.Server[] = [];
+    let free = true;
+    // Every listener stays open until the whole set is tested, so a port
+    // that is free on each address one at a time is free on all at once.
+    for (const host of hosts) {
+      for (const p of [port, port + metricsPortOffset]) {
+        const s = free ? await bindTest(host, p) : undefined;
+        if (s) held.push(s); else free = false;
+      }
+    }
+    await closeAll(held);
+    if (free) return port;
+  }
+  throw new TuneKvError('UNAVAILABLE', `no port was free on all of ${hosts[0]} .. ${hosts[hosts.length - 1]} after ${sharedPortAttemptsMax} tries`);
+}
+
+/** The nodes of a new cluster: their addresses, ports and files. */
+async function layOut(opts: StartOptions, dir: string): Promise<ClusterNode[]> {
+  const count = opts.nodes ?? startNodesDefault;
+  const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const files = (id: string): { dataDir: string; logFile: string } => ({ dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`) });
+  if (opts.distinctAddresses === true) {
+    const hosts = ids.map((_, i) => distinctAddress(i + 1));
+    const port = opts.basePort === 0 ? await sharedFreePort(hosts) : opts.basePort;
+    return ids.map((id, i) => ({ id, host: hosts[i]!, port, metricsPort: port + metricsPortOffset, ...files(id), pid: null }));
+  }
+  const picked = opts.basePort === 0 ? await freePorts(opts.host, count * 2) : [];
+  return ids.map((id, i) => {
+    const port = opts.basePort === 0 ? picked[2 * i]! : opts.basePort + i;
+    const metricsPort = opts.basePort === 0 ? picked[2 * i + 1]! : port + metricsPortOffset;
+    return { id, host: opts.host, port, metricsPort, ...files(id), pid: null };
+  });
+}
+
+const startNodesDefault = 3;
+
+/** Options a caller got wrong, in plain words (TypeError: API misuse). */
+function checkStartOptions(opts: StartOptions): void {
+  const nodes = opts.nodes ?? startNodesDefault;
+  if (!Number.isInteger(nodes) || nodes < 1) throw new TypeError(`nodes (${nodes}) must be a positive integer`);
+  if (!Number.isInteger(opts.basePort) || opts.basePort < 0 || opts.basePort > 65_535) {
+    throw new TypeError(`base port (${opts.basePort}) must be 0 (pick free ports) or a port number`);
+  }
+  if (opts.distinctAddresses !== true) return;
+  if (nodes > distinctAddressesNodesMax) {
+    throw new TypeError(`distinct addresses give each node one of 127.0.0.1 .. 127.0.0.${distinctAddressesNodesMax}: at most ${distinctAddressesNodesMax} nodes; got ${nodes}`);
+  }
+  if (opts.basePort + metricsPortOffset > 65_535) {
+    throw new TypeError(`base port (${opts.basePort}) leaves no room for the metrics port (base port + ${metricsPortOffset})`);
+  }
+}
+
 /** The cluster's secret file: made once, mode 0600, when the cluster is
  * first started; every node gets it with --secret-file. */
 export function secretFileOf(dir: string): string {
@@ -175,10 +319,13 @@ function dialOf(d: DialAuth | AdminDial | undefined): { auth?: DialAuth; tls?: C
   return 'kind' in d ? { auth: d } : { auth: d.auth, ...(d.tls ? { tls: d.tls } : {}) };
 }
 
-function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[], dir: string): string[] {
+/** A node's `tunekv node` command line. `seeds`: see spawnNode; a node
+ * started on standby (by add) has none and waits for its join. */
+function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[] | 'standby', dir: string): string[] {
   const args = [cliEntry, 'node', '--id', node.id, '--listen', `${node.host}:${node.port}`, '--data', node.dataDir,
     '--n', String(c.n), '--q', String(c.q), '--secret-file', secretFileOf(dir)];
-  if (seeds.length > 0) args.push('--join', seeds.map((s) => `${s.host}:${s.port}`).join(','));
+  if (seeds === 'standby') args.push('--standby');
+  else if (seeds.length > 0) args.push('--join', seeds.map((s) => `${s.host}:${s.port}`).join(','));
   if (c.fsync) args.push('--fsync');
   if (node.metricsPort !== undefined) args.push('--metrics', `${node.host}:${node.metricsPort}`);
   args.push(...(c.nodeArgs ?? []));
@@ -187,8 +334,9 @@ function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode
 
 /** Starts one node process. `seeds` are the nodes it may join through: at
  * first start the nodes started before it (so n1 founds the ring), at a
- * restart every other node (it normally reloads its ring and needs none). */
-function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[], detach: boolean,
+ * restart every other active node (it normally reloads its ring and needs
+ * none); `standby` for a node that add joins. */
+function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[] | 'standby', detach: boolean,
   log: (l: string) => void): ChildProcess {
   fs.mkdirSync(node.dataDir, { recursive: true });
   if (detach) {
@@ -240,6 +388,7 @@ export interface StartedCluster {
 
 export async function startCluster(opts: StartOptions): Promise<StartedCluster> {
   const log = opts.log ?? ((l: string) => console.log(l));
+  checkStartOptions(opts);
   const dir = path.resolve(opts.dir);
   fs.mkdirSync(dir, { recursive: true });
   let c = readCluster(dir);
@@ -251,16 +400,17 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
     if (c.nodes.length !== opts.nodes) {
       throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a ${c.nodes.length}-node cluster; use another --dir for ${opts.nodes} nodes`);
     }
-  } else {
-    const nodes: ClusterNode[] = [];
-    const picked = opts.basePort === 0 ? await freePorts(opts.host, opts.nodes * 2) : [];
-    for (let i = 0; i < opts.nodes; i++) {
-      const id = `n${i + 1}`;
-      const port = opts.basePort === 0 ? picked[2 * i]! : opts.basePort + i;
-      const metricsPort = opts.basePort === 0 ? picked[2 * i + 1]! : port + 2000;
-      nodes.push({ id, host: opts.host, port, metricsPort, dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`), pid: null });
+    // A restart keeps the stored addresses; asking for distinct ones for a
+    // cluster whose ring names one host's ports would silently not happen.
+    if (opts.distinctAddresses === true && c.distinctAddresses !== true) {
+      throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a cluster on one address (${c.nodes[0]?.host}); use another --dir for distinct addresses`);
     }
-    c = { format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [], nodes };
+  } else {
+    const nodes = await layOut(opts, dir);
+    c = {
+      format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [],
+      ...(opts.distinctAddresses === true ? { distinctAddresses: true } : {}), nodes,
+    };
   }
   // Faults belong to a run of the cluster, not to its data.
   c.faults = undefined;

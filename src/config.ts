@@ -80,6 +80,17 @@ export interface NodeConfig {
   readonly aaeExchangePauseMs: number;
   /** Keys anti-entropy repairs per second, at most. Default 10000. */
   readonly aaeKeysPerSecMax: number;
+  /** Ownership transfers (a join, leave, remove or replace): megabytes per
+   * second this node receives, at most, over all partitions. Default 20:
+   * a 1M-key, 100-byte-value share moves in seconds while clients keep
+   * most of the node. Changed while running with `tunekv transfer-limit`. */
+  readonly transferMBps: number;
+  /** How often a node looks for transfer work and the claimant advances a
+   * transition. Default 200 ms (transfers also start at once on a new ring). */
+  readonly transferIntervalMs: number;
+  /** Start without a ring and wait to be joined by `tunekv join` (a node
+   * started with --join stages and commits its own join instead). */
+  readonly standby: boolean;
   /** A tombstone is reaped no sooner than this after it was written, and
    * only once every primary holds it and no node holds hints. Default
    * 90000 ms: longer than any request may run (requestTimeoutMaxMs), so no
@@ -123,6 +134,9 @@ export const defaultConfig = {
   aaeIntervalMs: 10_000,
   aaeExchangePauseMs: 20,
   aaeKeysPerSecMax: 10_000,
+  transferMBps: 20,
+  transferIntervalMs: 200,
+  standby: false,
   tombstoneReapDelayMs: 90_000,
   secretFile: null,
   usersFile: null,
@@ -184,6 +198,8 @@ export function configProblem(c: NodeConfig): string | null {
     ?? positiveProblem('aaeIntervalMs', c.aaeIntervalMs)
     ?? (Number.isInteger(c.aaeExchangePauseMs) && c.aaeExchangePauseMs >= 0 ? null : 'aaeExchangePauseMs must be a non-negative integer')
     ?? positiveProblem('aaeKeysPerSecMax', c.aaeKeysPerSecMax)
+    ?? (typeof c.transferMBps === 'number' && c.transferMBps > 0 && c.transferMBps <= 100_000 ? null : `transferMBps (${c.transferMBps}) must be a number above 0 and at most 100000`)
+    ?? positiveProblem('transferIntervalMs', c.transferIntervalMs)
     ?? (c.tombstoneReapDelayMs > c.requestTimeoutMs ? null
       : `tombstoneReapDelayMs (${c.tombstoneReapDelayMs}) must exceed requestTimeoutMs (${c.requestTimeoutMs})`);
 }

@@ -142,6 +142,16 @@ export const limits = {
   partitionsMin: 8,
   /** Nodes in a ring. */
   nodesMax: 256,
+  /** Removed nodes a ring remembers (and refuses until wiped); the oldest
+   * is forgotten first. */
+  removedNodesKept: 64,
+  /** Changes staged at once before a commit. */
+  stagedChangesMax: 64,
+  /** One transfer page: at most this many keys and about this many bytes. */
+  transferPageKeysMax: 1000,
+  transferPageBytesMax: 1024 * 1024,
+  /** Transfer pages a receiving node streams at once (all partitions). */
+  transfersInFlightMax: 4,
   /** Per-request timeout a caller may ask for. */
   requestTimeoutMaxMs: 60_000,
   requestTimeoutMinMs: 1,

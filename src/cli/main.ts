@@ -9,7 +9,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import {
-  clusterStatus, heal, killNode, partition, pauseNode, restartNode, resumeNode, setLinkFaults, startCluster, stopCluster,
+  clusterStatus, heal, killNode, partition, pauseNode, readCluster, restartNode, resumeNode, setLinkFaults, startCluster, stopCluster,
 } from '../../cluster/launcher.js';
 import { connect } from '../client/client.js';
 import type { ConnectOptions, GetResult, PutResult, TuneKvClient } from '../client/client.js';
@@ -24,10 +24,12 @@ import { runBench } from '../../bench/bench.js';
 import type { BenchOptions } from '../../bench/bench.js';
 
 const usage = `usage:
-  tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,...] [--n 3] [--q 64] [--fsync] [--lww] [--metrics HOST:PORT|off]
+  tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,... | --standby] [--n 3] [--q 64] [--fsync] [--lww] [--metrics HOST:PORT|off]
+              [--transfer-mbps 20]
               [--secret-file FILE] [--users-file FILE] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
   tunekv users add NAME --role read|write|admin [--password-file FILE] [--file USERS_FILE]
   tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
+                       [--distinct-addresses]          (node i on 127.0.0.i, all on the base port)
   tunekv cluster stop|status [--dir DIR] [--json]
   tunekv cluster kill|restart|pause|resume NODE [--dir DIR]
   tunekv cluster partition NODES NODES... | heal [--dir DIR]          (NODES: n1,n2)
@@ -36,6 +38,9 @@ const usage = `usage:
   tunekv put KEY VALUE [--consistency L] [--w W] [--context CTX] [--lww] [--host HOST:PORT] [--json]
   tunekv del KEY [--context CTX] [--consistency L] [--w W] [--host HOST:PORT] [--json]
   tunekv status [--host HOST:PORT] [--json]
+  tunekv join HOST:PORT | leave NODE | remove NODE | replace NODE HOST:PORT   (stage a change; admin) [--host H:P] [--json]
+  tunekv plan | commit [--host HOST:PORT] [--json]                           (see, then apply, what is staged)
+  tunekv transfer-limit MBPS [--host HOST:PORT]                              (every member's transfer limit, or one node's)
 client flags (get, put, del, status): [--user U --password-file F] [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]
   or TUNEKV_USER, TUNEKV_PASSWORD_FILE, TUNEKV_SECRET_FILE; status uses ./data/cluster/cluster.secret when present
   tunekv sim [--seeds N] [--from F] | [--seed S [--knobs JSON] [--trace KEY]] [--json]
@@ -107,7 +112,10 @@ function authFrom(values: Record<string, unknown>, useLocalSecret: boolean): Par
   return out;
 }
 
-const localSecret = path.join('data', 'cluster', secretFileName);
+/** Where `make cluster` (and `cluster start` without --dir) keeps its
+ * cluster, relative to the working directory. */
+const localClusterDir = path.join('data', 'cluster');
+const localSecret = path.join(localClusterDir, secretFileName);
 
 function parse(args: string[], options: Options): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
@@ -145,17 +153,35 @@ function levelOption(values: Record<string, unknown>): Consistency | undefined {
   return c;
 }
 
-/** Without --host the CLI connects through TUNEKV_HOST (or n1 of `make
- * cluster`) and routes each request to a replica of its key, failing over
- * as the library does. With --host it talks to that node only, as a client
- * stuck on one side of a partition would: that node coordinates. */
-function defaultHost(): string {
-  return process.env.TUNEKV_HOST ?? '127.0.0.1:7001';
+/** Without --host the CLI connects through TUNEKV_HOST, else through
+ * every node of the local cluster (./data/cluster/cluster.json), else
+ * 127.0.0.1:7001, and routes each request to a replica of its key, failing
+ * over as the library does. Every listed node, not only n1: any node may be
+ * down or may have left, n1 included. With --host it talks to that node
+ * only, as a client stuck on one side of a partition would: that node
+ * coordinates. */
+function defaultHosts(): string[] {
+  const env = process.env.TUNEKV_HOST;
+  if (env !== undefined && env.length > 0) return [env];
+  let local;
+  try {
+    local = readCluster(localClusterDir);
+  } catch {
+    // A torn or hand-edited file: the fixed default still works for `make cluster`.
+    local = undefined;
+  }
+  const listed = (local?.nodes ?? []).map((nd) => `${nd.host}:${nd.port}`);
+  return listed.length > 0 ? listed : ['127.0.0.1:7001'];
+}
+
+function hostsOf(values: Record<string, unknown>): string[] {
+  const host = str(values, 'host');
+  return host !== undefined ? [host] : defaultHosts();
 }
 
 async function withClient<T>(values: Record<string, unknown>, fn: (kv: TuneKvClient) => Promise<T>, useLocalSecret = false): Promise<T> {
   const kv = await connect({
-    hosts: [str(values, 'host') ?? defaultHost()], timeoutMs: intOption(values, 'timeout-ms'), ...authFrom(values, useLocalSecret),
+    hosts: hostsOf(values), timeoutMs: intOption(values, 'timeout-ms'), ...authFrom(values, useLocalSecret),
   });
   try {
     return await fn(kv);
@@ -202,7 +228,8 @@ async function cmdNode(args: string[]): Promise<void> {
     'timeout-ms': { type: 'string' }, 'gossip-ms': { type: 'string' }, 'suspect-ms': { type: 'string' },
     'down-ms': { type: 'string' }, 'handoff-ms': { type: 'string' }, 'hint-age-ms': { type: 'string' },
     'aae-interval-ms': { type: 'string' }, 'aae-keys-per-sec': { type: 'string' }, 'reap-delay-ms': { type: 'string' },
-    'handoff-keys-per-sec': { type: 'string' }, metrics: { type: 'string' },
+    'handoff-keys-per-sec': { type: 'string' }, metrics: { type: 'string' }, standby: { type: 'boolean' },
+    'transfer-mbps': { type: 'string' }, 'transfer-interval-ms': { type: 'string' },
     'secret-file': { type: 'string' }, 'users-file': { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-ca': { type: 'string' },
   });
@@ -222,6 +249,8 @@ async function cmdNode(args: string[]): Promise<void> {
       hintAgeMaxMs: intOption(values, 'hint-age-ms'), aaeIntervalMs: intOption(values, 'aae-interval-ms'),
       aaeKeysPerSecMax: intOption(values, 'aae-keys-per-sec'), tombstoneReapDelayMs: intOption(values, 'reap-delay-ms'),
       handoffKeysPerSecMax: intOption(values, 'handoff-keys-per-sec'),
+      standby: values.standby === true, transferMBps: values['transfer-mbps'] === undefined ? undefined : floatOption(values, 'transfer-mbps'),
+      transferIntervalMs: intOption(values, 'transfer-interval-ms'),
       secretFile: str(values, 'secret-file') ?? null, usersFile: str(values, 'users-file') ?? null,
       tlsCert: str(values, 'tls-cert') ?? null, tlsKey: str(values, 'tls-key') ?? null, tlsCa: str(values, 'tls-ca') ?? null,
       ...(values.metrics === undefined ? {} : { metricsListen: values.metrics === 'off' ? null : str(values, 'metrics')! }),
@@ -242,6 +271,12 @@ async function cmdNode(args: string[]): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  void running.exited.then(() => {
+    if (stopping) return;
+    stopping = true;
+    log(`${id} left the cluster and stopped`);
+    process.exit(0);
+  });
 }
 
 async function cmdCluster(args: string[]): Promise<void> {
@@ -249,7 +284,7 @@ async function cmdCluster(args: string[]): Promise<void> {
   const { values, positionals } = parse(rest, {
     nodes: { type: 'string' }, 'base-port': { type: 'string' }, dir: { type: 'string' }, n: { type: 'string' },
     q: { type: 'string' }, fsync: { type: 'boolean' }, detach: { type: 'boolean' }, host: { type: 'string' }, json: { type: 'boolean' },
-    'delay-ms': { type: 'string' }, 'jitter-ms': { type: 'string' }, loss: { type: 'string' },
+    'distinct-addresses': { type: 'boolean' }, 'delay-ms': { type: 'string' }, 'jitter-ms': { type: 'string' }, loss: { type: 'string' },
   });
   const dir = str(values, 'dir') ?? './data/cluster';
   switch (sub) {
@@ -299,11 +334,21 @@ async function cmdCluster(args: string[]): Promise<void> {
 
 async function clusterStart(values: Record<string, unknown>, dir: string): Promise<void> {
   const detach = values.detach === true;
-  const started = await startCluster({
-    dir, nodes: intOption(values, 'nodes', 3)!, basePort: intOption(values, 'base-port', 7001)!,
-    host: str(values, 'host') ?? '127.0.0.1', n: intOption(values, 'n', 3)!, q: intOption(values, 'q', 64)!,
-    fsync: values.fsync === true, detach,
-  });
+  const distinctAddresses = values['distinct-addresses'] === true;
+  if (distinctAddresses && values.host !== undefined) {
+    throw new UsageError('--distinct-addresses gives node i the address 127.0.0.i; it cannot be combined with --host');
+  }
+  let started;
+  try {
+    started = await startCluster({
+      dir, nodes: intOption(values, 'nodes', 3)!, basePort: intOption(values, 'base-port', 7001)!,
+      host: str(values, 'host') ?? '127.0.0.1', distinctAddresses, n: intOption(values, 'n', 3)!, q: intOption(values, 'q', 64)!,
+      fsync: values.fsync === true, detach,
+    });
+  } catch (err) {
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw err;
+  }
   const addrs = started.cluster.nodes.map((nd) => `${nd.id}=${nd.host}:${nd.port}`).join(' ');
   console.log(`cluster ready: ${addrs} (n=${started.cluster.n}, q=${started.cluster.q}, data in ${dir})`);
   if (detach) {
@@ -364,9 +409,24 @@ async function cmdDel(args: string[]): Promise<void> {
   printPut(res, values.json === true);
 }
 
+/** The status of the first of `hosts` that answers: a node that is down
+ * (or gone) is skipped, any other refusal is the answer. */
+async function firstStatus(kv: TuneKvClient, hosts: readonly string[]): Promise<Record<string, unknown>> {
+  let last: TuneKvError | undefined;
+  for (const host of hosts) {
+    try {
+      return await kv.status(host);
+    } catch (err) {
+      if (!(err instanceof TuneKvError) || err.code !== 'UNAVAILABLE') throw err;
+      last = err;
+    }
+  }
+  throw new TuneKvError('UNAVAILABLE', `no node answered (tried ${hosts.join(', ')}): ${last?.message ?? ''}`, { tried: [...hosts] });
+}
+
 async function cmdStatus(args: string[]): Promise<void> {
   const { values } = parse(args, { host: { type: 'string' }, json: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, ...authOptions() });
-  const st = await withClient(values, (kv) => kv.status(str(values, 'host') ?? defaultHost()), true);
+  const st = await withClient(values, (kv) => firstStatus(kv, hostsOf(values)), true);
   if (values.json) { console.log(JSON.stringify(st)); return; }
   const ring = st.ring as { version: number; n: number; q: number; members: { id: string; addr: string; claimed: number; replicates: number }[] } | null;
   console.log(`node ${String(st.nodeId)} at ${String(st.addr)}, up ${Math.round(Number(st.uptimeMs) / 1000)} s`);
@@ -396,6 +456,70 @@ async function cmdStatus(args: string[]): Promise<void> {
       + `${m.url ? ` (${m.url})` : ''}`);
   }
   console.log(`stats: ${JSON.stringify(st.stats)}`);
+}
+
+/** Ring changes: stage, plan, commit (admin: the cluster secret or an admin user). */
+async function cmdChange(cmd: string, args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { host: { type: 'string' }, json: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, ...authOptions() });
+  const host = str(values, 'host');
+  const need = (n: number, what: string): void => {
+    if (positionals.length !== n) throw new UsageError(`${cmd} needs ${what}`);
+  };
+  const out = await withClient(values, async (kv) => {
+    switch (cmd) {
+      case 'join': need(1, 'the new node\'s HOST:PORT (started with --standby)'); return kv.stage({ op: 'join', addr: positionals[0]! }, host);
+      case 'leave': need(1, 'a node id'); return kv.stage({ op: 'leave', id: positionals[0]! }, host);
+      case 'remove': need(1, 'a node id'); return kv.stage({ op: 'remove', id: positionals[0]! }, host);
+      case 'replace': need(2, 'the node id to replace and the new node\'s HOST:PORT'); return kv.stage({ op: 'replace', id: positionals[0]!, addr: positionals[1]! }, host);
+      case 'plan': need(0, 'no arguments'); return kv.plan(host);
+      case 'commit': need(0, 'no arguments'); return kv.commit(host);
+      default: {
+        need(1, 'a number of MB/s');
+        const mbps = Number(positionals[0]);
+        if (!(mbps > 0)) throw new UsageError(`transfer-limit needs a positive number of MB/s; got ${positionals[0]}`);
+        const targets = host !== undefined ? [host] : await ringAddrs(kv);
+        const done: string[] = [];
+        for (const h of targets) { await kv.setTransferLimit(mbps, h); done.push(h); }
+        return { mbps, nodes: done };
+      }
+    }
+  }, true);
+  if (values.json) { console.log(JSON.stringify(out)); return; }
+  if (cmd === 'plan') { printPlan(out); return; }
+  if (cmd === 'commit') {
+    console.log(out.queued ? `committed; queued behind the transition in progress` : `committed: plan ${String(out.plan)}, ring v${String(out.ringVersion)}; transfers run now (see tunekv status)`);
+    return;
+  }
+  if (cmd === 'transfer-limit') { console.log(`transfer limit ${String(out.mbps)} MB/s on ${(out.nodes as string[]).join(', ')}`); return; }
+  const staged = (out.staged ?? []) as Record<string, unknown>[];
+  console.log(`staged (${staged.length}): ${staged.map(describeStaged).join('; ')}\nreview with: tunekv plan; apply with: tunekv commit`);
+}
+
+async function ringAddrs(kv: TuneKvClient): Promise<string[]> {
+  const st = await kv.status();
+  const ring = st.ring as { members: { addr: string }[] } | null;
+  return ring ? ring.members.map((m) => m.addr) : [];
+}
+
+function describeStaged(c: Record<string, unknown>): string {
+  if (c.op === 'join') return `join ${String(c.id)} at ${String(c.addr)}`;
+  if (c.op === 'replace') return `replace ${String(c.id)} with ${String(c.newId)} at ${String(c.addr)}`;
+  return `${String(c.op)} ${String(c.id)}`;
+}
+
+function printPlan(out: Record<string, unknown>): void {
+  console.log(`claimant ${String(out.claimant)}, ring v${String(out.ringVersion)}`);
+  const staged = (out.staged ?? []) as Record<string, unknown>[];
+  console.log(staged.length === 0 ? 'nothing staged' : `staged: ${staged.map(describeStaged).join('; ')}`);
+  const plan = out.plan as { members: { id: string; state: string; partitionsBefore: number; partitionsAfter: number }[]; moves: { partition: number; from: string[]; to: string[] }[] } | null;
+  if (plan) {
+    for (const m of plan.members) console.log(`  ${m.id.padEnd(8)} ${m.state.padEnd(8)} owns ${m.partitionsBefore} -> ${m.partitionsAfter} partitions`);
+    console.log(`  ${plan.moves.length} partitions change replicas; e.g. ${plan.moves.slice(0, 4).map((x) => `p${x.partition}: +${x.to.join('+') || '-'} -${x.from.join('-') || '-'}`).join(', ')}`);
+  }
+  const tr = out.transition as { plan: number; phases: Record<string, number> } | null;
+  if (tr) console.log(`transition of plan ${tr.plan} in progress: ${Object.entries(tr.phases).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  const queued = (out.queued ?? []) as unknown[];
+  if (queued.length > 0) console.log(`${queued.length} committed plan(s) queued`);
 }
 
 function listOption(values: Record<string, unknown>, name: string): string[] | undefined {
@@ -501,6 +625,14 @@ async function main(argv: string[]): Promise<void> {
     case 'put': return cmdPut(rest);
     case 'del': return cmdDel(rest);
     case 'status': return cmdStatus(rest);
+    case 'join':
+    case 'leave':
+    case 'remove':
+    case 'replace':
+    case 'plan':
+    case 'commit':
+    case 'transfer-limit':
+      return cmdChange(cmd, rest);
     case 'users': return cmdUsers(rest);
     case 'sim': return cmdSim(rest);
     case 'bench': return cmdBench(rest);

@@ -84,7 +84,7 @@ export type DeleteOptions = Omit<PutOptions, 'lww'>;
 
 export interface ReplicaInfo {
   readonly node: string;
-  readonly role: 'primary' | 'fallback';
+  readonly role: 'primary' | 'fallback' | 'pending';
   readonly outcome: 'ok' | 'notfound' | 'failed' | 'pending';
   /** Its copy differed from the merged result (reads). */
   readonly stale?: boolean;
@@ -303,6 +303,33 @@ export class TuneKvClient {
   /** The status of one node (the first reachable seed by default). */
   async status(host?: string): Promise<Record<string, unknown>> {
     return await this.send(MsgType.STATUS, {}, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  }
+
+  // ---- changing the cluster (admin role) ----
+
+  /** Stages a change on the claimant (through `host` or any node): `join`
+   * and `replace` name the new node by its address (it must be running,
+   * started with --standby); `leave`, `remove` and `replace` name a member
+   * by id. Nothing moves until commit(). */
+  async stage(change: { op: 'join'; addr: string } | { op: 'leave' | 'remove'; id: string } | { op: 'replace'; id: string; addr: string },
+    host?: string): Promise<Record<string, unknown>> {
+    return await this.send(MsgType.CLUSTER_STAGE, change, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  }
+
+  /** What the staged changes would move, what is queued, and the progress
+   * of the transition in progress. */
+  async plan(host?: string): Promise<Record<string, unknown>> {
+    return await this.send(MsgType.CLUSTER_PLAN, {}, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  }
+
+  /** Commits the staged changes: a transition starts (or is queued). */
+  async commit(host?: string): Promise<Record<string, unknown>> {
+    return await this.send(MsgType.CLUSTER_COMMIT, {}, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  }
+
+  /** Sets one node's transfer limit in MB/s (while it runs). */
+  async setTransferLimit(mbps: number, host: string): Promise<Record<string, unknown>> {
+    return await this.send(MsgType.TRANSFER_LIMIT, { mbps }, undefined, this.timeoutMs, host) as Record<string, unknown>;
   }
 
   async close(): Promise<void> {

@@ -52,6 +52,24 @@ export const MsgType = {
   AAE_KEYS_REPLY: 47,
   /** Set this node's fault layer (partitions, delay, loss). */
   ADMIN_FAULTS: 50,
+  // changing the cluster's shape (core/ring/transition.ts, server/transfers.ts)
+  /** A node's id, incarnation and ring version (asked before staging its join). */
+  NODE_INFO: 52,
+  NODE_INFO_REPLY: 53,
+  /** One page of a partition, streamed to a transfer's receiver. */
+  XFER_PAGE: 54,
+  XFER_PAGE_REPLY: 55,
+  /** A receiver tells the claimant a partition is streamed or caught up. */
+  XFER_REPORT: 56,
+  /** An exiting node handed everything off: the claimant drops it. */
+  EXIT_DONE: 58,
+  /** Admin: stage a join, leave, remove or replace; see the plan; commit it. */
+  CLUSTER_STAGE: 60,
+  CLUSTER_PLAN: 62,
+  CLUSTER_PLAN_REPLY: 63,
+  CLUSTER_COMMIT: 64,
+  /** Admin: this node's transfer limit in MB/s. */
+  TRANSFER_LIMIT: 66,
 } as const;
 
 export type MsgTypeName = keyof typeof MsgType;
@@ -69,6 +87,8 @@ export const requestTypes: ReadonlySet<number> = new Set([
   MsgType.HELLO, MsgType.AUTH, MsgType.GET, MsgType.PUT, MsgType.DELETE, MsgType.STATUS, MsgType.RING_GET,
   MsgType.REPLICA_READ, MsgType.REPLICA_WRITE, MsgType.JOIN, MsgType.RING_PUSH, MsgType.PING,
   MsgType.GOSSIP, MsgType.REPLICA_REAP, MsgType.AAE_SEGMENTS, MsgType.AAE_KEYS, MsgType.ADMIN_FAULTS,
+  MsgType.NODE_INFO, MsgType.XFER_PAGE, MsgType.XFER_REPORT, MsgType.EXIT_DONE, MsgType.CLUSTER_STAGE,
+  MsgType.CLUSTER_PLAN, MsgType.CLUSTER_COMMIT, MsgType.TRANSFER_LIMIT,
 ]);
 
 // ---- bodies (as they travel; values are msgpack types) ----

@@ -24,7 +24,7 @@ import { mergeAll, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { SegmentHashes, differingSegments, elementHash } from '../core/antientropy/segments.js';
 import { keyHash } from '../core/ring/hash.js';
-import { preferenceList } from '../core/ring/ring.js';
+import { readPreference } from '../core/ring/transition.js';
 import type { Ring } from '../core/ring/ring.js';
 import { invalid } from '../errors.js';
 import { limits } from '../limits.js';
@@ -108,7 +108,7 @@ export class AntiEntropy {
   private ledPartitions(ring: Ring): number[] {
     const out: number[] = [];
     for (let p = 0; p < ring.q; p++) {
-      const lead = preferenceList(ring, p).primaries.find((id) => this.ctx.membership.isUp(id));
+      const lead = readPreference(ring, p).primaries.find((id) => this.ctx.membership.isUp(id));
       if (lead === this.ctx.id) out.push(p);
     }
     return out;
@@ -123,7 +123,7 @@ export class AntiEntropy {
       if (!ring) return;
       const before = this.stats.segmentsDiffering;
       for (const p of this.ledPartitions(ring)) {
-        for (const peer of preferenceList(ring, p).primaries) {
+        for (const peer of readPreference(ring, p).primaries) {
           if (peer === this.ctx.id || !this.ctx.membership.isUp(peer)) continue;
           await this.exchange(ring, p, peer);
           if (this.ctx.config.aaeExchangePauseMs > 0) await pause(this.ctx.config.aaeExchangePauseMs);
@@ -137,32 +137,29 @@ export class AntiEntropy {
     }
   }
 
-  /** Compares partition p with `peer` and repairs what differs. */
+  /** Compares partition p with `peer` and repairs what differs; a peer
+   * that fails mid-exchange ends it quietly (the next round starts over). */
   async exchange(ring: Ring, p: number, peer: string): Promise<number> {
+    return this.exchangeStrict(ring, p, peer).catch(() => 0);
+  }
+
+  /** The same, but a failure throws: a transfer's catch-up must know. */
+  async exchangeStrict(ring: Ring, p: number, peer: string): Promise<number> {
     this.stats.exchanges++;
-    let theirs: Uint8Array;
-    try {
-      const r = await this.ctx.ask(peer, MsgType.AAE_SEGMENTS, { partition: p, q: ring.q });
-      theirs = (r.body as { segments: Uint8Array }).segments;
-    } catch {
-      return 0;
-    }
+    const r = await this.ctx.ask(peer, MsgType.AAE_SEGMENTS, { partition: p, q: ring.q });
+    const theirs = (r.body as { segments: Uint8Array }).segments;
+    if (!(theirs instanceof Uint8Array)) throw new Error(`${peer} sent no segment hashes`);
     const differing = differingSegments(p, ring.q, this.hashes.partitionBytes(p, ring.q), theirs)
       .slice(0, limits.aaeSegmentsPerExchangeMax);
     this.stats.segmentsDiffering += differing.length;
-    try {
-      const keys = (await mapLimit(differing, aaeConcurrency, (seg) => this.differingKeys(seg, peer))).flat();
-      const repaired = await mapLimit(keys, aaeConcurrency, async (key) => {
-        await this.throttle();
-        return this.repairKey(key, peer);
-      });
-      const count = repaired.filter((x) => x).length;
-      this.stats.keysRepaired += count;
-      return count;
-    } catch {
-      // The peer went away mid-exchange; the next round starts over.
-      return 0;
-    }
+    const keys = (await mapLimit(differing, aaeConcurrency, (seg) => this.differingKeys(seg, peer))).flat();
+    const repaired = await mapLimit(keys, aaeConcurrency, async (key) => {
+      await this.throttle();
+      return this.repairKey(key, peer);
+    });
+    const count = repaired.filter((x) => x).length;
+    this.stats.keysRepaired += count;
+    return count;
   }
 
   /** Waits for a token: at most aaeKeysPerSecMax repairs per second. */

@@ -1,8 +1,16 @@
 // The cluster view: this node's ring, how it changes, and gossip.
 //
 // Owns the ring value (persisted under m:ring), joining through seeds,
-// admitting joiners, pushing and pulling newer rings, and the push-pull
-// gossip rounds that feed the failure detector (core/membership).
+// pushing and pulling newer rings, the push-pull gossip rounds that feed
+// the failure detector (core/membership), and, on the claimant, ring
+// changes: staged changes, committed plans, and the steps of a transition
+// (core/ring/transition.ts), each pushed to every member and made only
+// once every live member has installed the one before.
+//
+// Staged changes and queued plans live on the claimant (in memory: a
+// claimant that restarts loses what was staged but not committed; a
+// committed plan is in the ring and survives). Every change request that
+// reaches another node is forwarded to the claimant.
 //
 // Invariants:
 //   - the ring only moves to a newer version (isNewer), and every ring that
@@ -17,8 +25,14 @@
 
 import { Membership, wireHeartbeatsProblem } from '../core/membership/membership.js';
 import type { WireHeartbeat } from '../core/membership/membership.js';
-import { claim, createRing, memberOf, ringFromWire, ringProblem } from '../core/ring/ring.js';
+import { claim, createRing, memberOf, ringFromWire, ringProblem, stateOf } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
+import {
+  advance, changeProblem, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, isRemoved, phaseNames, reportKey, summarize,
+} from '../core/ring/transition.js';
+import type { Change } from '../core/ring/transition.js';
+import { parseHostPort } from '../io/transport.js';
+import { randomBytes } from 'node:crypto';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError, invalid } from '../errors.js';
 import type { Clock } from '../io/clock.js';
@@ -29,7 +43,7 @@ import type { HelloOkBody } from '../protocol/messages.js';
 import { asRecord } from '../protocol/validate.js';
 import type { PeerReply } from './context.js';
 import type { ObjectStore } from './object-store.js';
-import { ringKey } from './keyspace.js';
+import { incKey, ringKey } from './keyspace.js';
 
 export interface ClusterViewDeps {
   readonly config: NodeConfig;
@@ -42,6 +56,13 @@ export interface ClusterViewDeps {
   hintsPending(): number;
   sleep(ms: number): Promise<void>;
   log(line: string): void;
+  /** Called after a newer ring is adopted (transfers start at once). */
+  onRing?(before: Ring | undefined, after: Ring): void;
+}
+
+
+function changeRefused(message: string): TuneKvError {
+  return new TuneKvError('CHANGE_REFUSED', message);
 }
 
 /** Ring order: higher version wins; equal versions with different content
@@ -56,6 +77,31 @@ export class ClusterView {
   private ringValue: Ring | undefined;
   private announced = false;
   readonly id: string;
+  /** This node's incarnation (m:inc), made with its data directory. */
+  inc = '';
+  // ---- the claimant's state ----
+  private staged: Change[] = [];
+  private readonly queued: Change[][] = [];
+  private readonly reports = new Set<string>();
+  private readonly exitDone = new Set<string>();
+  /** The newest ring version every live member acknowledged. */
+  private installedVersion = 0;
+  private stepping = false;
+  /** The ring version each member last acknowledged from us. */
+  private readonly pushed = new Map<string, number>();
+
+  /** Members that missed the current ring (down or cut off when it was
+   * pushed) get it again on every tick until they take it: a node on
+   * standby does not gossip, so a push is how it learns. */
+  private repush(ring: Ring): void {
+    for (const m of ring.members) {
+      if (m.id === this.id || (this.pushed.get(m.id) ?? 0) >= ring.version) continue;
+      this.d.ask(m.id, MsgType.RING_PUSH, { ring }, this.d.config.requestTimeoutMs)
+        .then(() => { this.pushed.set(m.id, Math.max(this.pushed.get(m.id) ?? 0, ring.version)); }, () => {});
+    }
+  }
+  /** Ring changes this node made as claimant, and pushes that missed a member. */
+  readonly changeStats = { steps: 0, plansCommitted: 0, pushesMissed: 0 };
 
   constructor(private readonly d: ClusterViewDeps) {
     this.id = d.config.id;
@@ -88,14 +134,23 @@ export class ClusterView {
   /** Loads the stored ring, or founds one (no ring and no seeds). A stored
    * ring that does not validate stops the start: it is this node's own
    * file, and guessing a ring could route writes to the wrong nodes. */
-  async load(stored: Uint8Array | undefined): Promise<void> {
+  async load(stored: Uint8Array | undefined, storedInc: Uint8Array | undefined): Promise<void> {
+    if (storedInc) {
+      this.inc = Buffer.from(storedInc).toString('utf8');
+    } else {
+      this.inc = randomBytes(8).toString('hex');
+      await this.d.store.writeRaw({ key: incKey, value: Buffer.from(this.inc) });
+    }
     if (stored) this.setRing(ringFromWire(unpack(stored), 'stored ring'));
-    const self = { id: this.id, addr: this.d.config.listen };
-    if (!this.ringValue && this.d.config.join.length === 0) {
+    const self = { id: this.id, addr: this.d.config.listen, inc: this.inc };
+    if (!this.ringValue && this.d.config.standby) {
+      this.d.log(`${this.id} waits to be joined (standby): tunekv join ${this.d.config.listen} --host ANY_MEMBER, then tunekv commit`);
+    } else if (!this.ringValue && this.d.config.join.length === 0) {
       await this.adoptRing(createRing(this.d.config.q, this.d.config.n, self));
-    } else if (this.ringValue && this.d.config.join.length === 0) {
+    } else if (this.ringValue && this.d.config.join.length === 0 && memberOf(this.ringValue, this.id)) {
       // Restarted on another address: claim() only updates our address.
-      await this.adoptRing(claim(this.ringValue, self));
+      const me = memberOf(this.ringValue, this.id)!;
+      if (me.addr !== self.addr) await this.adoptRing(claim(this.ringValue, { ...me, addr: self.addr }));
     }
   }
 
@@ -124,7 +179,7 @@ export class ClusterView {
 
   private askSeed(seed: string): Promise<string | null> {
     return new Promise((resolve) => {
-      this.d.transport.requestAddr(seed, MsgType.JOIN, { id: this.id, addr: this.d.config.listen }, this.d.config.requestTimeoutMs,
+      this.d.transport.requestAddr(seed, MsgType.JOIN, { id: this.id, addr: this.d.config.listen, inc: this.inc }, this.d.config.requestTimeoutMs,
         (err, _type, body) => {
           if (err) {
             const hint = err.code === 'UNAUTHORIZED' ? ' (every node of a cluster needs the same --secret-file)' : '';
@@ -138,7 +193,11 @@ export class ClusterView {
             resolve(`${seed}: ${(e as Error).message}`);
             return;
           }
-          this.adoptRing(ring).then(() => resolve(null), (e: Error) => resolve(e.message));
+          // A join queued behind another transition: ask again until the
+          // ring names us.
+          const me = memberOf(ring, this.id);
+          this.adoptRing(ring).then(() => resolve(me && me.addr === this.d.config.listen ? null : `${seed}: the join is queued behind a transition in progress`),
+            (e: Error) => resolve(e.message));
         });
     });
   }
@@ -169,10 +228,30 @@ export class ClusterView {
     if (mine && !isNewer(ring, mine)) return false;
     this.setRing(ring);
     await this.d.store.writeRaw({ key: ringKey, value: pack(ring) });
-    if (!mine || mine.members.length !== ring.members.length) {
-      this.d.log(`ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}`).join(', ')}`);
+    if (!mine || mine.members.length !== ring.members.length || mine.plan !== ring.plan || inTransition(mine) !== inTransition(ring)) {
+      this.d.log(`${this.id} ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}(${stateOf(m)})`).join(', ')}${inTransition(ring) ? ` [plan ${ring.plan} in transition]` : ''}`);
     }
+    this.d.onRing?.(mine, ring);
     return true;
+  }
+
+  /** Pushes `ring` to every other member; true when every member the
+   * detector sees up (and every one not exiting) stored it. */
+  private async pushAwait(ring: Ring): Promise<boolean> {
+    const peers = ring.members.filter((m) => m.id !== this.id);
+    const results = await Promise.all(peers.map(async (m) => {
+      try {
+        await this.d.ask(m.id, MsgType.RING_PUSH, { ring }, this.d.config.requestTimeoutMs);
+        this.pushed.set(m.id, ring.version);
+        return true;
+      } catch {
+        // Down members learn the ring when they return (handshake, gossip);
+        // a live one that missed it holds the step back.
+        return !this.d.membership.isUp(m.id) || stateOf(m) === 'exiting';
+      }
+    }));
+    if (results.includes(false)) this.changeStats.pushesMissed++;
+    return !results.includes(false);
   }
 
   private pushRing(ring: Ring): void {
@@ -198,6 +277,23 @@ export class ClusterView {
     });
   }
 
+  /** Fetches `peer`'s ring and adopts it if newer; resolves either way. */
+  refreshFrom(peer: string): Promise<void> {
+    const addr = this.addrOf(peer);
+    if (!addr) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.d.transport.requestAddr(addr, MsgType.RING_GET, {}, this.d.config.requestTimeoutMs, (err, _t, body) => {
+        if (err) return resolve();
+        try {
+          const ring = ringFromWire((body as { ring?: unknown } | null)?.ring);
+          this.adoptRing(ring).then(() => resolve(), () => resolve());
+        } catch {
+          resolve();
+        }
+      });
+    });
+  }
+
   /** A proven peer says its ring is newer: pull from its address in ours. */
   peerRingVersion(peer: string, version: unknown): void {
     if (typeof version !== 'number' || version <= (this.ringValue?.version ?? 0)) return;
@@ -207,32 +303,290 @@ export class ClusterView {
 
   // ---- requests from peers ----
 
+  /** `tunekv node --join`: the joiner asks a seed; the seed forwards to
+   * the claimant, which stages and commits the join (or queues it behind a
+   * transition in progress) and answers with its ring. A member that
+   * restarted on a new address only updates it. */
   onJoin(body: unknown, respond: Responder): void {
     const b = asRecord(body, 'JOIN');
     if (typeof b.id !== 'string' || typeof b.addr !== 'string') throw invalid('JOIN needs id and addr');
+    if (b.inc !== undefined && (typeof b.inc !== 'string' || !/^[0-9a-f]{1,32}$/.test(b.inc))) throw invalid('JOIN inc must be hex');
     const ring = this.requireRing();
-    let next: Ring;
-    try {
-      next = claim(ring, { id: b.id, addr: b.addr });
-    } catch (err) {
-      throw invalid((err as Error).message);
+    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
+    if (lead !== this.id) {
+      this.relay(lead, MsgType.JOIN, body, respond);
+      return;
     }
-    const problem = ringProblem(next);
-    if (problem) throw invalid(`JOIN refused: ${problem}`);
-    if (next !== ring) {
-      // Adopt synchronously so a concurrent JOIN claims on top of this one.
-      this.setRing(next);
-      this.d.store.writeRaw({ key: ringKey, value: pack(next) }).catch((e: Error) => this.d.log(`ring not stored: ${e.message}`));
-      this.d.log(`${b.id} joined at ${b.addr}: ring v${next.version}`);
-      this.pushRing(next);
+    const existing = memberOf(ring, b.id);
+    if (existing) {
+      if (existing.addr !== b.addr) {
+        let next: Ring;
+        try {
+          next = claim(ring, { ...existing, addr: b.addr });
+        } catch (err) {
+          throw invalid((err as Error).message);
+        }
+        const problem = ringProblem(next);
+        if (problem) throw invalid(`JOIN refused: ${problem}`);
+        this.setRing(next);
+        this.d.store.writeRaw({ key: ringKey, value: pack(next) }).catch((e: Error) => this.d.log(`ring not stored: ${e.message}`));
+        this.d.log(`${b.id} moved to ${b.addr}: ring v${next.version}`);
+        this.pushRing(next);
+        respond(MsgType.RING_REPLY, { ring: next });
+        return;
+      }
+      respond(MsgType.RING_REPLY, { ring });
+      return;
     }
-    respond(MsgType.RING_REPLY, { ring: next });
+    const change: Change = { op: 'join', id: b.id, addr: b.addr, ...(typeof b.inc === 'string' ? { inc: b.inc } : {}) };
+    if (this.queued.some((plan) => plan.some((c) => c.op === 'join' && c.id === change.id))) {
+      respond(MsgType.RING_REPLY, { ring, queued: true });
+      return;
+    }
+    const problem = changeProblem(ring, [], change);
+    if (problem) throw changeRefused(`JOIN refused: ${problem}`);
+    this.requireMajority(ring);
+    this.commit([change]).then((r) => respond(MsgType.RING_REPLY, { ring: r.ring, queued: r.queued }),
+      (err: Error) => respond(MsgType.ERROR, { code: err instanceof TuneKvError ? err.code : 'INTERNAL', message: err.message }));
   }
 
+  /** Hands a change request to the claimant and relays its answer. */
+  private relay(lead: string, type: number, body: unknown, respond: Responder): void {
+    this.d.ask(lead, type, body, this.d.config.requestTimeoutMs).then((r) => respond(r.type, r.body), (err: TuneKvError) => {
+      const e = err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT'
+        ? new TuneKvError('UNAVAILABLE', `the claimant ${lead} (which makes ring changes) is unreachable: ${err.message}; changes wait for it`)
+        : err;
+      respond(MsgType.ERROR, { code: e.code, message: e.message, details: e.details });
+    });
+  }
+
+  private planId(): number {
+    return 1 + Math.floor(this.d.random() * 2 ** 40);
+  }
+
+  /** Refuses a change while this node cannot see a majority of members. */
+  private requireMajority(ring: Ring): void {
+    if (!seesMajority(ring, (id) => this.d.membership.isUp(id))) {
+      throw new TuneKvError('UNAVAILABLE', `${this.id} sees fewer than a majority of the ${ring.members.length} members up: ring changes wait until it does`);
+    }
+  }
+
+  /** Commits a plan now, or queues it behind the transition in progress. */
+  private async commit(changes: Change[]): Promise<{ ring: Ring; queued: boolean }> {
+    const ring = this.requireRing();
+    this.requireMajority(ring);
+    if (inTransition(ring) || this.queued.length > 0) {
+      this.queued.push(changes);
+      this.d.log(`${this.id} queued plan (${describeChanges(changes)}) behind plan ${ring.plan}`);
+      return { ring, queued: true };
+    }
+    const next = commitPlan(ring, changes, this.planId());
+    await this.adoptRing(next);
+    this.changeStats.plansCommitted++;
+    this.d.log(`${this.id} committed plan ${next.plan}: ${describeChanges(changes)}`);
+    this.installedVersion = 0;
+    void this.step();
+    return { ring: next, queued: false };
+  }
+
+  // ---- change requests (admin, or forwarded by a peer) ----
+
+  onChange(type: number, body: unknown, respond: Responder, peer: string | undefined): void {
+    switch (type) {
+      case MsgType.CLUSTER_STAGE: return this.onStage(body, respond);
+      case MsgType.CLUSTER_PLAN: return this.onPlan(respond);
+      case MsgType.CLUSTER_COMMIT: return this.onCommit(respond);
+      case MsgType.XFER_REPORT: return this.onReport(body, respond, peer);
+      case MsgType.EXIT_DONE: return this.onExitDone(body, respond, peer);
+      case MsgType.NODE_INFO: return respond(MsgType.NODE_INFO_REPLY, { id: this.id, inc: this.inc, ringVersion: this.ringValue?.version ?? 0, members: this.ringValue?.members.length ?? 0 });
+      default: throw invalid(`message type ${type} is not a ring change`);
+    }
+  }
+
+  private onStage(body: unknown, respond: Responder): void {
+    const b = asRecord(body, 'CLUSTER_STAGE');
+    const ring = this.requireRing();
+    const op = b.op;
+    if (op !== 'join' && op !== 'leave' && op !== 'remove' && op !== 'replace') throw invalid('op must be join, leave, remove or replace');
+    // A join or replace names the new node by address: ask it who it is.
+    const needsInfo = (op === 'join' || op === 'replace') && typeof b.newId !== 'string';
+    if (needsInfo) {
+      if (typeof b.addr !== 'string' || parseHostPort(b.addr) === null) throw invalid(`${op} needs the new node's addr as host:port`);
+      this.nodeInfo(b.addr).then((info) => {
+        try {
+          this.onStage({ ...b, newId: info.id, inc: info.inc }, respond);
+        } catch (err) {
+          const e = err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', (err as Error).message);
+          respond(MsgType.ERROR, { code: e.code, message: e.message, details: e.details });
+        }
+      }, (err: TuneKvError) => respond(MsgType.ERROR, { code: 'UNAVAILABLE', message: `cannot reach ${String(b.addr)} to learn its id: ${err.message}` }));
+      return;
+    }
+    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
+    if (lead !== this.id) {
+      this.relay(lead, MsgType.CLUSTER_STAGE, body, respond);
+      return;
+    }
+    const inc = typeof b.inc === 'string' ? b.inc : undefined;
+    let change: Change;
+    if (op === 'join') change = { op, id: String(b.newId), addr: String(b.addr), ...(inc ? { inc } : {}) };
+    else if (op === 'replace') {
+      if (typeof b.id !== 'string') throw invalid('replace needs the id of the node to replace');
+      change = { op, id: b.id, with: { id: String(b.newId), addr: String(b.addr), ...(inc ? { inc } : {}) } };
+    } else {
+      if (typeof b.id !== 'string') throw invalid(`${op} needs a node id`);
+      change = { op, id: b.id };
+    }
+    // Staging the same change again (a retry) is a no-op.
+    if (this.staged.some((c) => JSON.stringify(c) === JSON.stringify(change))) {
+      respond(MsgType.OK, { staged: this.staged.map(changeToWire) });
+      return;
+    }
+    const problem = changeProblem(ring, this.staged, change);
+    if (problem) throw changeRefused(problem);
+    this.staged.push(change);
+    this.d.log(`${this.id} staged: ${describeChanges([change])}`);
+    respond(MsgType.OK, { staged: this.staged.map(changeToWire) });
+  }
+
+  private nodeInfo(addr: string): Promise<{ id: string; inc: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      this.d.transport.requestAddr(addr, MsgType.NODE_INFO, {}, this.d.config.requestTimeoutMs, (err, _t, body) => {
+        if (err) return reject(err);
+        const r = (body ?? {}) as { id?: unknown; inc?: unknown; members?: unknown };
+        if (typeof r.id !== 'string') return reject(new TuneKvError('PROTOCOL_ERROR', 'NODE_INFO reply without an id'));
+        if (typeof r.members === 'number' && r.members > 1 && !(this.ringValue && memberOf(this.ringValue, r.id))) {
+          return reject(changeRefused(`${addr} (${r.id}) already belongs to a cluster of ${r.members} nodes`));
+        }
+        resolve({ id: r.id, inc: typeof r.inc === 'string' ? r.inc : undefined });
+      });
+    });
+  }
+
+  private onPlan(respond: Responder): void {
+    const ring = this.requireRing();
+    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
+    if (lead !== this.id) {
+      this.relay(lead, MsgType.CLUSTER_PLAN, {}, respond);
+      return;
+    }
+    let plan: unknown = null;
+    if (this.staged.length > 0 && !inTransition(ring)) plan = summarize(commitPlan(ring, this.staged, 0));
+    respond(MsgType.CLUSTER_PLAN_REPLY, {
+      claimant: this.id, ringVersion: ring.version, staged: this.staged.map(changeToWire), plan,
+      queued: this.queued.map((q) => q.map(changeToWire)), transition: transitionProgress(ring),
+    });
+  }
+
+  private onCommit(respond: Responder): void {
+    const ring = this.requireRing();
+    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
+    if (lead !== this.id) {
+      this.relay(lead, MsgType.CLUSTER_COMMIT, {}, respond);
+      return;
+    }
+    if (this.staged.length === 0) throw changeRefused('nothing is staged: stage a join, leave, remove or replace first');
+    this.requireMajority(ring);
+    const changes = this.staged;
+    this.staged = [];
+    this.commit(changes).then((r) => respond(MsgType.OK, { ringVersion: r.ring.version, plan: r.ring.plan, queued: r.queued }),
+      (err: Error) => respond(MsgType.ERROR, { code: 'INTERNAL', message: err.message }));
+  }
+
+  private onReport(body: unknown, respond: Responder, peer: string | undefined): void {
+    const b = asRecord(body, 'XFER_REPORT');
+    if (!Number.isSafeInteger(b.plan) || !Number.isSafeInteger(b.partition) || (b.what !== 'streamed' && b.what !== 'caughtup') || peer === undefined) {
+      throw invalid('XFER_REPORT needs plan, partition and what (streamed or caughtup) from a peer');
+    }
+    if (this.reports.size < 1_000_000) this.reports.add(reportKey(b.plan as number, b.partition as number, peer, b.what));
+    respond(MsgType.OK, null);
+    void this.step();
+  }
+
+  private onExitDone(_body: unknown, respond: Responder, peer: string | undefined): void {
+    if (peer === undefined) throw invalid('EXIT_DONE comes from a peer');
+    this.exitDone.add(peer);
+    respond(MsgType.OK, null);
+    void this.step();
+  }
+
+  // ---- the claimant's steps ----
+
+  /** Moves the transition on by at most one ring version, after every live
+   * member installed the current one. Runs on the claimant only. */
+  async step(): Promise<void> {
+    const ring = this.ringValue;
+    const isUp = (id: string): boolean => this.d.membership.isUp(id);
+    if (!ring || this.stepping || claimant(ring, isUp) !== this.id || !seesMajority(ring, isUp)) return;
+    this.stepping = true;
+    try {
+      for (let i = 0; i < 8; i++) {
+        const cur = this.ringValue!;
+        if (this.installedVersion < cur.version) {
+          if (!(await this.pushAwait(cur))) return;
+          this.installedVersion = cur.version;
+        } else if (i === 0) {
+          this.repush(cur);
+        }
+        let next = advance(cur, this.reports, true);
+        if (!next) {
+          // An exiting member leaves the ring once it says it handed
+          // everything off, or after it stayed down for exitGraceMs (it died).
+          const nowMs = this.d.clock.nowMs();
+          const downLong = (id: string): boolean => this.d.membership.statuses()
+            .some((p) => p.id === id && p.state === 'down' && nowMs - p.sinceMs >= 10 * this.d.config.downAfterMs);
+          const gone = exitingMembers(cur).filter((id) => this.exitDone.has(id) || downLong(id));
+          if (!inTransition(cur) && gone.length > 0) next = dropExited(cur, gone);
+        }
+        if (!next && !inTransition(cur) && this.queued.length > 0) {
+          const changes = this.queued.shift()!;
+          const problems = changes.map((c) => changeProblem(cur, [], c)).filter((x) => x !== null);
+          if (problems.length > 0) {
+            this.d.log(`${this.id} dropped a queued plan (${describeChanges(changes)}): ${problems.join('; ')}`);
+            continue;
+          }
+          next = commitPlan(cur, changes, this.planId());
+          this.changeStats.plansCommitted++;
+          this.d.log(`${this.id} committed queued plan ${next.plan}: ${describeChanges(changes)}`);
+        }
+        if (!next) return;
+        this.changeStats.steps++;
+        await this.adoptRing(next);
+        if (!inTransition(next)) this.d.log(`${this.id} ring v${next.version}: ${inTransition(cur) ? `plan ${cur.plan} complete` : 'members updated'}`);
+      }
+    } catch (err) {
+      // The node is stopping, or its disk failed: the next tick tries again.
+      this.d.log(`${this.id} transition step failed: ${(err as Error).message}`);
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  /** Answered once the ring is stored (or ours is newer): the claimant
+   * counts the answer as "installed". */
   onRingPush(body: unknown, respond: Responder): void {
     const ring = ringFromWire(asRecord(body, 'RING_PUSH').ring);
-    this.adoptRing(ring).catch((e: Error) => this.d.log(`ring not stored: ${e.message}`));
-    respond(MsgType.OK, null);
+    this.adoptRing(ring).then(() => respond(MsgType.OK, null), (e: Error) => {
+      this.d.log(`ring not stored: ${e.message}`);
+      respond(MsgType.ERROR, { code: 'STORAGE_FAILED', message: `ring not stored: ${e.message}` });
+    });
+  }
+
+  private removedNoted = false;
+
+  /** A peer says we were removed: stop (a removed node must be wiped and
+   * join anew). Returns true the first time. */
+  noteRemoved(by: string, message: string): boolean {
+    if (this.removedNoted) return false;
+    this.removedNoted = true;
+    this.d.log(`${this.id} was removed from the cluster (${by}: ${message}); stopping. Wipe ${this.d.config.dataDir} and join it anew to bring it back.`);
+    return true;
+  }
+
+  /** True when `peer` was removed from the cluster (and not re-joined). */
+  isRemovedPeer(peer: string): boolean {
+    const ring = this.ringValue;
+    return ring !== undefined && !memberOf(ring, peer) && (ring.removed ?? []).some((e) => e.startsWith(`${peer}/`));
   }
 
   onGossip(body: unknown, respond: Responder, peer: string | undefined): void {
@@ -270,3 +624,24 @@ export class ClusterView {
     this.peerRingVersion(peer, b.ringVersion);
   }
 }
+
+function changeToWire(c: Change): Record<string, unknown> {
+  return c.op === 'replace' ? { op: c.op, id: c.id, newId: c.with.id, addr: c.with.addr } : { ...c };
+}
+
+function describeChanges(changes: readonly Change[]): string {
+  return changes.map((c) => (c.op === 'join' ? `join ${c.id}@${c.addr}` : c.op === 'replace' ? `replace ${c.id} with ${c.with.id}@${c.with.addr}` : `${c.op} ${c.id}`)).join(', ');
+}
+
+/** Partitions per phase, for status and plan. */
+export function transitionProgress(ring: Ring): { plan: number; phases: Record<string, number> } | null {
+  if (!inTransition(ring)) return null;
+  const phases: Record<string, number> = {};
+  for (const ph of ring.phase ?? []) {
+    const name = phaseNames[ph] ?? String(ph);
+    phases[name] = (phases[name] ?? 0) + 1;
+  }
+  return { plan: ring.plan ?? 0, phases };
+}
+
+export { isRemoved };

@@ -23,8 +23,11 @@ import type { Targets } from '../core/coordinator/targets.js';
 import type { Effect, FsmReply, ReplicaReport, ReplicaTarget } from '../core/coordinator/types.js';
 import type { Membership } from '../core/membership/membership.js';
 import type { Quorum } from '../core/quorum/levels.js';
-import { memberOf, preferenceListForKey } from '../core/ring/ring.js';
+import { memberOf, partitionOfKey } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
+import { alsoRequired, alsoSent, readPreference } from '../core/ring/transition.js';
+import type { QuorumGroup } from '../core/quorum/tally.js';
+import { withDot } from '../core/clock/vclock.js';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError } from '../errors.js';
 import { contextMac, verifyContextMac } from '../security/context-mac.js';
@@ -54,7 +57,22 @@ export interface CoordinatorStats {
   siblingWarnings: number;
   replicaTimeouts: number;
   sloppyWrites: number;
+  /** Requests run again on a newer ring after a replica fenced them. */
+  staleRingRetries: number;
 }
+
+/** Attempts of one request on successively newer rings (fencing). */
+const ringAttemptsMax = 3;
+
+/** The replicas one request goes to on one ring: the sloppy quorum of the
+ * partition's read set, plus, while it changes owners, the other set
+ * (counted as a second group) or the receivers (not counted). */
+interface Plan extends Targets {
+  readonly groups: readonly QuorumGroup[] | undefined;
+}
+
+/** One attempt's bookkeeping: did a replica say our ring is older? */
+interface Attempt { readonly n: number; stalePeer: string | undefined }
 
 export interface CoordinatorDeps {
   readonly id: string;
@@ -67,6 +85,9 @@ export interface CoordinatorDeps {
   readonly replica: Replica;
   readonly metrics: NodeMetrics;
   requireRing(): Ring;
+  /** Fetches the ring of `peer` (which said ours is older) and adopts it if
+   * newer; resolves either way. */
+  refreshRing(peer: string): Promise<void>;
   /** Signs and checks the contexts clients hand back (security/context-mac.ts). */
   readonly contextKey: Buffer;
   peerRequest(to: string, type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void;
@@ -88,7 +109,7 @@ type Running =
 export class Coordinator {
   readonly stats: CoordinatorStats = {
     gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
-    siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0,
+    siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0, staleRingRetries: 0,
   };
   private inFlight = 0;
 
@@ -104,24 +125,64 @@ export class Coordinator {
     }
   }
 
-  /** The sloppy quorum for a key, as this node's failure detector sees it. */
-  private targetsFor(ring: Ring, key: string, quorum: Quorum): Targets {
-    return selectTargets(preferenceListForKey(ring, key), (id) => this.d.membership.isUp(id), !quorum.strong);
+  /** Where a request on `key` goes on `ring`, as this node's failure
+   * detector sees it (transition.ts has the table). Strong reads and every
+   * write need a quorum of both sets while a partition is sealed, caught up
+   * or flipped; writes also reach a transfer's receivers. */
+  private targetsFor(ring: Ring, key: string, quorum: Quorum, forWrite: boolean): Plan {
+    const isUp = (id: string): boolean => this.d.membership.isUp(id);
+    const p = partitionOfKey(ring, key);
+    const base = selectTargets(readPreference(ring, p), isUp, !quorum.strong);
+    const also = forWrite || quorum.strong ? alsoRequired(ring, p) : null;
+    const extra = forWrite ? alsoSent(ring, p) : [];
+    if (also === null && extra.length === 0) return { ...base, groups: undefined };
+    const targets = [...base.targets];
+    const down = [...base.down];
+    const known = (id: string): boolean => targets.some((t) => t.node === id) || down.includes(id);
+    for (const id of also ?? []) {
+      if (known(id)) continue;
+      if (isUp(id)) targets.push({ node: id, role: 'primary' }); else down.push(id);
+    }
+    for (const id of extra) if (!known(id) && isUp(id)) targets.push({ node: id, role: 'pending' });
+    const required = forWrite ? quorum.w : quorum.r;
+    const first = [...base.targets.map((t) => t.node), ...base.down];
+    const groups = also === null ? [{ nodes: first, required }] : [{ nodes: first, required }, { nodes: [...also], required }];
+    return { targets, down, groups };
+  }
+
+  /** Runs `attempt` again on a newer ring when a replica fenced it (our
+   * ring was older than the replica's) and it failed for that. */
+  private withRetry(respond: Responder, attempt: (a: Attempt, reply: Responder) => void, n = 1): void {
+    const a: Attempt = { n, stalePeer: undefined };
+    attempt(a, (type, body) => {
+      const peer = a.stalePeer;
+      if (type !== MsgType.ERROR || peer === undefined || n >= ringAttemptsMax) return respond(type, body);
+      this.stats.staleRingRetries++;
+      this.d.refreshRing(peer).then(() => {
+        try {
+          this.withRetry(respond, attempt, n + 1);
+        } catch (err) {
+          respond(MsgType.ERROR, errorBody(asTuneKvError(err)));
+        }
+      }, () => respond(type, body));
+    });
   }
 
   // ---- gets ----
 
   onGet(body: unknown, respond: Responder): void {
-    const ring = this.d.requireRing();
-    const req = parseGet(body, ring.n);
+    const req = parseGet(body, this.d.requireRing().n);
     this.admit();
     this.stats.gets++;
-    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
-    const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair });
-    this.drive(req.key, { kind: 'get', fsm }, this.timeoutOf(req), (reply) => {
-      if (!reply.ok) return this.respondFsmError(respond, reply);
-      respond(MsgType.GET_REPLY, this.getReply(req, reply.object, reply.replicas));
-    }, 'get', req.quorum.level);
+    this.withRetry(respond, (a, reply) => {
+      const ring = this.d.requireRing();
+      const { targets, down, groups } = this.targetsFor(ring, req.key, req.quorum, false);
+      const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups });
+      this.drive(req.key, ring, a, { kind: 'get', fsm }, this.timeoutOf(req), (r) => {
+        if (!r.ok) return this.respondFsmError(reply, r);
+        reply(MsgType.GET_REPLY, this.getReply(req, r.object, r.replicas));
+      }, 'get', req.quorum.level);
+    });
   }
 
   private getReply(req: GetRequest, obj: VersionedObject | undefined, replicas: readonly ReplicaReport[]): GetReplyBody {
@@ -151,13 +212,25 @@ export class Coordinator {
    * without this cluster's MAC (peers, which checked it before forwarding,
    * and admins). */
   onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void {
-    const ring = this.d.requireRing();
-    const req = parsePut(body, ring.n, isDelete);
+    const req = parsePut(body, this.d.requireRing().n, isDelete);
     if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.context, req.contextMac)) {
       throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster (or was changed): pass the context string a read or put returned, unchanged');
     }
+    let current = req;
+    this.withRetry(respond, (a, reply) => {
+      this.putAttempt(body, current, isDelete, fromPeer, a, reply, (written) => {
+        // A retry supersedes what the failed attempt wrote here, and only that.
+        if (written) current = { ...current, context: withDot(current.context, written[0], written[1], this.d.clock.nowMs()), contextGiven: true };
+      });
+    });
+  }
+
+  private putAttempt(body: unknown, req: PutRequest, isDelete: boolean, fromPeer: boolean, a: Attempt, respond: Responder,
+    onWritten: (dot: [string, number] | undefined) => void): void {
+    const ring = this.d.requireRing();
     const forwarded = fromPeer && req.forwarded;
-    const { targets, down } = this.targetsFor(ring, req.key, req.quorum);
+    const plan = this.targetsFor(ring, req.key, req.quorum, true);
+    const { targets, down } = plan;
     if (!targets.some((r) => r.node === this.d.id)) {
       if (targets.length === 0) {
         throw new TuneKvError('QUORUM_UNAVAILABLE', `${req.quorum.level} write cannot reach its quorum: no replica of the key is up`,
@@ -171,8 +244,8 @@ export class Coordinator {
     this.admit();
     if (isDelete) this.stats.deletes++; else this.stats.puts++;
     if (targets.some((t) => t.role === 'fallback')) this.stats.sloppyWrites++;
-    if (isDelete && deleteNeedsRead(req.contextGiven)) this.readThenDelete(ring, req, { targets, down }, respond);
-    else this.coordinatePut(ring, req, { targets, down }, respond);
+    if (isDelete && deleteNeedsRead(req.contextGiven)) this.readThenDelete(ring, req, plan, a, respond, onWritten);
+    else this.coordinatePut(ring, req, plan, a, respond, onWritten);
   }
 
   /**
@@ -182,10 +255,11 @@ export class Coordinator {
    * survive as siblings. When the read finds no live value nothing is
    * written.
    */
-  private readThenDelete(ring: Ring, req: PutRequest, t: Targets, respond: Responder): void {
+  private readThenDelete(ring: Ring, req: PutRequest, t: Plan, a: Attempt, respond: Responder,
+    onWritten: (dot: [string, number] | undefined) => void): void {
     const readQuorum = { ...req.quorum, r: req.quorum.w };
-    const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false });
-    this.drive(req.key, { kind: 'get', fsm }, this.timeoutOf(req), (reply) => {
+    const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false, groups: t.groups?.map((g) => ({ ...g, required: readQuorum.r })) });
+    this.drive(req.key, ring, a, { kind: 'get', fsm }, this.timeoutOf(req), (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const seen = reply.object;
       if (!seen || liveSiblings(seen).length === 0) {
@@ -197,16 +271,17 @@ export class Coordinator {
         respond(MsgType.PUT_REPLY, out);
         return;
       }
-      this.coordinatePut(ring, { ...req, context: seen.clock, contextGiven: true }, t, respond);
+      this.coordinatePut(ring, { ...req, context: seen.clock, contextGiven: true }, t, a, respond, onWritten);
     }, 'get', req.quorum.level);
   }
 
   /** `ring` is the one the targets were chosen from: members are judged
    * against the same view. */
-  private coordinatePut(ring: Ring, req: PutRequest, t: Targets, respond: Responder): void {
+  private coordinatePut(ring: Ring, req: PutRequest, t: Plan, a: Attempt, respond: Responder,
+    onWritten: (dot: [string, number] | undefined) => void): void {
     const lww = req.lww ?? this.d.config.lww;
     const selfHint = t.targets.find((x) => x.node === this.d.id)?.hintFor;
-    const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum });
+    const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum, groups: t.groups });
     const coordinate = async (): Promise<Coordinated> => {
       let built: VersionedObject | undefined;
       const m = await this.d.store.mutate(req.key, (cur) => {
@@ -222,12 +297,14 @@ export class Coordinator {
         return decision.object;
       });
       assert.ok(built !== undefined && m.object !== undefined, 'a coordinated put always has an object');
+      const mine = writtenSibling(m.object, this.d.id, req.wid);
+      if (m.changed && mine) onWritten([mine.actor, mine.counter]);
       // A resolving put clears the oversized flag; a merge may have set it.
       if (m.changed) this.d.replica.noteSiblings(req.key, m.object);
       const hint = selfHint === undefined ? Promise.resolve() : this.d.hints.add(selfHint, req.key);
       return { object: m.object, durable: Promise.all([m.durable, hint]).then(() => undefined) };
     };
-    this.drive(req.key, { kind: 'put', fsm, coordinate }, this.timeoutOf(req), (reply) => {
+    this.drive(req.key, ring, a, { kind: 'put', fsm, coordinate }, this.timeoutOf(req), (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const obj = reply.object;
       assert.ok(obj !== undefined, 'a successful put replies with its object');
@@ -280,7 +357,11 @@ export class Coordinator {
 
   // ---- the effect runner ----
 
-  private drive(key: string, r: Running, timeoutMs: number, onReply: (reply: FsmReply) => void, op: string, level: string): void {
+  private drive(key: string, ring: Ring, a: Attempt, r: Running, timeoutMs: number, onReply: (reply: FsmReply) => void, op: string, level: string): void {
+    const rv = ring.version;
+    const stale = (to: string, err: TuneKvError | null): void => {
+      if (err?.code === 'STALE_RING') a.stalePeer = to;
+    };
     this.inFlight++;
     let done = false;
     const startedMs = this.d.clock.elapsedMs();
@@ -292,10 +373,10 @@ export class Coordinator {
         switch (e.kind) {
           case 'read':
             assert.ok(r.kind === 'get', 'only gets read replicas');
-            this.readReplica(e.to, key, timeoutMs, (result) => run(r.fsm.onRead(e.to, result)));
+            this.readReplica(e.to, key, rv, timeoutMs, (result, err) => { stale(e.to, err); run(r.fsm.onRead(e.to, result)); });
             break;
           case 'write':
-            this.writeReplica(e.to, key, e.object, e.hintFor, timeoutMs, (ok) => run(r.fsm.onWrite(e.to, ok)),
+            this.writeReplica(e.to, key, e.object, e.hintFor, rv, timeoutMs, (ok, err) => { stale(e.to, err); run(r.fsm.onWrite(e.to, ok)); },
               r.kind === 'put' ? acceptedMs : undefined);
             break;
           case 'coordinate':
@@ -335,28 +416,28 @@ export class Coordinator {
     run(r.fsm.start());
   }
 
-  private readReplica(to: string, key: string, timeoutMs: number, cb: (r: ReadResult) => void): void {
-    if (to === this.d.id) return this.d.replica.readLocal(key, cb);
-    this.d.peerRequest(to, MsgType.REPLICA_READ, { key }, timeoutMs, (err, _type, body) => {
-      if (err) return cb({ ok: false });
+  private readReplica(to: string, key: string, rv: number, timeoutMs: number, cb: (r: ReadResult, err: TuneKvError | null) => void): void {
+    if (to === this.d.id) return this.d.replica.readLocal(key, (r) => cb(r, null));
+    this.d.peerRequest(to, MsgType.REPLICA_READ, { key, rv }, timeoutMs, (err, _type, body) => {
+      if (err) return cb({ ok: false }, err);
       try {
         const wire = (body as { object?: unknown } | null)?.object ?? null;
-        cb({ ok: true, object: wire === null ? undefined : objectFromWire(wire) });
+        cb({ ok: true, object: wire === null ? undefined : objectFromWire(wire) }, null);
       } catch {
-        cb({ ok: false });
+        cb({ ok: false }, null);
       }
     });
   }
 
-  private writeReplica(to: string, key: string, object: VersionedObject, hintFor: string | undefined, timeoutMs: number,
-    cb: (ok: boolean) => void, acceptedMs?: number): void {
+  private writeReplica(to: string, key: string, object: VersionedObject, hintFor: string | undefined, rv: number, timeoutMs: number,
+    cb: (ok: boolean, err: TuneKvError | null) => void, acceptedMs?: number): void {
     if (to === this.d.id) {
-      this.d.replica.write(key, object, hintFor).then(() => cb(true), () => cb(false));
+      this.d.replica.write(key, object, hintFor).then(() => cb(true, null), () => cb(false, null));
       return;
     }
-    const body: Record<string, unknown> = { key, object: wireOf(object) };
+    const body: Record<string, unknown> = { key, object: wireOf(object), rv };
     if (hintFor !== undefined) body.hintFor = hintFor;
     if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;
-    this.d.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null));
+    this.d.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null, err));
   }
 }

@@ -13,7 +13,13 @@
 // second and handoffInFlightMax at once. A hint older than hintAgeMaxMs is
 // not kept waiting for its owner: its object goes to the key's other live
 // primaries instead (the owner then catches up by anti-entropy), and the
-// hint is dropped. All of it is counted in status.
+// hint is dropped. A hint for an owner that is no longer a ring member (it
+// was removed) goes the same way at once: that owner will never take it.
+// All of it is counted in status.
+//
+// A hint is never lost to its own handoff (compare-and-delete, handOff): it
+// is deleted only if no write came under it after the handoff read the
+// object it sent; otherwise it stays and the next pass sends the newer one.
 //
 // The in-memory index (byOwner) follows what is on disk: a hint whose write
 // failed (and no earlier write of it landed) leaves the index again, so a
@@ -22,7 +28,7 @@
 // handoff loop does not run: it could send objects but not drop hints.
 
 import { sameVersions } from '../core/clock/object.js';
-import { preferenceListForKey } from '../core/ring/ring.js';
+import { memberOf, preferenceListForKey } from '../core/ring/ring.js';
 import { TuneKvError } from '../errors.js';
 import { limits } from '../limits.js';
 import { scanRange } from '../io/scan.js';
@@ -42,6 +48,11 @@ export interface HintStats {
   refused: number;
   /** Hints past hintAgeMaxMs, handed to other primaries instead. */
   expired: number;
+  /** Hints for owners no longer in the ring, handed to the key's primaries. */
+  rehomed: number;
+  /** Handoffs whose hint stayed: the key was written under it meanwhile
+   * (the newer object goes next pass). */
+  rewritten: number;
   /** Handoff attempts that failed (owner unreachable, say); retried later. */
   failedAttempts: number;
   /** Hint writes that failed on this node's disk (the fallback write failed too). */
@@ -58,10 +69,18 @@ function hintWrittenMs(value: Uint8Array): number | undefined {
   }
 }
 
+type Outcome = 'delivered' | 'expired' | 'rehomed';
+
 export class Hints {
-  /** Hint keys held, per owner. */
-  private readonly byOwner = new Map<string, Set<string>>();
-  readonly stats: HintStats = { stored: 0, delivered: 0, refused: 0, expired: 0, failedAttempts: 0, failedWrites: 0 };
+  /** Hint keys held, per owner, each with its generation: the value of
+   * `generation` taken by its latest add() (or by load()). */
+  private readonly byOwner = new Map<string, Map<string, number>>();
+  /** Per process, only ever increases, so a hint's generation changes on
+   * every add() of it and never comes back to an old value. */
+  private generation = 0;
+  readonly stats: HintStats = {
+    stored: 0, delivered: 0, refused: 0, expired: 0, rehomed: 0, rewritten: 0, failedAttempts: 0, failedWrites: 0,
+  };
   private readonly limiter: RateLimiter;
   private delivering = false;
   /** Hint writes in flight, by hint key: how many, and whether the hint is
@@ -78,6 +97,13 @@ export class Hints {
     return n;
   }
 
+  /** True when this node holds a hint for the storage key, for any owner
+   * (its copy is a fallback's: handoff, not the transfer sweep, owns it). */
+  holdsFor(storageKey: string): boolean {
+    for (const s of this.byOwner.values()) if (s.has(storageKey)) return true;
+    return false;
+  }
+
   pendingByOwner(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [owner, s] of this.byOwner) if (s.size > 0) out[owner] = s.size;
@@ -89,14 +115,14 @@ export class Hints {
     for await (const page of scanRange(this.ctx.storage, hintKeysRange)) {
       for (const [k] of page) {
         const h = parseHintKey(k);
-        if (h) this.ownerSet(h.owner).add(h.storageKey);
+        if (h) this.ownerSet(h.owner).set(h.storageKey, ++this.generation);
       }
     }
   }
 
-  private ownerSet(owner: string): Set<string> {
+  private ownerSet(owner: string): Map<string, number> {
     let s = this.byOwner.get(owner);
-    if (!s) { s = new Set(); this.byOwner.set(owner, s); }
+    if (!s) { s = new Map(); this.byOwner.set(owner, s); }
     return s;
   }
 
@@ -117,7 +143,7 @@ export class Hints {
     }
     const entry = w;
     entry.writes++;
-    set.add(sk);
+    set.set(sk, ++this.generation);
     const write = this.ctx.store.writeRaw({ key: hk, value: pack(this.ctx.clock.nowMs()) });
     write.then(() => {
       if (!entry.onDisk) this.stats.stored++;
@@ -132,31 +158,39 @@ export class Hints {
     return write;
   }
 
-  /** One handoff pass over every owner that is up (or whose hints expired). */
+  /** One handoff pass over every owner that is up, no longer a member, or
+   * whose hints expired. */
   async deliver(): Promise<void> {
     if (this.delivering || this.ctx.store.health?.writable === false) return;
     this.delivering = true;
     try {
       for (const [owner, set] of [...this.byOwner]) {
         if (set.size === 0) continue;
-        await this.deliverFor(owner, this.ctx.membership.isUp(owner));
+        await this.deliverFor(owner);
       }
     } finally {
       this.delivering = false;
     }
   }
 
+  private deliverFor(owner: string): Promise<void> {
+    const ring = this.ctx.ring;
+    // Without a ring, membership is unknown: the owner is treated as a member.
+    if (ring && memberOf(ring, owner) === undefined) return this.handOffPages(owner, (sk) => this.primariesOtherThanSelf(sk), 'rehomed');
+    if (this.ctx.membership.isUp(owner)) return this.handOffPages(owner, () => [owner], 'delivered');
+    return this.expire(owner);
+  }
+
   /** Hands off pages of the owner's hints while the rate limit allows. A
    * page with a failure ends the pass (the owner may have gone again). */
-  private async deliverFor(owner: string, ownerUp: boolean): Promise<void> {
-    if (!ownerUp) return this.expire(owner);
+  private async handOffPages(owner: string, targetsOf: (sk: string) => readonly string[] | undefined, outcome: Outcome): Promise<void> {
     for (;;) {
       const budget = this.limiter.take(limits.handoffBatchMax, this.ctx.clock.elapsedMs());
       if (budget === 0) return;
-      // Always the first page: delivered hints are deleted, so it moves on.
+      // Always the first page: handed-off hints are deleted, so it moves on.
       const page = await this.ctx.storage.range({ ...hintRange(owner), limit: budget });
       const keys = page.flatMap(([hk]) => parseHintKey(hk)?.storageKey ?? []);
-      const done = await mapLimit(keys, limits.handoffInFlightMax, (sk) => this.handOff(owner, sk, [owner], false));
+      const done = await mapLimit(keys, limits.handoffInFlightMax, (sk) => this.handOff(owner, sk, targetsOf(sk), outcome));
       if (done.includes(false) || page.length < budget) return;
     }
   }
@@ -173,23 +207,64 @@ export class Hints {
       // A hint whose time cannot be read is handed off now: early is harmless.
       const old = page.filter(([, v]) => now - (hintWrittenMs(v) ?? Number.NEGATIVE_INFINITY) > this.ctx.config.hintAgeMaxMs);
       const keys = old.flatMap(([hk]) => parseHintKey(hk)?.storageKey ?? []);
-      await mapLimit(keys, limits.handoffInFlightMax, (sk) => this.handOff(owner, sk, this.otherLivePrimaries(sk, owner), true));
+      await mapLimit(keys, limits.handoffInFlightMax, (sk) => this.handOff(owner, sk, this.otherLivePrimaries(sk, owner), 'expired'));
     }
   }
 
-  private otherLivePrimaries(sk: string, owner: string): string[] {
+  /** Undefined (try again later) when none is up. */
+  private otherLivePrimaries(sk: string, owner: string): string[] | undefined {
     const ring = this.ctx.ring;
-    if (!ring) return [];
-    return preferenceListForKey(ring, userKeyOf(sk)).primaries
+    if (!ring) return undefined;
+    const up = preferenceListForKey(ring, userKeyOf(sk)).primaries
       .filter((p) => p !== owner && p !== this.ctx.id && this.ctx.membership.isUp(p));
+    return up.length > 0 ? up : undefined;
   }
 
-  /** Sends the key's current object to `targets`; on success drops the
-   * hint. Resolves to false when it must be tried again later. */
-  private async handOff(owner: string, sk: string, targets: string[], expiry: boolean): Promise<boolean> {
+  /** Where a hint for an owner that left the ring goes: the key's current
+   * primaries other than this node that are up (one down catches up by
+   * anti-entropy, as after an expiry). Undefined (try again later) while
+   * none of them is up; empty when this node is the key's only primary:
+   * its copy is already where it belongs, and a hint kept for nobody would
+   * hold the reaper back for ever. */
+  private primariesOtherThanSelf(sk: string): string[] | undefined {
+    const ring = this.ctx.ring;
+    if (!ring) return undefined;
+    const others = preferenceListForKey(ring, userKeyOf(sk)).primaries.filter((p) => p !== this.ctx.id);
+    const up = others.filter((p) => this.ctx.membership.isUp(p));
+    return others.length === 0 || up.length > 0 ? up : undefined;
+  }
+
+  /**
+   * Sends the key's current object to `targets`, then drops the hint unless
+   * the key was written under it meanwhile. Resolves to false when it must
+   * be tried again later (`targets` undefined: nobody to send to now).
+   *
+   * Compare-and-delete. A fallback write calls add() and queues its merge
+   * of the object in the same tick (Replica.write); a coordinator's own
+   * write has staged its object before its add(). So:
+   *   - the generation is read first, and the object after it *in the
+   *     key's mutation chain*, behind every merge queued so far: the object
+   *     holds the version of every add() up to that generation, even one
+   *     whose hint reached the disk before its merge was staged (a plain
+   *     read could return the older object there);
+   *   - after delivery the hint is deleted only if its generation is still
+   *     the one read (no add() since) and no add() of it is in flight (the
+   *     second is not needed by the first, but keeping a hint costs only one
+   *     more delivery). The check, the index update and the delete's enqueue
+   *     run with no await between them, and writes land in enqueue order, so
+   *     an add() that comes after the check lands its hint after the delete
+   *     and indexes it anew: it stays.
+   * A hint kept this way is sent again, with the newer object, next pass.
+   */
+  private async handOff(owner: string, sk: string, targets: readonly string[] | undefined, outcome: Outcome): Promise<boolean> {
+    if (targets === undefined) return false;
     const key = userKeyOf(sk);
-    if (targets.length === 0) return false;
-    const object = await this.ctx.store.read(key);
+    const hk = hintKey(owner, sk);
+    // The page read it from disk, so it is indexed; if it somehow is not,
+    // the disk is what is true.
+    const startedFrom = this.byOwner.get(owner)?.get(sk) ?? this.index(owner, sk);
+    // A mutation that changes nothing: a read serialized with the key's writes.
+    const { object } = await this.ctx.store.mutate(key, () => undefined);
     try {
       if (object) {
         const body = { key, object: objectToWire(object) };
@@ -199,11 +274,31 @@ export class Hints {
       this.stats.failedAttempts++;
       return false;
     }
-    await this.ctx.store.writeRaw({ key: hintKey(owner, sk), value: null });
-    this.byOwner.get(owner)?.delete(sk);
-    if (expiry) this.stats.expired++; else this.stats.delivered++;
+    const set = this.byOwner.get(owner);
+    if (set?.get(sk) !== startedFrom || this.writing.has(hk)) {
+      this.stats.rewritten++;
+      return false;
+    }
+    set.delete(sk);
+    const dropped = this.ctx.store.writeRaw({ key: hk, value: null });
+    try {
+      await dropped;
+    } catch (err) {
+      // The hint is still on disk, so it goes back in the index (an add()
+      // since then has indexed it already: its entry learns it is on disk).
+      const w = this.writing.get(hk);
+      if (w) w.onDisk = true; else if (!this.ownerSet(owner).has(sk)) this.index(owner, sk);
+      throw err;
+    }
+    this.stats[outcome]++;
     if (object) await this.dropCopyIfNotReplica(key, sk, object);
     return true;
+  }
+
+  private index(owner: string, sk: string): number {
+    const g = ++this.generation;
+    this.ownerSet(owner).set(sk, g);
+    return g;
   }
 
   /** A fallback's copy goes once no hint for the key is left and this node

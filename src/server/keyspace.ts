@@ -3,6 +3,10 @@
 //   d<8 hex of keyHash><key>   a stored object (object-codec)
 //   h<owner>/<data key>        a hint: this node holds the key for <owner>
 //   m:ring                     this node's ring
+//   m:inc                      this node's incarnation (made with the data
+//                              directory: a removed node is known by it)
+//   m:xfer:<plan>:<p>          a transfer's cursor: the last storage key
+//                              of partition p received in that plan
 //   m:probe                    the disk-health probe's scratch key (its
 //                              value is the time of the last probe)
 //   q<data key>                a stored object that could not be decoded,
@@ -18,6 +22,7 @@ import { segmentBits } from '../core/antientropy/segments.js';
 import { keyHash, partitionRange } from '../core/ring/hash.js';
 
 export const ringKey = 'm:ring';
+export const incKey = 'm:inc';
 export const probeKey = 'm:probe';
 
 function hex8(n: number): string {

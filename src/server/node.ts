@@ -4,7 +4,10 @@
 //   router.ts         who the caller is, what it may send, which room answers
 //   coordinator.ts    clients' gets and puts as state machines, with replica I/O
 //   replica.ts        the vnode side: reads, merges, hints kept, reaps
-//   cluster-view.ts   the ring, joins, ring pushes and pulls, gossip
+//   cluster-view.ts   the ring, joins, ring pushes and pulls, gossip, and
+//                     (on the claimant) staged changes and transition steps
+//   transfers.ts      receiving partitions in a transition; sweeping data
+//                     this node no longer holds to the owners
 //   status.ts         what STATUS shows (summary for readers, details for admins)
 //
 // and the background services: hinted handoff (hints.ts), anti-entropy
@@ -36,7 +39,7 @@ import { Coordinator } from './coordinator.js';
 import { DiskHealth, probeStorage } from './disk-health.js';
 import { Faults, parseFaultSpec } from './faults.js';
 import { Hints } from './hints.js';
-import { ringKey } from './keyspace.js';
+import { incKey, ringKey } from './keyspace.js';
 import { NodeMetrics } from './metrics.js';
 import { ObjectStore } from './object-store.js';
 import { Reaper } from './reaper.js';
@@ -45,6 +48,9 @@ import { Replica } from './replica.js';
 import { Router, Session } from './router.js';
 import type { ConnectionInfo, Rooms, Security } from './router.js';
 import { statusFull, statusSummary } from './status.js';
+import { Transfers, mergeInto } from './transfers.js';
+import { dataKey } from './keyspace.js';
+import { TuneKvError as KvError } from '../errors.js';
 import type { StatusSources } from './status.js';
 
 export interface NodeDeps {
@@ -88,7 +94,11 @@ export class TuneNode implements NodeContext {
   readonly replica: Replica;
   readonly coordinator: Coordinator;
   readonly router: Router;
+  readonly transfers: Transfers;
   readonly security: Security;
+  /** Called once an exiting node handed everything off (start-node stops
+   * the process; the simulator takes the node out). */
+  onExited: () => void = () => {};
   /** Where this node's Prometheus metrics are served, if they are. */
   metricsUrl: string | null = null;
   /** Set by the listener, for status and metrics. */
@@ -134,17 +144,31 @@ export class TuneNode implements NodeContext {
     this.view = new ClusterView({
       config: this.config, clock: this.clock, random: this.random, store: this.store, membership: this.membership,
       transport: this.transport, ask: (to, type, body, timeoutMs) => this.ask(to, type, body, timeoutMs),
-      hintsPending: () => this.hints.pending, sleep: (ms) => this.sleep(ms), log: (l) => this.log(l),
+      hintsPending: () => this.hints.pending + this.transfers.stats.sweepPending, sleep: (ms) => this.sleep(ms), log: (l) => this.log(l),
+      onRing: () => { if (!this.stopped) this.transfers.kick(); },
+    });
+    this.transfers = new Transfers(this, {
+      mergeLocal: async (key, obj) => {
+        const m = await this.store.mutate(key, (cur) => mergeInto(cur, obj));
+        if (m.changed && m.object) this.replica.noteSiblings(key, m.object);
+        await m.durable;
+      },
+      exchange: (ring, p, peer) => this.aae.exchangeStrict(ring, p, peer),
+      hasHint: (sk) => this.hints.holdsFor(sk),
+      hintsPending: () => this.hints.pending,
+      onExited: () => this.onExited(),
     });
     this.replica = new Replica({
       id: this.id, clock: this.clock, store: this.store, hints: this.hints, aae: this.aae, reaper: this.reaper,
       metrics: this.metrics, checkWritable: () => this.checkWritable(), log: (l) => this.log(l),
       isMember: (id) => this.view.ring !== undefined && memberOf(this.view.ring, id) !== undefined,
+      ringVersion: () => this.view.ring?.version ?? 0,
     });
     this.coordinator = new Coordinator({
       id: this.id, config: this.config, clock: this.clock, store: this.store, membership: this.membership,
       hints: this.hints, reaper: this.reaper, replica: this.replica, metrics: this.metrics,
       requireRing: () => this.view.requireRing(),
+      refreshRing: (peer) => this.view.refreshFrom(peer),
       contextKey: contextKey(this.security.clusterKey),
       peerRequest: (to, type, body, timeoutMs, cb) => this.peerRequest(to, type, body, timeoutMs, cb),
       checkWritable: () => this.checkWritable(),
@@ -154,6 +178,9 @@ export class TuneNode implements NodeContext {
       id: this.id, clock: this.clock, rooms: this.rooms(),
       peerFilter: (peer, respond) => {
         if (this.faults.isBlocked(peer)) return null;
+        if (this.view.isRemovedPeer(peer)) {
+          throw new KvError('NODE_REMOVED', `${peer} was removed from this cluster: wipe its data directory and join it anew`);
+        }
         this.membership.heardFrom(peer, this.clock.nowMs());
         return this.faults.reply(peer, respond);
       },
@@ -204,6 +231,15 @@ export class TuneNode implements NodeContext {
       onReap: (body, respond) => this.replica.onReap(body, respond),
       onAaeSegments: (body, respond) => this.replica.onAaeSegments(body, respond),
       onAaeKeys: (body, respond) => this.replica.onAaeKeys(body, respond),
+      onChange: (type, body, respond, peer) => {
+        if (type === MsgType.XFER_PAGE) return this.transfers.onPage(body, respond);
+        if (type === MsgType.TRANSFER_LIMIT) {
+          const mbps = (body as { mbps?: unknown } | null)?.mbps;
+          this.transfers.setLimit(typeof mbps === 'number' ? mbps : Number.NaN);
+          return respond(MsgType.OK, { mbps: this.transfers.mbps });
+        }
+        return this.view.onChange(type, body, respond, peer);
+      },
       helloInfo: () => this.view.helloInfo(),
       peerHello: (id, ringVersion) => {
         this.peerHello(id);
@@ -267,6 +303,7 @@ export class TuneNode implements NodeContext {
     this.transport.request(to, type, body, timeoutMs, (err, t, b) => {
       if (err === null) this.membership.heardFrom(to, this.clock.nowMs());
       else if (err.code === 'UNAVAILABLE') this.membership.refused(to, this.clock.nowMs());
+      else if (err.code === 'NODE_REMOVED' && this.view.noteRemoved(to, err.message)) this.onExited();
       cb(err, t, b);
     });
   }
@@ -278,7 +315,7 @@ export class TuneNode implements NodeContext {
    * after it listens. */
   async open(): Promise<void> {
     await this.storage.open();
-    await this.view.load(await this.storage.get(ringKey));
+    await this.view.load(await this.storage.get(ringKey), await this.storage.get(incKey));
     await this.hints.load();
     const keys = await this.aae.build();
     if (keys > 0 || this.hints.pending > 0) this.log(`${this.id} opened ${keys} keys, ${this.hints.pending} hints`);
@@ -320,6 +357,10 @@ export class TuneNode implements NodeContext {
       this.checkConvergence();
     });
     this.every(() => Math.max(100, Math.min(1000, this.config.tombstoneReapDelayMs / 4)), () => this.reaper.run());
+    this.every(() => this.config.transferIntervalMs, async () => {
+      await this.view.step();
+      await this.transfers.run();
+    });
   }
 
   /** Runs `task` every interval, one run at a time, until the node stops. */
@@ -388,6 +429,7 @@ export class TuneNode implements NodeContext {
           ...this.router.stats,
         },
         stats: { ...this.coordinator.stats, ...this.replica.stats },
+        transfers: { ...this.transfers.stats, limitMBps: this.transfers.mbps, ...this.view.changeStats },
       }),
       metrics: async () => {
         const failures = (await this.metrics.quorumFailures.get()).values.reduce((a, v) => a + v.value, 0);

@@ -17,7 +17,7 @@ import type { VersionedObject } from '../core/clock/object.js';
 import type { ReadResult } from '../core/coordinator/get-fsm.js';
 import { overSiblingCap } from '../core/coordinator/put-policy.js';
 import { nodeIdProblem } from '../core/ring/ring.js';
-import { invalid } from '../errors.js';
+import { TuneKvError, invalid } from '../errors.js';
 import { limits } from '../limits.js';
 import type { Clock } from '../io/clock.js';
 import type { Responder } from '../io/transport.js';
@@ -36,6 +36,8 @@ export interface ReplicaStats {
   replicaWrites: number;
   /** Merges that left an object with more than siblingsMax siblings. */
   oversizedMerges: number;
+  /** Requests refused because their coordinator's ring was older. */
+  fenced: number;
 }
 
 export interface ReplicaDeps {
@@ -49,11 +51,14 @@ export interface ReplicaDeps {
   /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
   checkWritable(): void;
   isMember(id: string): boolean;
+  /** This node's ring version: requests from a coordinator on an older
+   * ring are refused (fencing, transition.ts). */
+  ringVersion(): number;
   log(line: string): void;
 }
 
 export class Replica {
-  readonly stats: ReplicaStats = { replicaReads: 0, replicaWrites: 0, oversizedMerges: 0 };
+  readonly stats: ReplicaStats = { replicaReads: 0, replicaWrites: 0, oversizedMerges: 0, fenced: 0 };
   /** Keys whose object passed siblingsMax, with the count seen (bounded). */
   readonly oversized = new Map<string, number>();
 
@@ -97,8 +102,24 @@ export class Replica {
     if (this.oversized.has(key) || this.oversized.size < limits.oversizedKeysTrackedMax) this.oversized.set(key, obj.siblings.length);
   }
 
+  /** A coordinator's request names its ring version (`rv`); one older than
+   * ours is refused, so no request straddles an ownership flip. Requests
+   * without one (handoff, anti-entropy, transfers) only merge and are safe
+   * on any ring. */
+  private fence(b: Record<string, unknown>): void {
+    if (b.rv === undefined) return;
+    if (!Number.isSafeInteger(b.rv)) throw invalid('rv must be a ring version');
+    const mine = this.d.ringVersion();
+    if ((b.rv as number) < mine) {
+      this.stats.fenced++;
+      throw new TuneKvError('STALE_RING', `${this.d.id} is on ring v${mine}, the request on v${String(b.rv)}: refresh the ring and retry`, { ringVersion: mine });
+    }
+  }
+
   onRead(body: unknown, respond: Responder): void {
-    const key = checkKey(asRecord(body, 'REPLICA_READ').key);
+    const b = asRecord(body, 'REPLICA_READ');
+    const key = checkKey(b.key);
+    this.fence(b);
     this.stats.replicaReads++;
     answer(respond, MsgType.REPLICA_READ_REPLY, this.d.store.read(key).then((obj) => ({ object: obj ? wireOf(obj) : null })));
   }
@@ -106,6 +127,7 @@ export class Replica {
   onWrite(body: unknown, respond: Responder): void {
     const b = asRecord(body, 'REPLICA_WRITE');
     const key = checkKey(b.key);
+    this.fence(b);
     const incoming = objectFromWire(b.object);
     const hintFor = b.hintFor === undefined || b.hintFor === null ? undefined : checkNodeId(b.hintFor, 'hintFor');
     // A hint is kept only for a member: hints for made-up owners would stay

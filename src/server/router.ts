@@ -54,6 +54,20 @@ export const messageNeeds: ReadonlyMap<number, Need> = new Map<number, Need>([
   [MsgType.REPLICA_REAP, 'peer'],
   [MsgType.AAE_SEGMENTS, 'peer'],
   [MsgType.AAE_KEYS, 'peer'],
+  [MsgType.NODE_INFO, 'peer'],
+  [MsgType.XFER_PAGE, 'peer'],
+  [MsgType.XFER_REPORT, 'peer'],
+  [MsgType.EXIT_DONE, 'peer'],
+  [MsgType.CLUSTER_STAGE, 'admin'],
+  [MsgType.CLUSTER_PLAN, 'admin'],
+  [MsgType.CLUSTER_COMMIT, 'admin'],
+  [MsgType.TRANSFER_LIMIT, 'admin'],
+]);
+
+/** Messages the cluster view and transfers answer (Rooms.onChange). */
+const changeTypes: ReadonlySet<number> = new Set([
+  MsgType.NODE_INFO, MsgType.XFER_PAGE, MsgType.XFER_REPORT, MsgType.EXIT_DONE, MsgType.CLUSTER_STAGE,
+  MsgType.CLUSTER_PLAN, MsgType.CLUSTER_COMMIT, MsgType.TRANSFER_LIMIT,
 ]);
 
 /** The rooms the router hands messages to. */
@@ -71,6 +85,8 @@ export interface Rooms {
   onReap(body: unknown, respond: Responder): void;
   onAaeSegments(body: unknown, respond: Responder): void;
   onAaeKeys(body: unknown, respond: Responder): void;
+  /** Ring changes and transfers (the types in changeTypes). */
+  onChange(type: number, body: unknown, respond: Responder, peer: string | undefined): void;
   helloInfo(): { protocol: number; nodeId: string; ringVersion: number };
   /** A proven peer reached us: it is up; its ring may be newer. */
   peerHello(id: string, ringVersion: unknown): void;
@@ -173,7 +189,9 @@ export class Router {
       case MsgType.AAE_SEGMENTS: return r.onAaeSegments(body, respond);
       case MsgType.AAE_KEYS: return r.onAaeKeys(body, respond);
       case MsgType.AUTH: throw new TuneKvError('PROTOCOL_ERROR', 'AUTH belongs to a connection handshake');
-      default: throw new TuneKvError('PROTOCOL_ERROR', `message type ${type} is not a request`);
+      default:
+        if (changeTypes.has(type)) return r.onChange(type, body, respond, caller.peer);
+        throw new TuneKvError('PROTOCOL_ERROR', `message type ${type} is not a request`);
     }
   }
 

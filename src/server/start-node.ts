@@ -26,6 +26,9 @@ export interface RunningNode {
   readonly addr: string;
   /** host:port of the metrics endpoint, or null. */
   readonly metricsAddr: string | null;
+  /** Resolves once the node left the cluster (it was exiting and handed
+   * everything off) and stopped. */
+  readonly exited: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -121,19 +124,18 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
   });
   if (metrics) node.metricsUrl = `http://${metrics.addr}/metrics`;
   let stopping: Promise<void> | undefined;
-  return {
-    node,
-    addr,
-    metricsAddr: metrics?.addr ?? null,
-    stop: () => {
-      stopping ??= (async () => {
-        await new Promise<void>((resolve) => { if (metrics) metrics.server.close(() => resolve()); else resolve(); });
-        await server.close();
-        await node.close();
-      })();
-      return stopping;
-    },
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await new Promise<void>((resolve) => { if (metrics) metrics.server.close(() => resolve()); else resolve(); });
+      await server.close();
+      await node.close();
+    })();
+    return stopping;
   };
+  const exited = new Promise<void>((resolve) => {
+    node.onExited = () => { stop().then(resolve, resolve); };
+  });
+  return { node, addr, metricsAddr: metrics?.addr ?? null, exited, stop };
 }
 
 /** Prometheus text format on GET /metrics; 404 elsewhere. */

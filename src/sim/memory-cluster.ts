@@ -5,7 +5,9 @@
 //
 // Used by the coordinator tests and by the seeded simulator. Nodes can be
 // crashed (cut off at once; what they had made durable survives, like a
-// disk) and restarted on the same storage.
+// disk) and restarted on the same storage; new nodes can be started on
+// standby and joined with the admin messages a real operator sends (stage,
+// commit), and a node that leaves takes itself out when it is done.
 
 import { claim, createRing } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
@@ -44,8 +46,12 @@ export class MemoryCluster {
   readonly network = new MemoryNetwork(this.clock);
   readonly nodes = new Map<string, TuneNode>();
   readonly storages = new Map<string, MemoryStorage>();
+  /** Every node ever started, in order (n1, n2, ...). */
   readonly ids: string[];
+  /** The ring the cluster was created with; ringNow() is the newest. */
   readonly ring: Ring;
+  /** Nodes that left (handed off and stopped) or were removed: never restarted. */
+  readonly gone = new Set<string>();
   readonly seed: number;
   private readonly configs = new Map<string, NodeConfig>();
   private readonly generations = new Map<string, number>();
@@ -62,14 +68,36 @@ export class MemoryCluster {
     let ring = createRing(opts.q ?? 64, opts.n ?? 3, members[0]!);
     for (const m of members.slice(1)) ring = claim(ring, m);
     this.ring = ring;
-    for (const m of members) {
-      const timeout = opts.requestTimeoutMs ?? 1000;
-      this.configs.set(m.id, makeConfig({
-        id: m.id, listen: m.addr, dataDir: `/mem/${m.id}`, n: ring.n, q: ring.q,
-        requestTimeoutMs: timeout, tombstoneReapDelayMs: Math.max(3000, timeout * 3), ...opts.config,
-      }));
-      this.storages.set(m.id, new MemoryStorage());
-    }
+    for (const m of members) this.configure(m.id, m.addr, false);
+  }
+
+  private configure(id: string, addr: string, standby: boolean): void {
+    const timeout = this.opts.requestTimeoutMs ?? 1000;
+    this.configs.set(id, makeConfig({
+      id, listen: addr, dataDir: `/mem/${id}`, n: this.ring.n, q: this.ring.q, standby,
+      requestTimeoutMs: timeout, tombstoneReapDelayMs: Math.max(3000, timeout * 3), ...this.opts.config,
+    }));
+    this.storages.set(id, new MemoryStorage());
+  }
+
+  /** Starts a new node on standby (no ring yet); join it with stage + commit. */
+  async addNode(): Promise<string> {
+    const id = `n${this.ids.length + 1}`;
+    this.ids.push(id);
+    this.configure(id, `10.0.0.${this.ids.length}:7000`, true);
+    await this.startNode(id);
+    return id;
+  }
+
+  addrOf(id: string): string {
+    return this.configs.get(id)!.listen;
+  }
+
+  /** The newest ring any running node holds. */
+  ringNow(): Ring {
+    let best = this.ring;
+    for (const n of this.nodes.values()) if (n.ring && n.ring.version > best.version) best = n.ring;
+    return best;
   }
 
   async start(): Promise<void> {
@@ -86,9 +114,14 @@ export class MemoryCluster {
       random: derive(this.seed, `${id}#${generation}`),
       transport: () => this.network.transport(id),
       security: this.security,
+      ...(process.env.TUNEKV_SIM_LOG ? { log: (l: string) => console.log(`${this.clock.nowMs() - 1_700_000_000_000} ${l}`) } : {}),
     });
     await node.open();
-    await node.adoptRing(this.ring);
+    if (!this.configs.get(id)!.standby) await node.adoptRing(this.ring);
+    node.onExited = () => {
+      this.gone.add(id);
+      void this.crash(id);
+    };
     this.nodes.set(id, node);
     this.network.attach(id, node.config.listen, node);
     if (this.opts.background ?? true) node.startBackground();

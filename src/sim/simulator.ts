@@ -2,16 +2,25 @@
 // the in-memory network and memory storage, driven by one seeded PRNG.
 //
 // A run: concurrent clients issue gets, puts and deletes at mixed levels
-// while a fault schedule crashes and restarts nodes, pauses them, and
-// partitions the network, and every message may be delayed, dropped,
-// duplicated or reordered. Then every fault heals, clients stop, and the
-// cluster runs until it converges. Checkers:
+// while a fault schedule crashes and restarts nodes, pauses them,
+// partitions the network, and changes the cluster's shape (nodes join,
+// leave, are removed dead or replaced, and joiners crash mid-transfer), and
+// every message may be delayed, dropped, duplicated or reordered. Then
+// every fault heals, clients stop, and the cluster runs until it converges.
+// Checkers:
 //   1. every write acknowledged at any W is still there, itself or a
 //      version whose writer had read it, in the final converged state;
-//   2. a strong read never misses a strong write acknowledged before it began;
-//   3. after heal, every replica of every key holds identical versions (and
-//      no hint is left) within convergeWithinMs of simulated time;
-//   4. a replica's vector clock for a key never goes backwards.
+//   2. a strong read never misses a strong write acknowledged before it
+//      began, nor anything an earlier strong read returned (no new-old
+//      inversion), during ownership changes too;
+//   3. after heal, the ring settles (no transition, no exiting member) and
+//      every replica of every key holds identical versions (no hint, no
+//      sweep left) within convergeWithinMs of simulated time;
+//   4. a replica's vector clock for a key never goes backwards;
+//   5. a deleted (or overwritten) key stays so: no final live version is
+//      one an acknowledged write's context had superseded (no resurrection
+//      after a tombstone was reaped);
+//   6. after convergence no live data exists only on non-owners.
 // A failing seed prints itself and every knob; `tunekv sim --seed S` (with
 // the same knobs) replays it exactly.
 
@@ -20,6 +29,7 @@ import type { VersionedObject } from '../core/clock/object.js';
 import { covers, descends } from '../core/clock/vclock.js';
 import type { VClock } from '../core/clock/vclock.js';
 import { preferenceListForKey } from '../core/ring/ring.js';
+import { inTransition } from '../core/ring/transition.js';
 import { TuneKvError } from '../errors.js';
 import { clientEndpoint } from '../io/memory-network.js';
 import type { LinkFate } from '../io/memory-network.js';
@@ -49,6 +59,14 @@ export interface SimKnobs {
   readonly partitions: number;
   /** Read repair on or off: off leaves convergence to hints and anti-entropy. */
   readonly readRepair: boolean;
+  /** Nodes joined during the client phase (stage + commit, one plan each). */
+  readonly joins: number;
+  /** Members asked to leave (refused while it would leave fewer than N). */
+  readonly leaves: number;
+  /** Members crashed for good, then removed (or replaced by a new node). */
+  readonly removes: number;
+  /** A joining node is killed mid-transfer and restarted. */
+  readonly crashJoiner: boolean;
   /** Simulated time the cluster gets to converge after healing. */
   readonly convergeWithinMs: number;
 }
@@ -84,6 +102,10 @@ export function knobsFor(seed: number, fixed: Partial<SimKnobs> = {}): SimKnobs 
     pauses: between(r, 0, 2),
     partitions: between(r, 0, 2),
     readRepair: r() < 0.5,
+    joins: pick(r, [0, 1, 1, 2]),
+    leaves: pick(r, [0, 0, 1]),
+    removes: pick(r, [0, 0, 0, 1]),
+    crashJoiner: r() < 0.3,
     convergeWithinMs: 60_000,
     ...fixed,
   };
@@ -101,7 +123,7 @@ interface WriteRecord {
   dot: [string, number] | null;
 }
 
-interface StrongRead { readonly key: string; readonly startMs: number; readonly clock: WireClock }
+interface StrongRead { readonly key: string; readonly startMs: number; readonly endMs: number; readonly clock: WireClock }
 
 type Level = { consistency?: string; r?: number; w?: number };
 
@@ -119,6 +141,8 @@ class Run {
   private readonly pausedUntil = new Map<string, number>();
   private healed = false;
   private readonly restarting = new Set<string>();
+  /** Crashed to be removed: not restarted unless the removal was refused. */
+  private readonly doomed = new Set<string>();
   ops = 0;
   failed = 0;
   /** A key to log every client operation of (debugging a seed). */
@@ -205,7 +229,7 @@ class Run {
     if (!res.ok) { this.failed++; return; }
     const body = res.body as GetReplyBody;
     contexts.set(key, body.context);
-    if (level.consistency === 'strong') this.strongReads.push({ key, startMs, clock: body.context });
+    if (level.consistency === 'strong') this.strongReads.push({ key, startMs, endMs: this.now, clock: body.context });
   }
 
   private async write(to: string, key: string, value: string | null, level: Level, contexts: Map<string, WireClock>, r: Random): Promise<void> {
@@ -274,7 +298,96 @@ class Run {
         if (!this.healed) this.partitioned.clear();
       } });
     }
+    for (let i = 0; i < this.knobs.joins; i++) {
+      const at = between(r, 0, phaseMs);
+      const crashAfter = between(r, 20, 400);
+      const downFor = between(r, 200, 1500);
+      events.push({ at, run: async () => {
+        if (this.healed) return;
+        const id = await this.cluster.addNode();
+        this.watchNode(id);
+        const ok = await this.change(`${at}ms join ${id}`, [{ op: 'join', addr: this.cluster.addrOf(id) }]);
+        if (ok && this.knobs.crashJoiner && i === 0) {
+          await this.sleep(crashAfter);
+          if (!this.cluster.isRunning(id)) return;
+          this.faultLog.push(`${at}+${crashAfter}ms crash joiner ${id} mid-transfer for ${downFor}ms`);
+          await this.cluster.crash(id);
+          await this.sleep(downFor);
+          await this.restart(id);
+        }
+      } });
+    }
+    for (let i = 0; i < this.knobs.leaves; i++) {
+      const at = between(r, 0, phaseMs);
+      const roll = r();
+      events.push({ at, run: async () => {
+        if (this.healed) return;
+        const valid = this.validMembers();
+        if (valid.length === 0) return;
+        const id = valid[Math.floor(roll * valid.length)]!;
+        await this.change(`${at}ms leave ${id}`, [{ op: 'leave', id }]);
+      } });
+    }
+    for (let i = 0; i < this.knobs.removes; i++) {
+      const at = between(r, 0, phaseMs);
+      const roll = r();
+      const replace = r() < 0.5;
+      events.push({ at, run: async () => {
+        if (this.healed) return;
+        const valid = this.validMembers();
+        if (valid.length === 0) return;
+        const id = valid[Math.floor(roll * valid.length)]!;
+        this.doomed.add(id);
+        this.faultLog.push(`${at}ms kill ${id} for good`);
+        await this.cluster.crash(id);
+        await this.sleep(1500);
+        let ok: boolean;
+        if (replace) {
+          const fresh = await this.cluster.addNode();
+          this.watchNode(fresh);
+          ok = await this.change(`${at + 1500}ms replace ${id} with ${fresh}`, [{ op: 'replace', id, addr: this.cluster.addrOf(fresh) }]);
+        } else {
+          ok = await this.change(`${at + 1500}ms remove ${id}`, [{ op: 'remove', id }]);
+        }
+        // Refused (it would leave fewer than N): it comes back at heal.
+        if (ok) this.cluster.gone.add(id);
+        this.doomed.delete(id);
+      } });
+    }
     await Promise.all(events.map(async (e) => { await this.sleep(e.at); await e.run(); }));
+  }
+
+  /** Valid members of the newest ring that run, other than nodes being killed. */
+  private validMembers(): string[] {
+    return this.cluster.ringNow().members
+      .filter((m) => (m.state ?? 'valid') === 'valid' && this.cluster.isRunning(m.id) && !this.doomed.has(m.id))
+      .map((m) => m.id);
+  }
+
+  /** Stages changes and commits them through running nodes, as an operator
+   * would (retrying through another node when one fails). */
+  private async change(what: string, changes: Record<string, unknown>[]): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const running = this.cluster.ids.filter((id) => this.cluster.isRunning(id) && !this.doomed.has(id) && this.cluster.node(id).ring !== undefined);
+      if (running.length === 0) return false;
+      const via = running[attempt % running.length]!;
+      let staged = true;
+      for (const c of changes) {
+        const res = await this.request(via, MsgType.CLUSTER_STAGE, c);
+        if (!res.ok) {
+          staged = false;
+          if (res.error.code === 'CHANGE_REFUSED') { this.faultLog.push(`${what}: refused (${res.error.message})`); return false; }
+          break;
+        }
+      }
+      if (!staged) { await this.sleep(300); continue; }
+      const res = await this.request(via, MsgType.CLUSTER_COMMIT, {});
+      if (res.ok) { this.faultLog.push(what); return true; }
+      if (res.error.code === 'CHANGE_REFUSED') { this.faultLog.push(`${what}: refused (${res.error.message})`); return false; }
+      await this.sleep(300);
+    }
+    this.faultLog.push(`${what}: gave up (claimant unreachable)`);
+    return false;
   }
 
   private partition(side: string[]): void {
@@ -286,7 +399,7 @@ class Run {
   }
 
   private async restart(id: string): Promise<void> {
-    if (this.cluster.isRunning(id) || this.restarting.has(id)) return;
+    if (this.cluster.isRunning(id) || this.restarting.has(id) || this.cluster.gone.has(id) || this.doomed.has(id)) return;
     this.restarting.add(id);
     try {
       await this.cluster.startNode(id);
@@ -306,17 +419,67 @@ class Run {
   // ---- checks ----
 
   private async replicaStates(key: string): Promise<(VersionedObject | undefined)[]> {
-    const primaries = preferenceListForKey(this.cluster.ring, key).primaries;
-    return Promise.all(primaries.map((p) => this.cluster.node(p).store.read(key)));
+    const primaries = preferenceListForKey(this.cluster.ringNow(), key).primaries;
+    return Promise.all(primaries.map((p) => (this.cluster.isRunning(p) ? this.cluster.node(p).store.read(key) : Promise.resolve(undefined))));
   }
 
-  async converged(keys: string[]): Promise<boolean> {
-    for (const node of this.cluster.nodes.values()) if (node.hints.pending > 0) return false;
+  /** Null once converged, else what is still pending (reported when a run
+   * does not converge). */
+  async notConverged(keys: string[]): Promise<string | null> {
+    const ring = this.cluster.ringNow();
+    if (inTransition(ring)) return `plan ${ring.plan} still in transition (${JSON.stringify(ring.phase)})`;
+    const exiting = ring.members.filter((m) => m.state === 'exiting');
+    if (exiting.length > 0) return `${exiting.map((m) => m.id).join(',')} still exiting`;
+    for (const m of ring.members) if (!this.cluster.isRunning(m.id)) return `member ${m.id} is not running`;
+    for (const node of this.cluster.nodes.values()) {
+      if (node.hints.pending > 0) return `${node.id} holds ${node.hints.pending} hints`;
+      if (node.transfers.stats.sweepPending > 0) return `${node.id} has ${node.transfers.stats.sweepPending} partitions to sweep`;
+      // A standby node whose join never committed holds no ring and no data.
+      if (node.ring !== undefined && node.ring.version !== ring.version) return `${node.id} is on ring v${node.ring.version}, not v${ring.version}`;
+    }
     for (const key of keys) {
       const states = await this.replicaStates(key);
-      if (!states.every((s) => sameVersions(s, states[0]))) return false;
+      if (!states.every((s) => sameVersions(s, states[0]))) return `replicas of ${key} differ`;
+      const primaries = preferenceListForKey(ring, key).primaries;
+      for (const node of this.cluster.nodes.values()) {
+        if (!primaries.includes(node.id) && (await node.store.read(key)) !== undefined) return `non-owner ${node.id} still holds ${key}`;
+      }
     }
-    return true;
+    return null;
+  }
+
+  /** Checker 6: after convergence, no live version is held only off the owners. */
+  async checkNonOwners(keys: string[]): Promise<void> {
+    const ring = this.cluster.ringNow();
+    for (const key of keys) {
+      const primaries = preferenceListForKey(ring, key).primaries;
+      const owned = (await this.replicaStates(key))[0];
+      for (const [id, node] of this.cluster.nodes) {
+        if (primaries.includes(id)) continue;
+        const held = await node.store.read(key);
+        for (const s of held?.siblings ?? []) {
+          if (s.value === null) continue;
+          const onOwners = owned?.siblings.some((o) => o.actor === s.actor && o.counter === s.counter)
+            || (owned !== undefined && covers(owned.clock, s.actor, s.counter));
+          if (!onOwners) this.violations.push(`live version ${s.actor}:${s.counter} of ${key} exists only on non-owner ${id}`);
+        }
+      }
+    }
+  }
+
+  /** Checker 5: no final live version was superseded by an acknowledged
+   * write (a delete that was reaped, then the old value came back). */
+  async checkResurrection(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      const final = (await this.replicaStates(key))[0];
+      for (const s of final?.siblings ?? []) {
+        if (s.value === null) continue;
+        const killer = this.writes.find((w) => w.acked && w.key === key && covers(w.context, s.actor, s.counter));
+        if (killer) {
+          this.violations.push(`resurrected: ${key} holds ${s.actor}:${s.counter}, superseded by an acknowledged ${killer.isDelete ? 'delete' : 'put'} (acked ${killer.ackedMs})`);
+        }
+      }
+    }
   }
 
   async checkWrites(keys: string[]): Promise<void> {
@@ -338,6 +501,26 @@ class Run {
   }
 
   checkStrongReads(): void {
+    // No new-old inversion between strong reads: a strong read that began
+    // after another ended sees everything the earlier one saw (unless a
+    // delete sent before it began superseded it and was reaped).
+    const byKey = new Map<string, StrongRead[]>();
+    for (const r of this.strongReads) (byKey.get(r.key) ?? byKey.set(r.key, []).get(r.key)!).push(r);
+    for (const reads of byKey.values()) {
+      for (const a of reads) {
+        for (const b of reads) {
+          if (a.endMs >= b.startMs) continue;
+          for (const [actor, counter] of a.clock) {
+            if (covers(b.clock as VClock, actor, counter)) continue;
+            const deleted = this.writes.some((d) => d.isDelete && d.key === a.key && d.sentMs < b.startMs && covers(d.context, actor, counter));
+            if (!deleted) {
+              this.violations.push(`strong read of ${a.key} at ${b.startMs} saw less than the strong read that ended at ${a.endMs}: missing ${actor}:${counter} (new-old inversion)`);
+              break;
+            }
+          }
+        }
+      }
+    }
     for (const read of this.strongReads) {
       for (const w of this.writes) {
         // Tombstones are skipped: once every replica holds one it may be reaped.
@@ -372,10 +555,14 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
   let convergedAfterMs: number | null = null;
   while (run.now - healedAt <= knobs.convergeWithinMs) {
     await run.cluster.runFor(250);
-    if (await run.converged(keys)) { convergedAfterMs = run.now - healedAt; break; }
+    if ((await run.notConverged(keys)) === null) { convergedAfterMs = run.now - healedAt; break; }
   }
-  if (convergedAfterMs === null) run.violations.push(`replicas did not converge within ${knobs.convergeWithinMs} ms of healing`);
-  else await run.checkWrites(keys);
+  if (convergedAfterMs === null) run.violations.push(`replicas did not converge within ${knobs.convergeWithinMs} ms of healing: ${await run.notConverged(keys)}`);
+  else {
+    await run.checkWrites(keys);
+    await run.checkResurrection(keys);
+    await run.checkNonOwners(keys);
+  }
   run.checkStrongReads();
   const messages = run.cluster.network.sent;
   const nodes = [...run.cluster.nodes.values()];

@@ -23,7 +23,12 @@ process.on('exit', () => {
 });
 
 export interface TestCluster {
+  /** The launcher's directory (cluster.json, logs, data). */
   readonly dir: string;
+  /** The temp directory the test owns; with `localLayout` the cluster is
+   * in ROOT/data/cluster, where the CLI looks by default, so a CLI run
+   * with this as its working directory finds it. */
+  readonly root: string;
   readonly hosts: string[];
   file(): ClusterFile;
   kill(id: string): Promise<void>;
@@ -42,25 +47,39 @@ export const fastNodeArgs = [
   '--aae-interval-ms', '1000', '--timeout-ms', '3000', '--reap-delay-ms', '4000',
 ];
 
-export async function testCluster(t: Test, opts: { nodes?: number; n?: number; nodeArgs?: string[] } = {}): Promise<TestCluster> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-it-'));
+export interface TestClusterOptions {
+  nodes?: number;
+  n?: number;
+  nodeArgs?: string[];
+  /** Node i on 127.0.0.i, all on one free port (`--distinct-addresses`). */
+  distinctAddresses?: boolean;
+  /** Put the cluster in ROOT/data/cluster (see TestCluster.root). */
+  localLayout?: boolean;
+}
+
+export async function testCluster(t: Test, opts: TestClusterOptions = {}): Promise<TestCluster> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-it-'));
+  const dir = opts.localLayout === true ? path.join(root, 'data', 'cluster') : root;
   liveDirs.add(dir);
   const nodes = opts.nodes ?? 3;
   const start = async (): Promise<void> => {
     await startCluster({
-      dir, nodes, basePort: 0, host: '127.0.0.1', n: opts.n ?? 3, q: 64, fsync: false, detach: true, log: () => {},
-      nodeArgs: opts.nodeArgs ?? [],
+      dir, nodes, basePort: 0, host: '127.0.0.1', distinctAddresses: opts.distinctAddresses === true, n: opts.n ?? 3, q: 64,
+      fsync: false, detach: true, log: () => {}, nodeArgs: opts.nodeArgs ?? [],
     });
   };
+  // Registered before the start, so a start that fails half-way still
+  // stops whatever it left running.
   t.teardown(async () => {
     await stopCluster(dir, () => {});
     liveDirs.delete(dir);
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(root, { recursive: true, force: true });
   });
   await start();
   const file = (): ClusterFile => readCluster(dir)!;
   return {
     dir,
+    root,
     hosts: file().nodes.map((nd) => `${nd.host}:${nd.port}`),
     file,
     kill: (id) => killNode(dir, id),

@@ -20,8 +20,8 @@ import { mergeAll, sameVersions } from '../clock/object.js';
 import type { VersionedObject } from '../clock/object.js';
 import { describeLevel } from '../quorum/levels.js';
 import type { Quorum } from '../quorum/levels.js';
-import { addFailure, addSuccess, newTally, verdict } from '../quorum/tally.js';
-import type { Tally } from '../quorum/tally.js';
+import { groupTallies, groupsVerdict, reportedTally } from '../quorum/tally.js';
+import type { QuorumGroup, Tally } from '../quorum/tally.js';
 import type { Effect, FsmError, ReplicaOutcome, ReplicaReport, ReplicaTarget } from './types.js';
 
 type State = 'reading' | 'writingBack' | 'collecting' | 'done';
@@ -43,13 +43,19 @@ export interface GetFsmOptions {
   readonly quorum: Quorum;
   /** Send the merged object to stale replicas once all have answered. */
   readonly readRepair: boolean;
+  /** Who counts (default: one group of every replica and down primary).
+   * R replies are needed from every group, and a strong read's write-back
+   * must leave W holders in every group. */
+  readonly groups?: readonly QuorumGroup[];
 }
 
 export class GetFsm {
   private state: State = 'reading';
   private readonly slots: Map<string, ReplicaSlot>;
-  private readTally: Tally;
-  private writeTally: Tally | undefined;
+  private readonly groups: readonly QuorumGroup[];
+  /** Write-back outcomes, by node (strong reads). */
+  private readonly wrote = new Map<string, 'ok' | 'failed' | 'pending'>();
+  private writingBack = false;
   private merged: VersionedObject | undefined;
   private replied = false;
 
@@ -58,13 +64,30 @@ export class GetFsm {
     this.slots = new Map<string, ReplicaSlot>(opts.replicas.map((t) => [t.node, { target: t, outcome: 'pending', object: undefined, sent: undefined }]));
     for (const node of down) this.slots.set(node, { target: { node, role: 'primary' }, outcome: 'failed', object: undefined, sent: undefined });
     assert.equal(this.slots.size, opts.replicas.length + down.length, 'replicas are distinct');
-    this.readTally = newTally(opts.quorum.r, this.slots.size);
-    for (let i = 0; i < down.length; i++) this.readTally = addFailure(this.readTally);
+    this.groups = opts.groups ?? [{ nodes: [...this.slots.keys()], required: opts.quorum.r }];
+  }
+
+  private get readTallies(): Tally[] {
+    return groupTallies(this.groups, (n) => {
+      const o = this.slots.get(n)?.outcome;
+      return o === 'ok' || o === 'notfound' ? 'ok' : o === 'pending' ? 'pending' : 'failed';
+    });
+  }
+
+  /** Per group: holders of the merged object count as done; the write-back
+   * targets count as they answer; everyone else has failed. */
+  private get writeTallies(): Tally[] {
+    return groupTallies(this.groups.map((g) => ({ nodes: g.nodes, required: this.opts.quorum.w })), (n) => {
+      const s = this.slots.get(n);
+      if (!s) return 'failed';
+      if ((s.outcome === 'ok' || s.outcome === 'notfound') && sameVersions(s.object, this.merged)) return 'ok';
+      return this.wrote.get(n) ?? 'failed';
+    });
   }
 
   start(): Effect[] {
-    if (verdict(this.readTally) === 'unreachable') {
-      return [...this.fail('QUORUM_UNAVAILABLE', this.readTally), ...this.finish()];
+    if (groupsVerdict(this.readTallies) === 'unreachable') {
+      return [...this.fail('QUORUM_UNAVAILABLE', this.readTallies), ...this.finish()];
     }
     return this.opts.replicas.map((t) => ({ kind: 'read', to: t.node }));
   }
@@ -75,34 +98,32 @@ export class GetFsm {
     if (result.ok) {
       slot.outcome = result.object === undefined ? 'notfound' : 'ok';
       slot.object = result.object;
-      this.readTally = addSuccess(this.readTally);
     } else {
       slot.outcome = 'failed';
-      this.readTally = addFailure(this.readTally);
     }
     if (this.state === 'reading') {
-      const v = verdict(this.readTally);
+      const v = groupsVerdict(this.readTallies);
       if (v === 'met') return [...this.quorumMet(), ...this.maybeFinish()];
-      if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.readTally), ...this.maybeFinish()];
+      if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.readTallies), ...this.maybeFinish()];
     }
     return this.maybeFinish();
   }
 
   onWrite(from: string, ok: boolean): Effect[] {
-    if (this.state !== 'writingBack' || !this.writeTally || !this.slots.has(from)) return this.maybeFinish();
-    this.writeTally = ok ? addSuccess(this.writeTally) : addFailure(this.writeTally);
-    const v = verdict(this.writeTally);
+    if (this.state !== 'writingBack' || this.wrote.get(from) !== 'pending') return this.maybeFinish();
+    this.wrote.set(from, ok ? 'ok' : 'failed');
+    const v = groupsVerdict(this.writeTallies);
     if (v === 'met') {
       this.state = 'collecting';
       return [...this.replyOk(), ...this.maybeFinish()];
     }
-    if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.writeTally, 'write-back'), ...this.maybeFinish()];
+    if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.writeTallies, 'write-back'), ...this.maybeFinish()];
     return [];
   }
 
   onTimeout(): Effect[] {
     if (this.state === 'done') return [];
-    const effects = this.replied ? [] : this.fail('TIMEOUT', this.writeTally ?? this.readTally,
+    const effects = this.replied ? [] : this.fail('TIMEOUT', this.writingBack ? this.writeTallies : this.readTallies,
       this.state === 'writingBack' ? 'write-back' : 'read');
     return [...effects, ...this.finish()];
   }
@@ -117,14 +138,14 @@ export class GetFsm {
       this.state = 'collecting';
       return this.replyOk();
     }
-    const holders = this.answered().filter((s) => sameVersions(s.object, this.merged)).length;
-    if (holders >= this.opts.quorum.w) {
+    if (groupsVerdict(this.writeTallies) === 'met') {
       this.state = 'collecting';
       return this.replyOk();
     }
     const targets = [...this.slots.values()].filter((s) => s.outcome !== 'failed' && !sameVersions(s.object, this.merged));
-    this.writeTally = newTally(this.opts.quorum.w - holders, targets.length);
-    if (verdict(this.writeTally) === 'unreachable') return this.fail('QUORUM_UNAVAILABLE', this.writeTally, 'write-back');
+    for (const s of targets) this.wrote.set(s.target.node, 'pending');
+    this.writingBack = true;
+    if (groupsVerdict(this.writeTallies) === 'unreachable') return this.fail('QUORUM_UNAVAILABLE', this.writeTallies, 'write-back');
     this.state = 'writingBack';
     const object = this.merged;
     return targets.map((s) => {
@@ -147,8 +168,9 @@ export class GetFsm {
     return [{ kind: 'reply', reply: { ok: true, object: merged, replicas } }];
   }
 
-  private fail(code: FsmError['code'], tally: Tally, phase = 'read'): Effect[] {
+  private fail(code: FsmError['code'], tallies: readonly Tally[], phase = 'read'): Effect[] {
     if (this.replied) return [];
+    const tally = reportedTally(tallies);
     this.replied = true;
     this.state = this.state === 'done' ? 'done' : 'collecting';
     const what = code === 'TIMEOUT' ? 'timed out' : 'cannot reach its quorum';

@@ -16,8 +16,8 @@ import assert from 'node:assert/strict';
 import type { VersionedObject } from '../clock/object.js';
 import { describeLevel } from '../quorum/levels.js';
 import type { Quorum } from '../quorum/levels.js';
-import { addFailure, addSuccess, newTally, verdict } from '../quorum/tally.js';
-import type { Tally } from '../quorum/tally.js';
+import { groupTallies, groupsVerdict, reportedTally } from '../quorum/tally.js';
+import type { QuorumGroup, Tally } from '../quorum/tally.js';
 import type { Effect, FsmError, ReplicaOutcome, ReplicaReport, ReplicaTarget } from './types.js';
 
 
@@ -32,12 +32,16 @@ export interface PutFsmOptions {
   /** Primaries known to be down: reported, and counted as failures. */
   readonly down?: readonly string[];
   readonly quorum: Quorum;
+  /** Who counts, and how many each group needs (default: one group of every
+   * replica and down primary, needing W). A replica in no group is sent
+   * the write but not counted (a transfer's receiver). */
+  readonly groups?: readonly QuorumGroup[];
 }
 
 export class PutFsm {
   private state: State = 'coordinating';
   private readonly outcomes: Map<string, ReplicaOutcome>;
-  private tally: Tally;
+  private readonly groups: readonly QuorumGroup[];
   private object: VersionedObject | undefined;
   private replied = false;
 
@@ -47,12 +51,18 @@ export class PutFsm {
     for (const node of down) this.outcomes.set(node, 'failed');
     assert.equal(this.outcomes.size, opts.replicas.length + down.length, 'replicas are distinct');
     assert.ok(opts.replicas.some((t) => t.node === opts.self), 'the coordinator is a replica of the key');
-    this.tally = newTally(opts.quorum.w, this.outcomes.size);
-    for (let i = 0; i < down.length; i++) this.tally = addFailure(this.tally);
+    this.groups = opts.groups ?? [{ nodes: [...this.outcomes.keys()], required: opts.quorum.w }];
+  }
+
+  private get tallies(): Tally[] {
+    return groupTallies(this.groups, (n) => {
+      const o = this.outcomes.get(n);
+      return o === 'ok' ? 'ok' : o === 'pending' ? 'pending' : 'failed';
+    });
   }
 
   start(): Effect[] {
-    if (verdict(this.tally) === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE'), ...this.finish()];
+    if (groupsVerdict(this.tallies) === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE'), ...this.finish()];
     return [{ kind: 'coordinate' }];
   }
 
@@ -73,10 +83,9 @@ export class PutFsm {
   onWrite(from: string, ok: boolean): Effect[] {
     if (this.outcomes.get(from) !== 'pending' || this.state === 'done' || this.state === 'coordinating') return [];
     this.outcomes.set(from, ok ? 'ok' : 'failed');
-    this.tally = ok ? addSuccess(this.tally) : addFailure(this.tally);
     const effects: Effect[] = [];
     if (this.state === 'replicating') {
-      const v = verdict(this.tally);
+      const v = groupsVerdict(this.tallies);
       if (v === 'met') effects.push(...this.replyOk());
       else if (v === 'unreachable') effects.push(...this.fail('QUORUM_UNAVAILABLE'));
     }
@@ -104,7 +113,7 @@ export class PutFsm {
     if (this.replied) return [];
     this.replied = true;
     if (this.state !== 'done') this.state = 'collecting';
-    const t = this.tally;
+    const t = reportedTally(this.tallies);
     const what = code === 'TIMEOUT' ? 'timed out' : 'cannot reach its quorum';
     const error: FsmError = {
       code,

@@ -37,3 +37,47 @@ export function verdict(t: Tally): Verdict {
 export function majority(n: number): number {
   return Math.floor(n / 2) + 1;
 }
+
+/**
+ * Quorums over groups of replicas. Usually one group (every replica asked,
+ * required R or W); while a partition changes owners, a request may need a
+ * quorum of the current replicas AND one of the next (transition.ts). A
+ * node may sit in both groups; a replica in none (a transfer's receiver)
+ * is asked but not counted.
+ */
+export interface QuorumGroup {
+  readonly nodes: readonly string[];
+  readonly required: number;
+}
+
+export type NodeOutcome = 'ok' | 'failed' | 'pending';
+
+/** Per group tallies from each node's outcome; the first group not met
+ * (or the first group) is the one an error reports. */
+export function groupTallies(groups: readonly QuorumGroup[], outcome: (node: string) => NodeOutcome): Tally[] {
+  return groups.map((g) => {
+    let succeeded = 0;
+    let failed = 0;
+    for (const n of g.nodes) {
+      const o = outcome(n);
+      if (o === 'ok') succeeded++;
+      else if (o === 'failed') failed++;
+    }
+    return { required: g.required, candidates: g.nodes.length, succeeded, failed };
+  });
+}
+
+export function groupsVerdict(tallies: readonly Tally[]): Verdict {
+  let met = true;
+  for (const t of tallies) {
+    const v = verdict(t);
+    if (v === 'unreachable') return 'unreachable';
+    if (v !== 'met') met = false;
+  }
+  return met ? 'met' : 'pending';
+}
+
+/** The tally an error names: the first unreachable, else the first not met. */
+export function reportedTally(tallies: readonly Tally[]): Tally {
+  return tallies.find((t) => verdict(t) === 'unreachable') ?? tallies.find((t) => verdict(t) !== 'met') ?? tallies[0]!;
+}

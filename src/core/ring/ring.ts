@@ -18,10 +18,26 @@ import { limits } from '../../limits.js';
 import { TuneKvError } from '../../errors.js';
 import { keyHash, partitionOfHash } from './hash.js';
 
+/** A member's part in the ring (Riak's member states): `joining` owns
+ * nothing yet and receives partitions in a transition; `valid` owns its
+ * share; `leaving` still owns and serves until its partitions are handed
+ * off; `exiting` owns nothing and is sending what it still holds to the
+ * owners before it shuts down. */
+export type MemberState = 'joining' | 'valid' | 'leaving' | 'exiting';
+export const memberStates: readonly MemberState[] = ['joining', 'valid', 'leaving', 'exiting'];
+
 export interface Member {
   readonly id: string;
   /** host:port the node listens on, for clients and peers. */
   readonly addr: string;
+  /** Absent means `valid` (rings written before member states). */
+  readonly state?: MemberState;
+  /** The node's incarnation: random, made when its data directory was
+   * created, so a removed node that returns with its old data is known. */
+  readonly inc?: string;
+  /** Set by `remove`: the member is dead, so when the transition completes
+   * it is dropped at once instead of exiting (it has nothing to hand off). */
+  readonly removing?: boolean;
 }
 
 export interface Ring {
@@ -34,9 +50,19 @@ export interface Ring {
   readonly owners: readonly string[];
   /** Sorted by id. */
   readonly members: readonly Member[];
+  /** During a transition (transition.ts): the owners the committed plan
+   * moves to, and each partition's phase; both null at rest. */
+  readonly next?: readonly string[] | null;
+  readonly phase?: readonly number[] | null;
+  /** How many plans this ring has committed (names a transition's reports). */
+  readonly plan?: number;
+  /** `id/inc` of members removed from the ring, newest last (bounded):
+   * such a node is refused until it is wiped and joins anew. */
+  readonly removed?: readonly string[];
 }
 
-export type ReplicaRole = 'primary' | 'fallback';
+/** `pending`: a transfer's receiver, sent writes while it catches up, not counted. */
+export type ReplicaRole = 'primary' | 'fallback' | 'pending';
 
 export interface PreferenceList {
   readonly partition: number;
@@ -66,11 +92,15 @@ export function nodeIdProblem(id: string): string | null {
 export function createRing(q: number, n: number, first: Member): Ring {
   const problem = ringParamsProblem(q, n) ?? nodeIdProblem(first.id);
   if (problem) throw new TypeError(problem);
-  return { version: 1, q, n, owners: new Array<string>(q).fill(first.id), members: [first] };
+  return { version: 1, q, n, owners: new Array<string>(q).fill(first.id), members: [{ ...first, state: 'valid' }], next: null, phase: null, plan: 0, removed: [] };
 }
 
 export function memberOf(ring: Ring, id: string): Member | undefined {
   return ring.members.find((m) => m.id === id);
+}
+
+export function stateOf(m: Member): MemberState {
+  return m.state ?? 'valid';
 }
 
 function countOwned(owners: readonly string[]): Map<string, number> {
@@ -145,7 +175,7 @@ export function claim(ring: Ring, member: Member): Ring {
     counts.set(member.id, taken + 1);
   }
   const members = [...ring.members, member].sort((a, b) => (a.id < b.id ? -1 : 1));
-  return { version: ring.version + 1, q: ring.q, n: ring.n, owners, members };
+  return { ...ring, version: ring.version + 1, owners, members };
 }
 
 /** A new ring without `id`; its partitions go to the least-loaded nodes. */
@@ -167,7 +197,7 @@ export function removeMember(ring: Ring, id: string): Ring {
     owners[p] = heir;
     counts.set(heir, (counts.get(heir) ?? 0) + 1);
   }
-  return { version: ring.version + 1, q: ring.q, n: ring.n, owners, members };
+  return { ...ring, version: ring.version + 1, owners, members };
 }
 
 export function partitionOfKey(ring: Ring, key: string): number {
@@ -229,13 +259,34 @@ export function ringProblem(value: unknown): string | null {
     if (typeof mm.id !== 'string' || nodeIdProblem(mm.id) !== null) return 'ring member id is malformed';
     if (typeof mm.addr !== 'string' || !memberAddrPattern.test(mm.addr)) return 'ring member address must be host:port';
     if (mm.id <= prev) return 'ring members must be sorted by id without duplicates';
+    if (mm.state !== undefined && !memberStates.includes(mm.state as MemberState)) return 'ring member state is not one of joining, valid, leaving, exiting';
+    if (mm.inc !== undefined && (typeof mm.inc !== 'string' || !incPattern.test(mm.inc))) return 'ring member incarnation is malformed';
+    if (mm.removing !== undefined && typeof mm.removing !== 'boolean') return 'ring member removing must be a boolean';
     prev = mm.id;
     ids.add(mm.id);
   }
   if (!Array.isArray(r.owners) || r.owners.length !== r.q) return 'ring owners must list q partitions';
   for (const o of r.owners as unknown[]) if (typeof o !== 'string' || !ids.has(o)) return 'ring owner is not a member';
+  const inTransition = r.next !== undefined && r.next !== null;
+  if (inTransition) {
+    if (!Array.isArray(r.next) || r.next.length !== r.q) return 'ring next owners must list q partitions';
+    for (const o of r.next as unknown[]) if (typeof o !== 'string' || !ids.has(o)) return 'ring next owner is not a member';
+    if (!Array.isArray(r.phase) || r.phase.length !== r.q) return 'ring phases must list q partitions';
+    for (const ph of r.phase as unknown[]) if (!Number.isInteger(ph) || (ph as number) < 0 || (ph as number) > phaseMax) return 'ring phase is out of range';
+  } else if (r.phase !== undefined && r.phase !== null) {
+    return 'ring phases without next owners';
+  }
+  if (r.plan !== undefined && (!Number.isSafeInteger(r.plan) || (r.plan as number) < 0)) return 'ring plan must be a non-negative integer';
+  if (r.removed !== undefined) {
+    if (!Array.isArray(r.removed) || r.removed.length > limits.removedNodesKept) return `ring removed list must be an array of at most ${limits.removedNodesKept}`;
+    for (const x of r.removed as unknown[]) if (typeof x !== 'string' || x.length > 130) return 'ring removed entry is malformed';
+  }
   return null;
 }
+
+/** Largest phase number (transition.ts: flipped). */
+const phaseMax = 4;
+const incPattern = /^[0-9a-f]{1,32}$/;
 
 /**
  * A ring from the network or disk, validated and rebuilt from its known
@@ -250,6 +301,12 @@ export function ringFromWire(value: unknown, what = 'ring'): Ring {
   return {
     version: r.version, q: r.q, n: r.n,
     owners: r.owners.slice(),
-    members: r.members.map((m) => ({ id: m.id, addr: m.addr })),
+    members: r.members.map((m) => ({
+      id: m.id, addr: m.addr, state: m.state ?? 'valid', ...(m.inc !== undefined ? { inc: m.inc } : {}), ...(m.removing === true ? { removing: true } : {}),
+    })),
+    next: r.next ? r.next.slice() : null,
+    phase: r.next && r.phase ? r.phase.slice() : null,
+    plan: r.plan ?? 0,
+    removed: r.removed ? r.removed.slice() : [],
   };
 }

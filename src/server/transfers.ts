@@ -1,0 +1,452 @@
+// Ownership transfers: the receiving side of a transition, and the sweep
+// that sends data on non-owners to the owners before dropping it.
+//
+// For every partition this node must receive (transition.ts: receivers):
+//   transfer  stream the partition from a live current replica, a page at
+//             a time (at most transferPageKeysMax keys / transferPageBytesMax
+//             bytes), merging each object into the local store; the cursor
+//             (the last storage key merged) is kept on disk after every
+//             page, so a crash on either side resumes where it stopped (from
+//             another replica if the first is gone). Then tell the claimant
+//             `streamed`.
+//   catchup   exchange the partition with every live current replica by
+//             anti-entropy (at least a majority of them must take part), so
+//             every write acknowledged before the seal is here; then tell
+//             the claimant `caughtup`.
+// The whole node receives at most transferMBps (changeable while running).
+//
+// The sweep: a partition this node holds in neither the current nor the
+// next replica set, but still has objects in (it handed it off, it is
+// exiting, or it was down through a change), is sent key by key to the
+// partition's live holders (all of them, and at least a majority of N must
+// be up and acknowledge), and each key is then removed only if it has not
+// changed since (compare-and-delete). A key this node keeps a hint for is a
+// fallback's copy: hinted handoff owns it. Partitions still to sweep count
+// as pending hints in gossip, so no tombstone is reaped while old data
+// could still come back from a sweep.
+//
+// An exiting node, once it holds no data and no hints, tells the claimant
+// (EXIT_DONE) and shuts itself down.
+
+import { merge, sameVersions } from '../core/clock/object.js';
+import type { VersionedObject } from '../core/clock/object.js';
+import { majority } from '../core/quorum/tally.js';
+import { stateOf, memberOf } from '../core/ring/ring.js';
+import type { Ring } from '../core/ring/ring.js';
+import { claimant, curPrimaries, holders, holds, inTransition, phaseOf, Phase, receivers } from '../core/ring/transition.js';
+import { invalid } from '../errors.js';
+import { limits } from '../limits.js';
+import { pack, unpack } from '../protocol/codec.js';
+import { MsgType } from '../protocol/messages.js';
+import { decodeObject, objectFromWire, objectToWire } from '../protocol/object-codec.js';
+import { asRecord } from '../protocol/validate.js';
+import type { Responder } from '../io/transport.js';
+import { answer } from './replies.js';
+import type { NodeContext } from './context.js';
+import { partitionKeyRange, userKeyOf } from './keyspace.js';
+
+export interface TransferStats {
+  /** Partitions this node still has to receive in the current plan. */
+  partitionsPending: number;
+  partitionsStreamed: number;
+  partitionsCaughtUp: number;
+  keysReceived: number;
+  bytesReceived: number;
+  pagesServed: number;
+  pageFailures: number;
+  catchupFailures: number;
+  /** Partitions held by nobody here that still hold data (sweep pending). */
+  sweepPending: number;
+  keysSwept: number;
+  /** Estimated seconds left for this node's streams, or null. */
+  etaSeconds: number | null;
+}
+
+export interface TransferDeps {
+  /** Merges an object into the local store (no hint); resolves when durable. */
+  mergeLocal(key: string, obj: VersionedObject): Promise<void>;
+  /** Anti-entropy exchange of partition p with peer; throws if it failed. */
+  exchange(ring: Ring, p: number, peer: string): Promise<number>;
+  /** True when this node holds a hint for the storage key (a fallback copy). */
+  hasHint(storageKey: string): boolean;
+  hintsPending(): number;
+  /** The node is exiting and has handed everything off. */
+  onExited(): void;
+}
+
+const xferPrefix = 'm:xfer:';
+/** A receiver re-sends an unanswered report at most this often. */
+const reportEveryMs = 1000;
+const sweepEveryMs = 1000;
+
+export class Transfers {
+  readonly stats: TransferStats = {
+    partitionsPending: 0, partitionsStreamed: 0, partitionsCaughtUp: 0, keysReceived: 0, bytesReceived: 0,
+    pagesServed: 0, pageFailures: 0, catchupFailures: 0, sweepPending: 0, keysSwept: 0, etaSeconds: null,
+  };
+  /** MB/s this node receives at most (config.transferMBps, changeable). */
+  mbps: number;
+  private tokens: number;
+  private lastRefillMs: number;
+  private running = false;
+  private again = false;
+  private readonly reportedAt = new Map<string, number>();
+  private readonly streaming = new Set<string>();
+  private readonly caughtUp = new Set<string>();
+  private readonly remaining = new Map<string, number>();
+  private lastSweepMs = Number.NEGATIVE_INFINITY;
+  private exitSent = false;
+
+  constructor(private readonly ctx: NodeContext, private readonly d: TransferDeps) {
+    this.mbps = ctx.config.transferMBps;
+    this.tokens = this.mbps * 1e6;
+    this.lastRefillMs = ctx.clock.elapsedMs();
+  }
+
+  setLimit(mbps: number): void {
+    if (!(mbps > 0) || !Number.isFinite(mbps) || mbps > 100_000) throw invalid('transfer limit must be a number of MB/s above 0 (at most 100000)');
+    this.mbps = mbps;
+    this.tokens = Math.min(this.tokens, mbps * 1e6);
+    this.ctx.log(`${this.ctx.id} transfer limit ${mbps} MB/s`);
+  }
+
+  /** Runs a pass now (a new ring arrived), or right after the current one. */
+  kick(): void {
+    if (this.running) { this.again = true; return; }
+    void this.run();
+  }
+
+  async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        await this.pass();
+      } while (this.again);
+    } catch (err) {
+      this.ctx.log(`${this.ctx.id} transfer pass failed: ${(err as Error).message}`);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const ring = this.ctx.ring;
+    if (!ring) return;
+    const me = memberOf(ring, this.ctx.id);
+    if (inTransition(ring) && me) {
+      const plan = ring.plan ?? 0;
+      const todo: number[] = [];
+      const catchups: number[] = [];
+      let pending = 0;
+      for (let p = 0; p < ring.q; p++) {
+        if (!receivers(ring, p).includes(this.ctx.id)) continue;
+        const ph = phaseOf(ring, p);
+        if (ph === Phase.transfer) {
+          pending++;
+          if ((await this.cursor(plan, p)).done) { pending--; this.report(plan, p, 'streamed'); } else todo.push(p);
+        } else if (ph === Phase.catchup) {
+          if (this.caughtUp.has(`${plan}/${p}`)) this.report(plan, p, 'caughtup'); else catchups.push(p);
+        }
+      }
+      this.stats.partitionsPending = pending;
+      await Promise.all([
+        this.forEachLimited(todo, (p) => this.stream(ring, plan, p)),
+        this.forEachLimited(catchups, (p) => this.catchup(ring, plan, p)),
+      ]);
+      this.updateEta();
+    } else {
+      this.stats.partitionsPending = 0;
+      this.stats.etaSeconds = null;
+      if (!inTransition(ring)) await this.forgetCursors();
+    }
+    const now = this.ctx.clock.elapsedMs();
+    if (now - this.lastSweepMs >= sweepEveryMs) {
+      this.lastSweepMs = now;
+      await this.sweep(ring);
+    }
+    if (me && stateOf(me) === 'exiting') await this.maybeExit(ring);
+  }
+
+  private async forEachLimited(items: number[], fn: (p: number) => Promise<void>): Promise<void> {
+    let i = 0;
+    const worker = async (): Promise<void> => {
+      while (i < items.length) await fn(items[i++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(limits.transfersInFlightMax, items.length) }, worker));
+  }
+
+  private report(plan: number, p: number, what: 'streamed' | 'caughtup'): void {
+    const ring = this.ctx.ring;
+    if (!ring) return;
+    const key = `${plan}/${p}/${what}`;
+    const now = this.ctx.clock.elapsedMs();
+    if (now - (this.reportedAt.get(key) ?? Number.NEGATIVE_INFINITY) < reportEveryMs) return;
+    this.reportedAt.set(key, now);
+    const lead = claimant(ring, (id) => this.ctx.membership.isUp(id));
+    const body = { plan, partition: p, what };
+    if (lead === this.ctx.id) {
+      this.ctx.ask(this.ctx.id, MsgType.XFER_REPORT, body).catch(() => this.reportedAt.delete(key));
+      return;
+    }
+    this.ctx.ask(lead, MsgType.XFER_REPORT, body).catch(() => this.reportedAt.delete(key));
+  }
+
+  // ---- streaming ----
+
+  private cursorKey(plan: number, p: number): string {
+    return `${xferPrefix}${plan}:${p}`;
+  }
+
+  private async cursor(plan: number, p: number): Promise<{ after: string | null; done: boolean }> {
+    const raw = await this.ctx.storage.get(this.cursorKey(plan, p));
+    if (!raw) return { after: null, done: false };
+    try {
+      const v = unpack(raw) as { after?: unknown; done?: unknown };
+      return { after: typeof v.after === 'string' ? v.after : null, done: v.done === true };
+    } catch {
+      return { after: null, done: false };
+    }
+  }
+
+  private async waitTokens(): Promise<void> {
+    for (;;) {
+      const now = this.ctx.clock.elapsedMs();
+      const cap = this.mbps * 1e6;
+      this.tokens = Math.min(cap, this.tokens + ((now - this.lastRefillMs) / 1000) * cap);
+      this.lastRefillMs = now;
+      if (this.tokens > 0) return;
+      const waitMs = Math.max(5, Math.ceil((-this.tokens / cap) * 1000));
+      await new Promise<void>((resolve) => { this.ctx.clock.setTimer(waitMs, resolve); });
+    }
+  }
+
+  /** Streams partition p from a live current replica, resuming from the
+   * stored cursor; a failed page ends this attempt (the next pass resumes). */
+  private async stream(ring: Ring, plan: number, p: number): Promise<void> {
+    const tag = `${plan}/${p}`;
+    if (this.streaming.has(tag)) return;
+    this.streaming.add(tag);
+    try {
+      let { after } = await this.cursor(plan, p);
+      const sources = curPrimaries(ring, p).filter((id) => id !== this.ctx.id && this.ctx.membership.isUp(id));
+      if (sources.length === 0) return;
+      // Spread the load: receivers of different partitions pick different sources.
+      const source = sources[p % sources.length]!;
+      for (;;) {
+        if (this.ctx.ring !== ring && (this.ctx.ring?.plan !== plan || phaseOf(this.ctx.ring, p) !== Phase.transfer)) return;
+        await this.waitTokens();
+        let page: { entries: [string, unknown][]; last: string | null; done: boolean; remaining: number };
+        try {
+          const r = await this.ctx.ask(source, MsgType.XFER_PAGE, { partition: p, q: ring.q, after });
+          page = pageFromWire(r.body);
+        } catch (err) {
+          this.stats.pageFailures++;
+          this.ctx.log(`${this.ctx.id} transfer of partition ${p} from ${source} paused: ${(err as Error).message}`);
+          return;
+        }
+        let bytes = 0;
+        await Promise.all(page.entries.map(async ([key, wire]) => {
+          const obj = objectFromWire(wire);
+          bytes += key.length + estimateBytes(wire);
+          await this.d.mergeLocal(key, obj);
+        }));
+        this.tokens -= bytes;
+        this.stats.keysReceived += page.entries.length;
+        this.stats.bytesReceived += bytes;
+        this.remaining.set(tag, page.remaining);
+        after = page.last ?? after;
+        await this.ctx.store.writeRaw({ key: this.cursorKey(plan, p), value: pack({ after, done: page.done }) });
+        if (page.done) break;
+      }
+      this.remaining.delete(tag);
+      this.stats.partitionsStreamed++;
+      this.report(plan, p, 'streamed');
+    } finally {
+      this.streaming.delete(tag);
+    }
+  }
+
+  private updateEta(): void {
+    let left = 0;
+    for (const v of this.remaining.values()) left += v;
+    const seconds = this.stats.keysReceived > 0 && left > 0 ? left / Math.max(1, this.rateKeysPerSec()) : null;
+    this.stats.etaSeconds = seconds === null ? null : Math.round(seconds * 10) / 10;
+  }
+
+  private rateKeysPerSec(): number {
+    // Keys a second the byte limit allows, at the average object size so far.
+    const avg = this.stats.bytesReceived / Math.max(1, this.stats.keysReceived);
+    return (this.mbps * 1e6) / Math.max(1, avg);
+  }
+
+  /** Serves one page of partition p to a receiver. */
+  onPage(body: unknown, respond: Responder): void {
+    const b = asRecord(body, 'XFER_PAGE');
+    const ring = this.ctx.ring;
+    if (!ring || b.q !== ring.q || !Number.isInteger(b.partition) || (b.partition as number) < 0 || (b.partition as number) >= ring.q) {
+      throw invalid('XFER_PAGE needs a partition of this ring');
+    }
+    if (b.after !== undefined && b.after !== null && (typeof b.after !== 'string' || b.after.length > 2048)) throw invalid('XFER_PAGE after must be a storage key');
+    const p = b.partition as number;
+    const range = partitionKeyRange(p, ring.q);
+    const after = typeof b.after === 'string' && b.after >= range.gte ? `${b.after}\0` : range.gte;
+    this.stats.pagesServed++;
+    answer(respond, MsgType.XFER_PAGE_REPLY, this.page(after, range.lt));
+  }
+
+  private async page(gte: string, lt: string): Promise<Record<string, unknown>> {
+    const rows = await this.ctx.storage.range({ gte, lt, limit: limits.transferPageKeysMax });
+    const entries: [string, unknown][] = [];
+    let bytes = 0;
+    let last: string | null = null;
+    for (const [sk, raw] of rows) {
+      last = sk;
+      const key = userKeyOf(sk);
+      // Read through the store: its overlay may be newer than storage.
+      let obj: VersionedObject | undefined;
+      try {
+        obj = await this.ctx.store.read(key);
+      } catch {
+        obj = undefined;
+      }
+      if (obj === undefined) {
+        try { obj = decodeObject(raw); } catch { continue; }
+      }
+      entries.push([key, objectToWire(obj)]);
+      bytes += sk.length + raw.length;
+      if (bytes >= limits.transferPageBytesMax) break;
+    }
+    const done = rows.length < limits.transferPageKeysMax && (last === null || last === rows[rows.length - 1]![0]);
+    // A rough count of what is left, for the receiver's ETA.
+    const remaining = done ? 0 : Math.max(0, this.countEstimate(lt) - entries.length);
+    return { entries, last, done, remaining };
+  }
+
+  /** Keys left in a partition, estimated from the pages served so far. */
+  private countEstimate(_lt: string): number {
+    return limits.transferPageKeysMax;
+  }
+
+  // ---- catch-up ----
+
+  private async catchup(ring: Ring, plan: number, p: number): Promise<void> {
+    const peers = curPrimaries(ring, p).filter((id) => id !== this.ctx.id);
+    const live = peers.filter((id) => this.ctx.membership.isUp(id));
+    const cur = curPrimaries(ring, p);
+    const inCur = cur.includes(this.ctx.id) ? 1 : 0;
+    if (live.length + inCur < majority(cur.length)) return;
+    try {
+      for (const peer of live) await this.d.exchange(ring, p, peer);
+    } catch (err) {
+      this.stats.catchupFailures++;
+      this.ctx.log(`${this.ctx.id} catch-up of partition ${p} failed: ${(err as Error).message}; retrying`);
+      return;
+    }
+    this.caughtUp.add(`${plan}/${p}`);
+    this.stats.partitionsCaughtUp++;
+    this.report(plan, p, 'caughtup');
+  }
+
+  private async forgetCursors(): Promise<void> {
+    const old = await this.ctx.storage.range({ gte: xferPrefix, lt: `${xferPrefix}~`, limit: 256 });
+    for (const [k] of old) await this.ctx.store.writeRaw({ key: k, value: null });
+    if (old.length === 0) this.caughtUp.clear();
+  }
+
+  // ---- the sweep ----
+
+  private async sweep(ring: Ring): Promise<void> {
+    let pending = 0;
+    for (let p = 0; p < ring.q; p++) {
+      if (holds(ring, this.ctx.id, p)) continue;
+      const range = partitionKeyRange(p, ring.q);
+      const any = await this.ctx.storage.range({ ...range, limit: 1 });
+      if (any.length === 0) continue;
+      const left = await this.sweepPartition(ring, p, range);
+      if (left > 0) pending++;
+    }
+    this.stats.sweepPending = pending;
+  }
+
+  /** Sends every unhinted key of partition p to its holders, then drops it
+   * if unchanged. Returns how many keys stayed (hinted, or not delivered). */
+  private async sweepPartition(ring: Ring, p: number, range: { gte: string; lt: string }): Promise<number> {
+    const targets = holders(ring, p).filter((id) => id !== this.ctx.id);
+    const live = targets.filter((id) => this.ctx.membership.isUp(id));
+    let gte = range.gte;
+    let kept = 0;
+    for (;;) {
+      const rows = await this.ctx.storage.range({ gte, lt: range.lt, limit: 256 });
+      for (const [sk] of rows) {
+        if (this.d.hasHint(sk)) { kept++; continue; }
+        if (live.length < targets.length || live.length < majority(ring.n)) { kept++; continue; }
+        const key = userKeyOf(sk);
+        const obj = await this.ctx.store.read(key).catch(() => undefined);
+        if (!obj) continue;
+        try {
+          await Promise.all(live.map((t) => this.ctx.ask(t, MsgType.REPLICA_WRITE, { key, object: objectToWire(obj) })));
+        } catch {
+          kept++;
+          continue;
+        }
+        if (await this.ctx.store.remove(key, (cur) => sameVersions(cur, obj)).catch(() => false)) this.stats.keysSwept++;
+        else kept++;
+      }
+      if (rows.length < 256) break;
+      gte = `${rows[rows.length - 1]![0]}\0`;
+    }
+    return kept;
+  }
+
+  // ---- exiting ----
+
+  private async maybeExit(ring: Ring): Promise<void> {
+    if (this.exitSent || this.stats.sweepPending > 0 || this.d.hintsPending() > 0) return;
+    for (let p = 0; p < ring.q; p++) {
+      const any = await this.ctx.storage.range({ ...partitionKeyRange(p, ring.q), limit: 1 });
+      if (any.length > 0) return;
+    }
+    const lead = claimant(ring, (id) => this.ctx.membership.isUp(id));
+    try {
+      await this.ctx.ask(lead, MsgType.EXIT_DONE, {});
+    } catch {
+      return;
+    }
+    this.exitSent = true;
+    this.ctx.log(`${this.ctx.id} handed off everything and leaves the cluster`);
+    this.d.onExited();
+  }
+}
+
+/** Merges for the receiving side: the same rule as a replica write. */
+export function mergeInto(cur: VersionedObject | undefined, incoming: VersionedObject): VersionedObject {
+  if (!cur) return incoming;
+  const merged = merge(cur, incoming);
+  return sameVersions(merged, cur) ? cur : merged;
+}
+
+function estimateBytes(wire: unknown): number {
+  // Values dominate: count their bytes, plus a small overhead per sibling.
+  let n = 16;
+  const w = wire as { siblings?: unknown };
+  if (Array.isArray(w?.siblings)) {
+    for (const s of w.siblings as unknown[]) {
+      n += 24;
+      if (Array.isArray(s)) for (const x of s) if (x instanceof Uint8Array) n += x.length;
+    }
+  }
+  return n;
+}
+
+function pageFromWire(body: unknown): { entries: [string, unknown][]; last: string | null; done: boolean; remaining: number } {
+  const b = asRecord(body, 'XFER_PAGE_REPLY');
+  if (!Array.isArray(b.entries) || b.entries.length > limits.transferPageKeysMax) throw invalid('XFER_PAGE_REPLY entries malformed');
+  for (const e of b.entries as unknown[]) if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string') throw invalid('XFER_PAGE_REPLY entry malformed');
+  if (b.last !== null && typeof b.last !== 'string') throw invalid('XFER_PAGE_REPLY last malformed');
+  return {
+    entries: b.entries as [string, unknown][], last: b.last as string | null, done: b.done === true,
+    remaining: typeof b.remaining === 'number' && Number.isFinite(b.remaining) ? b.remaining : 0,
+  };
+}
