@@ -240,6 +240,16 @@ export class Coordinator {
       this.forwardPut(targets, { ...(body as object), forwarded: true }, isDelete, req.timeoutMs, respond);
       return;
     }
+    // Only a primary of the read set coordinates while one is up. A
+    // fallback or a transfer's receiver may have dropped (or not yet
+    // received) the key's history, and a dot minted here without it would
+    // claim to cover this node's earlier dots of the key (found by the
+    // simulator: an acknowledged w=3 write lost this way).
+    const primaries = targets.filter((t) => t.role === 'primary' && readSet(ring, req.key).includes(t.node));
+    if (!forwarded && !primaries.some((t) => t.node === this.d.id) && primaries.length > 0) {
+      this.forwardPut(primaries, { ...(body as object), forwarded: true }, isDelete, req.timeoutMs, respond);
+      return;
+    }
     this.d.checkWritable();
     this.admit();
     if (isDelete) this.stats.deletes++; else this.stats.puts++;
@@ -440,4 +450,9 @@ export class Coordinator {
     if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;
     this.d.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null, err));
   }
+}
+
+/** The primaries reads go to for `key` on `ring`. */
+function readSet(ring: Ring, key: string): readonly string[] {
+  return readPreference(ring, partitionOfKey(ring, key)).primaries;
 }

@@ -133,7 +133,7 @@ export class TuneNode implements NodeContext {
     this.transport = this.faults.wrap(deps.transport(this));
     this.hints = new Hints(this);
     this.aae = new AntiEntropy(this);
-    this.reaper = new Reaper(this, () => this.hints.pending);
+    this.reaper = new Reaper(this, () => this.hints.pending + this.transfers.stats.sweepPending);
     this.store.onChange = (key, hash, before, after) => this.aae.hashes.update(key, hash, before, after);
     this.aae.onTombstone = (key) => this.reaper.candidate(key);
     this.metrics = this.makeMetrics();

@@ -6,6 +6,7 @@
 // reaped only when all of these hold:
 //   - tombstoneReapDelayMs have passed since it was queued (no request that
 //     could carry the old value, e.g. a read repair, is still in flight);
+//   - no transition is in progress (core/ring/transition.ts);
 //   - every ring member is up, and each one's gossiped heartbeat (heard
 //     after the key was queued) says it holds no hints: a hint for any node
 //     could hand an old version back after the reap;
@@ -18,6 +19,7 @@
 import { sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { preferenceListForKey } from '../core/ring/ring.js';
+import { inTransition } from '../core/ring/transition.js';
 import { limits } from '../limits.js';
 import { MsgType } from '../protocol/messages.js';
 import { objectFromWire, objectToWire } from '../protocol/object-codec.js';
@@ -38,6 +40,9 @@ export function tombstonesOnly(obj: VersionedObject): boolean {
 
 export class Reaper {
   private readonly queue = new Map<string, number>();
+  /** The ring version when the queue was last checked: a change of shape
+   * restarts every wait (data may move, and be swept back, meanwhile). */
+  private ringVersion = 0;
   readonly stats: ReaperStats = { queued: 0, reaped: 0, kept: 0, overflow: 0 };
   private running = false;
 
@@ -57,7 +62,11 @@ export class Reaper {
   /** True when no node can hold a hint that predates `sinceMs`'s tombstone. */
   private clusterQuiet(sinceMs: number): boolean {
     const ring = this.ctx.ring;
-    if (!ring || this.hintsPending() > 0) return false;
+    // While partitions change owners a receiver may hold an older copy
+    // than the tombstone the current primaries agree on: no reaping until
+    // the transition is over (and, through hintsPending, until every sweep
+    // of data left on non-owners is done).
+    if (!ring || inTransition(ring) || this.hintsPending() > 0) return false;
     for (const m of ring.members) {
       if (m.id === this.ctx.id) continue;
       const seen = this.ctx.membership.lastHeard(m.id);
@@ -71,6 +80,11 @@ export class Reaper {
     this.running = true;
     try {
       const now = this.ctx.clock.nowMs();
+      const version = this.ctx.ring?.version ?? 0;
+      if (version !== this.ringVersion) {
+        this.ringVersion = version;
+        for (const key of this.queue.keys()) this.queue.set(key, now);
+      }
       for (const [key, queuedMs] of [...this.queue]) {
         if (now - queuedMs < this.ctx.config.tombstoneReapDelayMs) continue;
         if (!this.clusterQuiet(queuedMs)) continue;

@@ -82,7 +82,8 @@ const sweepEveryMs = 1000;
 export class Transfers {
   readonly stats: TransferStats = {
     partitionsPending: 0, partitionsStreamed: 0, partitionsCaughtUp: 0, keysReceived: 0, bytesReceived: 0,
-    pagesServed: 0, pageFailures: 0, catchupFailures: 0, sweepPending: 0, keysSwept: 0, etaSeconds: null,
+    // Unknown until the first sweep has looked: counted as pending.
+    pagesServed: 0, pageFailures: 0, catchupFailures: 0, sweepPending: 1, keysSwept: 0, etaSeconds: null,
   };
   /** MB/s this node receives at most (config.transferMBps, changeable). */
   mbps: number;
@@ -110,8 +111,12 @@ export class Transfers {
     this.ctx.log(`${this.ctx.id} transfer limit ${mbps} MB/s`);
   }
 
-  /** Runs a pass now (a new ring arrived), or right after the current one. */
+  /** Runs a pass now (a new ring arrived), or right after the current one.
+   * Until that pass's sweep has looked, this node says it may have data to
+   * sweep (a tombstone must not be reaped meanwhile). */
   kick(): void {
+    this.stats.sweepPending = Math.max(1, this.stats.sweepPending);
+    this.lastSweepMs = Number.NEGATIVE_INFINITY;
     if (this.running) { this.again = true; return; }
     void this.run();
   }
@@ -133,7 +138,11 @@ export class Transfers {
 
   private async pass(): Promise<void> {
     const ring = this.ctx.ring;
-    if (!ring) return;
+    if (!ring) {
+      // On standby: no ring, so no data of any partition to sweep.
+      this.stats.sweepPending = 0;
+      return;
+    }
     const me = memberOf(ring, this.ctx.id);
     if (inTransition(ring) && me) {
       const plan = ring.plan ?? 0;

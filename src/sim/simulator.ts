@@ -194,9 +194,20 @@ class Run {
   watchNode(id: string): void {
     const node = this.cluster.nodes.get(id);
     if (!node) return;
+    if (this.trace !== undefined) {
+      const remove = node.store.remove.bind(node.store);
+      node.store.remove = (key, when) => {
+        if (key === this.trace) console.log(`${this.now} ${id} remove ${key}\n${new Error().stack?.split('\n').slice(2, 5).join('\n')}`);
+        return remove(key, when);
+      };
+    }
     const inner = node.store.onChange;
     node.store.onChange = (key, hash, before, after) => {
       inner?.(key, hash, before, after);
+      if (key === this.trace) {
+        const f = (o: VersionedObject | undefined): string => (o ? JSON.stringify(o.siblings.map((x) => [x.actor, x.counter % 100000000])) : '-');
+        console.log(`${this.now} ${id} change ${key}: ${f(before)} -> ${f(after)}`);
+      }
       if (before && after && !descends(after.clock, before.clock)) {
         this.violations.push(`clock went backwards on ${id} for ${key}: ${JSON.stringify(before.clock)} -> ${JSON.stringify(after.clock)}`);
       }
@@ -572,6 +583,12 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
     handoffs: sum((n) => n.hints.stats.delivered + n.hints.stats.expired), reaped: sum((n) => n.reaper.stats.reaped),
   };
   const simulatedMs = run.now - startMs;
+  if (debug.trace !== undefined) {
+    for (const [id, node] of run.cluster.nodes) {
+      const o = await node.store.read(debug.trace);
+      console.log(`final ${id}: ${o ? JSON.stringify({ clock: o.clock.map(([a, c]) => [a, c]), sib: o.siblings.map((x) => [x.actor, x.counter, x.value === null ? 'del' : 'val']) }) : 'none'}`);
+    }
+  }
   await run.cluster.stopAll();
   return {
     ok: run.violations.length === 0,
