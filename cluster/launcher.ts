@@ -357,13 +357,7 @@ function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readon
 
 /** STATUS of one node, or undefined if it does not answer in time. */
 export function probe(host: string, port: number, timeoutMs: number, dial: DialAuth | AdminDial | undefined): Promise<Record<string, unknown> | undefined> {
-  return new Promise((resolve) => {
-    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, ...dialOf(dial) });
-    conn.request(MsgType.STATUS, {}, timeoutMs, (err, _t, body) => {
-      conn.close();
-      resolve(err ? undefined : body as Record<string, unknown>);
-    });
-  });
+  return adminCall(dial, { host, port }, MsgType.STATUS, {}, timeoutMs).then((body) => body as Record<string, unknown>, () => undefined);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -372,8 +366,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function waitReady(auth: AdminDial, node: ClusterNode, members: number, deadline: number, alive: () => boolean): Promise<void> {
   for (;;) {
     const st = await probe(node.host, node.port, 1000, auth);
-    const ring = st?.ring as { members?: unknown[] } | null | undefined;
-    if (st?.ready === true && ring && (ring.members?.length ?? 0) >= members) return;
+    const ring = st?.ring as { members?: unknown[]; transition?: unknown } | null | undefined;
+    // Ready once the node sees the members and no transition is running
+    // (a fresh cluster's joins move ownership partition by partition).
+    if (st?.ready === true && ring && (ring.members?.length ?? 0) >= members && (ring.transition ?? null) === null) return;
     if (!alive()) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
     if (Date.now() > deadline) throw new TuneKvError('UNAVAILABLE', `node ${node.id} was not ready within ${readyTimeoutMs} ms; see ${node.logFile}`);
     await sleep(100);
@@ -392,13 +388,16 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
   const dir = path.resolve(opts.dir);
   fs.mkdirSync(dir, { recursive: true });
   let c = readCluster(dir);
+  const fresh = c === undefined;
   if (c) {
     const running = c.nodes.filter((nd) => isNodeProcess(nd.pid, nd.id));
     if (running.length > 0) {
       throw new TuneKvError('INVALID_ARGUMENT', `the cluster in ${dir} is running (${running.map((nd) => `${nd.id} pid ${nd.pid}`).join(', ')}); stop it first`);
     }
-    if (c.nodes.length !== opts.nodes) {
-      throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a ${c.nodes.length}-node cluster; use another --dir for ${opts.nodes} nodes`);
+    const active = activeNodes(c).length;
+    if (opts.nodes !== undefined && active !== opts.nodes) {
+      throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a ${active}-node cluster (cluster add and leave change that); `
+        + `omit --nodes to restart it, or use another --dir for ${opts.nodes} nodes`);
     }
     // A restart keeps the stored addresses; asking for distinct ones for a
     // cluster whose ring names one host's ports would silently not happen.
@@ -409,7 +408,7 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
     const nodes = await layOut(opts, dir);
     c = {
       format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [],
-      ...(opts.distinctAddresses === true ? { distinctAddresses: true } : {}), nodes,
+      ...(opts.distinctAddresses === true ? { distinctAddresses: true } : {}), basePort: opts.basePort, nodes,
     };
   }
   // Faults belong to a run of the cluster, not to its data.
@@ -424,18 +423,26 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
   try {
     // n1 first: it founds the ring (or reloads it); the others join through
     // it one at a time, so the ring (which depends on the order of joins)
-    // is the same on every fresh start of the same cluster.
-    for (const [i, node] of cluster.nodes.entries()) {
-      const child = spawnNode(dir, cluster, node, cluster.nodes.slice(0, i), opts.detach, log);
+    // is the same on every fresh start of the same cluster. A restart
+    // skips nodes that left or were removed (n1 included): every other
+    // node reloads its ring and needs no seed.
+    const nodes = activeNodes(cluster);
+    for (const [i, node] of nodes.entries()) {
+      const child = spawnNode(dir, cluster, node, nodes.slice(0, i), opts.detach, log);
       node.pid = child.pid ?? null;
       children.set(node.id, child);
       writeCluster(dir, cluster);
       await waitReady(auth, node, i + 1, deadline, () => child.exitCode === null && child.signalCode === null);
     }
-    for (const node of cluster.nodes) {
+    for (const node of nodes) {
       const child = children.get(node.id)!;
-      await waitReady(auth, node, cluster.nodes.length, deadline, () => opts.detach ? isNodeProcess(node.pid, node.id) : child.exitCode === null);
+      await waitReady(auth, node, nodes.length, deadline, () => opts.detach ? isNodeProcess(node.pid, node.id) : child.exitCode === null);
     }
+    // Each join is a transition; the last may still be stepping when every
+    // node lists every member. Requests work during one, but a new cluster
+    // is handed over at rest. (A restarted cluster may resume a long
+    // transition of real data: it is not waited for.)
+    if (fresh) await waitForRing(cluster, auth, (ring) => !inTransition(ring), deadline, 'the joins of the new cluster to complete');
   } catch (err) {
     await stopCluster(dir, () => {});
     throw err;
@@ -468,6 +475,9 @@ export async function stopNode(node: ClusterNode, signal: NodeJS.Signals = 'SIGT
 export async function stopCluster(dir: string, log: (l: string) => void = (l) => console.log(l)): Promise<void> {
   const c = readCluster(dir);
   if (!c) return;
+  // A leave that finished while nobody watched: learn it while the
+  // others still run, so a restart does not start the node again.
+  await settleLeaves(c, adminDialIfAny(dir)).catch(() => {});
   await Promise.all(c.nodes.map(async (nd) => {
     const had = nd.pid !== null && isNodeProcess(nd.pid, nd.id);
     await stopNode(nd);
@@ -482,10 +492,20 @@ function findNode(c: ClusterFile, id: string): ClusterNode {
   return nd;
 }
 
+/** A node that is (or may be) a member: one that left or was removed is refused. */
+function findActiveNode(c: ClusterFile, id: string): ClusterNode {
+  const nd = findNode(c, id);
+  if (isGone(nd)) {
+    throw new TuneKvError('INVALID_ARGUMENT', `${id} ${nd.left === true ? 'left' : 'was removed from'} this cluster; its data is stale `
+      + `(active nodes: ${activeNodes(c).map((x) => x.id).join(', ')})`);
+  }
+  return nd;
+}
+
 /** SIGKILL: the crash a kill -9 or a power cut makes of the process. */
 export async function killNode(dir: string, id: string): Promise<void> {
   const c = requireCluster(dir);
-  const nd = findNode(c, id);
+  const nd = findActiveNode(c, id);
   if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('INVALID_ARGUMENT', `${id} is not running`);
   await stopNode(nd, 'SIGKILL');
   writeCluster(dir, c);
@@ -494,12 +514,17 @@ export async function killNode(dir: string, id: string): Promise<void> {
 /** Stops the node if it runs, then starts it again on its data, detached. */
 export async function restartNode(dir: string, id: string): Promise<void> {
   const c = requireCluster(dir);
-  const nd = findNode(c, id);
+  await settleLeaves(c, adminDial(dir));
+  writeCluster(dir, c);
+  const nd = findActiveNode(c, id);
   await stopNode(nd);
-  const child = spawnNode(dir, c, nd, c.nodes.filter((x) => x.id !== id), true, () => {});
+  const others = activeNodes(c).filter((x) => x.id !== id);
+  const child = spawnNode(dir, c, nd, others, true, () => {});
   nd.pid = child.pid ?? null;
   writeCluster(dir, c);
-  await waitReady(adminDial(dir), nd, c.nodes.length, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
+  // Its own stored ring names it and its peers; it may lag (it learns the
+  // newer one from them), so only its own presence is waited for.
+  await waitReady(adminDial(dir), nd, 1, Date.now() + readyTimeoutMs, () => isNodeProcess(nd.pid, nd.id));
   await applyFaults(dir, c, [nd]);
 }
 
@@ -514,14 +539,14 @@ export async function restartNode(dir: string, id: string): Promise<void> {
 /** SIGSTOP: the node freezes (a GC pause, a stuck VM) until resumed. */
 export async function pauseNode(dir: string, id: string): Promise<void> {
   const c = requireCluster(dir);
-  const nd = findNode(c, id);
+  const nd = findActiveNode(c, id);
   if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('INVALID_ARGUMENT', `${id} is not running`);
   process.kill(nd.pid!, 'SIGSTOP');
 }
 
 export async function resumeNode(dir: string, id: string): Promise<void> {
   const c = requireCluster(dir);
-  const nd = findNode(c, id);
+  const nd = findActiveNode(c, id);
   if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('INVALID_ARGUMENT', `${id} is not running`);
   process.kill(nd.pid!, 'SIGCONT');
   await applyFaults(dir, c, [nd]);
@@ -533,14 +558,14 @@ const noClusterFaults = (): ClusterFaults => ({ groups: [], delayMs: 0, jitterMs
  * in no group form one more group together. */
 export async function partition(dir: string, groups: string[][]): Promise<string[]> {
   const c = requireCluster(dir);
-  const ids = c.nodes.map((nd) => nd.id);
-  for (const g of groups) for (const id of g) findNode(c, id);
+  const ids = activeNodes(c).map((nd) => nd.id);
+  for (const g of groups) for (const id of g) findActiveNode(c, id);
   const named = new Set(groups.flat());
   if (named.size !== groups.flat().length) throw new TuneKvError('INVALID_ARGUMENT', 'a node may be in only one group');
   const rest = ids.filter((id) => !named.has(id));
   c.faults = { ...(c.faults ?? noClusterFaults()), groups: rest.length > 0 ? [...groups, rest] : groups };
   writeCluster(dir, c);
-  return applyFaults(dir, c, c.nodes);
+  return applyFaults(dir, c, activeNodes(c));
 }
 
 /** Removes every partition (delay and loss stay). */
@@ -548,7 +573,7 @@ export async function heal(dir: string): Promise<string[]> {
   const c = requireCluster(dir);
   c.faults = { ...(c.faults ?? noClusterFaults()), groups: [] };
   writeCluster(dir, c);
-  return applyFaults(dir, c, c.nodes);
+  return applyFaults(dir, c, activeNodes(c));
 }
 
 /** Delay (fixed + uniform jitter) and loss on every node-to-node link. */
@@ -556,14 +581,14 @@ export async function setLinkFaults(dir: string, link: { delayMs: number; jitter
   const c = requireCluster(dir);
   c.faults = { ...(c.faults ?? noClusterFaults()), ...link };
   writeCluster(dir, c);
-  return applyFaults(dir, c, c.nodes);
+  return applyFaults(dir, c, activeNodes(c));
 }
 
 /** The fault spec one node should have. */
 export function faultSpecFor(c: ClusterFile, id: string): { blocked: string[]; delayMs: number; jitterMs: number; loss: number } {
   const f = c.faults ?? noClusterFaults();
   const mine = f.groups.find((g) => g.includes(id)) ?? [];
-  const blocked = f.groups.length === 0 ? [] : c.nodes.map((nd) => nd.id).filter((x) => x !== id && !mine.includes(x));
+  const blocked = f.groups.length === 0 ? [] : activeNodes(c).map((nd) => nd.id).filter((x) => x !== id && !mine.includes(x));
   return { blocked, delayMs: f.delayMs, jitterMs: f.jitterMs, loss: f.loss };
 }
 
@@ -573,39 +598,504 @@ async function applyFaults(dir: string, c: ClusterFile, nodes: readonly ClusterN
   const auth = adminDial(dir);
   await Promise.all(nodes.map(async (nd) => {
     if (!isNodeProcess(nd.pid, nd.id)) { missed.push(nd.id); return; }
-    const ok = await adminRequest(auth, nd.host, nd.port, MsgType.ADMIN_FAULTS, faultSpecFor(c, nd.id));
+    const ok = await adminCall(auth, nd, MsgType.ADMIN_FAULTS, faultSpecFor(c, nd.id), 2000).then(() => true, () => false);
     if (!ok) missed.push(nd.id);
   }));
   return missed.sort();
 }
 
-function adminRequest(dial: AdminDial, host: string, port: number, type: number, body: unknown, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const conn = new RpcConnection({ host, port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, ...dialOf(dial) });
-    conn.request(type, body, timeoutMs, (err) => { conn.close(); resolve(err === null); });
+// ---- admin requests ----
+
+/** How long a change request (stage, plan, commit) may take: staging a
+ * join asks the new node who it is, through the claimant. */
+const changeTimeoutMs = 10_000;
+/** How often the launcher polls a node while it waits for a change. */
+const pollMs = 200;
+
+/** One admin request to one node: its reply body, or the node's coded
+ * error (UNAVAILABLE when it cannot be reached, TIMEOUT when it is silent). */
+export function adminCall(dial: DialAuth | AdminDial | undefined, node: { readonly host: string; readonly port: number }, type: number,
+  body: unknown, timeoutMs = changeTimeoutMs): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const conn = new RpcConnection({ host: node.host, port: node.port, agent: 'tunekv-cluster', connectTimeoutMs: timeoutMs, ...dialOf(dial) });
+    conn.request(type, body, timeoutMs, (err, _t, reply) => {
+      conn.close();
+      if (err) reject(err); else resolve(reply);
+    });
   });
 }
+
+/** The admin dial, or undefined when the cluster has no secret yet. */
+function adminDialIfAny(dir: string): AdminDial | undefined {
+  return fs.existsSync(secretFileOf(dir)) ? adminDial(dir) : undefined;
+}
+
+/** One node's ring (RING_GET), or undefined: not running, not answering,
+ * or on standby (no ring yet). */
+export async function ringOf(dial: AdminDial | undefined, node: ClusterNode, timeoutMs = 1000): Promise<Ring | undefined> {
+  if (!isNodeProcess(node.pid, node.id)) return undefined;
+  try {
+    const body = await adminCall(dial, node, MsgType.RING_GET, {}, timeoutMs) as { ring?: unknown } | null;
+    return ringFromWire(body?.ring);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The newest ring any running active node holds (nodes lag a step at most
+ * while a transition runs), or undefined when none answers. */
+export async function newestRing(c: ClusterFile, dial: AdminDial | undefined): Promise<Ring | undefined> {
+  const rings = await Promise.all(activeNodes(c).map((nd) => ringOf(dial, nd)));
+  let best: Ring | undefined;
+  for (const r of rings) if (r !== undefined && (best === undefined || r.version > best.version)) best = r;
+  return best;
+}
+
+/** Nodes whose leave was committed and whose process is gone: once no
+ * ring lists them any more they left. Returns true if any was marked. */
+async function settleLeaves(c: ClusterFile, dial: AdminDial | undefined): Promise<boolean> {
+  const candidates = c.nodes.filter((nd) => nd.leaving === true && !isGone(nd) && !isNodeProcess(nd.pid, nd.id));
+  if (candidates.length === 0 || dial === undefined) return false;
+  const ring = await newestRing(c, dial);
+  if (!ring) return false;
+  let changed = false;
+  for (const nd of candidates) {
+    if (memberOf(ring, nd.id)) continue;
+    markLeft(nd);
+    changed = true;
+  }
+  return changed;
+}
+
+function markLeft(nd: ClusterNode): void {
+  nd.left = true;
+  delete nd.leaving;
+  nd.pid = null;
+}
+
+/** Polls the newest ring until `done` holds for it. */
+async function waitForRing(c: ClusterFile, dial: AdminDial, done: (ring: Ring) => boolean, deadline: number, what: string): Promise<Ring> {
+  for (;;) {
+    const ring = await newestRing(c, dial);
+    if (ring && done(ring)) return ring;
+    if (Date.now() > deadline) {
+      throw new TuneKvError('TIMEOUT', `gave up waiting for ${what}${ring ? ` (ring v${ring.version}${describeTransition(ring)})` : ' (no node answered)'}`);
+    }
+    await sleep(pollMs);
+  }
+}
+
+function describeTransition(ring: Ring): string {
+  if (!inTransition(ring)) return '';
+  return `, plan ${ring.plan ?? 0} in transition: ${Object.entries(phaseCounts(ring)).map(([k, v]) => `${v} ${k}`).join(', ')}`;
+}
+
+// ---- changing the cluster ----
+
+export interface ChangeOptions {
+  /** Return once the transition completed (add: the new nodes valid and no
+   * transition running; leave: the node's process exited and no ring lists
+   * it; remove: no ring lists it). */
+  readonly wait?: boolean;
+  /** How long a wait may take; transitionWaitMsDefault. */
+  readonly waitTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface ChangeResult {
+  /** The nodes added, leaving or removed. */
+  readonly nodes: string[];
+  /** The node the change was staged and committed through. */
+  readonly via: string;
+  /** The plan committed, and the ring version that started it (a queued
+   * commit starts later, behind the transition in progress). */
+  readonly plan: number | null;
+  readonly ringVersion: number;
+  readonly queued: boolean;
+  /** The newest ring when the command returned. */
+  readonly ring: Ring;
+  /** The transition is over (always after a wait). */
+  readonly complete: boolean;
+}
+
+interface Committed { via: ClusterNode; plan: number | null; ringVersion: number; queued: boolean }
+
+/** The first running active node (not in `exclude`) that answers a plan
+ * request, and what the claimant has staged. */
+async function changeNode(c: ClusterFile, dial: AdminDial, exclude: readonly string[]): Promise<ClusterNode> {
+  const candidates = activeNodes(c).filter((nd) => !exclude.includes(nd.id) && isNodeProcess(nd.pid, nd.id));
+  let last: TuneKvError | undefined;
+  for (const nd of candidates) {
+    let plan: { staged?: unknown[] };
+    try {
+      plan = await adminCall(dial, nd, MsgType.CLUSTER_PLAN, {}) as { staged?: unknown[] };
+    } catch (err) {
+      if (!(err instanceof TuneKvError) || (err.code !== 'UNAVAILABLE' && err.code !== 'TIMEOUT')) throw err;
+      last = err;
+      continue;
+    }
+    // Our commit would apply whatever else is staged: refuse rather than
+    // commit changes someone else is still reviewing.
+    const staged = plan.staged ?? [];
+    if (staged.length > 0) {
+      throw new TuneKvError('CHANGE_REFUSED', `changes are already staged (${JSON.stringify(staged)}): review them with `
+        + `tunekv plan --host ${nd.host}:${nd.port}, then commit them before making another`);
+    }
+    return nd;
+  }
+  throw new TuneKvError('UNAVAILABLE', `no running node answered to make the change (tried ${candidates.map((nd) => nd.id).join(', ') || 'none'})`
+    + `${last ? `: ${last.message}` : ''}`);
+}
+
+/** Stages `changes` through `via`, in order, then commits them as one plan.
+ * `onStaged` hears of each one staged. A commit is not retried: one that
+ * timed out may have been applied (tunekv plan says). */
+async function stageAndCommit(dial: AdminDial, via: ClusterNode, changes: readonly Record<string, unknown>[],
+  onStaged: (i: number) => void = () => {}): Promise<Committed> {
+  for (const [i, change] of changes.entries()) {
+    await adminCall(dial, via, MsgType.CLUSTER_STAGE, change);
+    onStaged(i);
+  }
+  const r = await adminCall(dial, via, MsgType.CLUSTER_COMMIT, {}) as { plan?: unknown; ringVersion?: unknown; queued?: unknown };
+  return {
+    via, plan: typeof r.plan === 'number' ? r.plan : null, ringVersion: typeof r.ringVersion === 'number' ? r.ringVersion : 0, queued: r.queued === true,
+  };
+}
+
+function nodeNumber(id: string): number | undefined {
+  const m = /^n(\d+)$/.exec(id);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The base port of a file written before basePort was recorded: ports
+ * base, base + 1, ... in node order with metrics 2000 above means slots;
+ * anything else was picked free (0). */
+function basePortOf(c: ClusterFile): number {
+  if (c.basePort !== undefined) return c.basePort;
+  const first = c.nodes[0];
+  if (!first) return 0;
+  const slots = c.nodes.every((nd) => nodeNumber(nd.id) !== undefined && nd.port === first.port + nodeNumber(nd.id)! - 1
+    && nd.metricsPort === nd.port + metricsPortOffset);
+  return slots && nodeNumber(first.id) === 1 ? first.port : 0;
+}
+
+/** Listening on host:port (and its metrics port) is possible right now. */
+async function portsFree(host: string, ports: readonly number[]): Promise<boolean> {
+  const held: net.Server[] = [];
+  let free = true;
+  for (const p of ports) {
+    const s = free ? await bindTest(host, p) : undefined;
+    if (s) held.push(s); else free = false;
+  }
+  await closeAll(held);
+  return free;
+}
+
+/** The next `count` nodes: ids after the highest ever used (ids of nodes
+ * that left are never reused: their peers remember them as removed), on
+ * the cluster's layout. */
+async function layOutMore(c: ClusterFile, dir: string, count: number): Promise<ClusterNode[]> {
+  const highest = Math.max(0, ...c.nodes.map((nd) => nodeNumber(nd.id) ?? 0));
+  const nums = Array.from({ length: count }, (_, i) => highest + 1 + i);
+  const files = (id: string): { dataDir: string; logFile: string } => ({ dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`) });
+  if (c.distinctAddresses === true) {
+    const port = c.nodes[0]!.port;
+    const last = nums[nums.length - 1]!;
+    if (last > distinctAddressesNodesMax) {
+      throw new TuneKvError('INVALID_ARGUMENT', `distinct addresses end at 127.0.0.${distinctAddressesNodesMax}: n${last} would need 127.0.0.${last}`);
+    }
+    const out: ClusterNode[] = [];
+    for (const num of nums) {
+      const host = distinctAddress(num);
+      if (!(await portsFree(host, [port, port + metricsPortOffset]))) {
+        throw new TuneKvError('UNAVAILABLE', `port ${port} or ${port + metricsPortOffset} is taken on ${host}, where n${num} would listen`);
+      }
+      out.push({ id: `n${num}`, host, port, metricsPort: port + metricsPortOffset, ...files(`n${num}`), pid: null });
+    }
+    return out;
+  }
+  const host = c.nodes[0]!.host;
+  const base = basePortOf(c);
+  if (base === 0) {
+    const picked = await freePorts(host, count * 2);
+    return nums.map((num, i) => ({ id: `n${num}`, host, port: picked[2 * i]!, metricsPort: picked[2 * i + 1]!, ...files(`n${num}`), pid: null }));
+  }
+  const out: ClusterNode[] = [];
+  for (const num of nums) {
+    const port = base + num - 1;
+    if (port + metricsPortOffset > 65_535 || !(await portsFree(host, [port, port + metricsPortOffset]))) {
+      throw new TuneKvError('UNAVAILABLE', `n${num}'s slot, port ${port} (metrics ${port + metricsPortOffset}) on ${host}, is taken or out of range`);
+    }
+    out.push({ id: `n${num}`, host, port, metricsPort: port + metricsPortOffset, ...files(`n${num}`), pid: null });
+  }
+  return out;
+}
+
+/** Waits until the node answers STATUS at all (a standby node has no ring). */
+async function waitAnswers(dial: AdminDial, node: ClusterNode, deadline: number): Promise<void> {
+  for (;;) {
+    if (await probe(node.host, node.port, 1000, dial)) return;
+    if (!isNodeProcess(node.pid, node.id)) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
+    if (Date.now() > deadline) throw new TuneKvError('UNAVAILABLE', `node ${node.id} did not answer within ${readyTimeoutMs} ms; see ${node.logFile}`);
+    await sleep(100);
+  }
+}
+
+/** Stops nodes add started but never joined, and forgets them. */
+async function discardNodes(dir: string, c: ClusterFile, nodes: readonly ClusterNode[]): Promise<void> {
+  for (const nd of nodes) {
+    await stopNode(nd);
+    const i = c.nodes.indexOf(nd);
+    if (i >= 0) c.nodes.splice(i, 1);
+    fs.rmSync(nd.dataDir, { recursive: true, force: true });
+  }
+  writeCluster(dir, c);
+}
+
+/**
+ * `cluster add`: starts `count` nodes on standby, stages their joins through
+ * a running member and commits them as one plan (the joins are claimed one
+ * after another; their transfers overlap), then returns once the new nodes
+ * answer with a ring that lists them all; with `wait`, once the transition
+ * is over too. A node that never got staged is stopped and forgotten.
+ */
+export async function addNodes(dir: string, count: number, opts: ChangeOptions = {}): Promise<ChangeResult> {
+  if (!Number.isInteger(count) || count < 1 || count > addNodesMax) throw new TypeError(`nodes (${count}) must be an integer from 1 to ${addNodesMax}`);
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const c = requireCluster(dir);
+  const dial = adminDial(dir);
+  if (await settleLeaves(c, dial)) writeCluster(dir, c);
+  const via = await changeNode(c, dial, []);
+  const added = await layOutMore(c, path.resolve(dir), count);
+  c.nodes.push(...added);
+  writeCluster(dir, c);
+  const staged = new Set<ClusterNode>();
+  let committed: Committed;
+  try {
+    const deadline = Date.now() + readyTimeoutMs;
+    for (const nd of added) {
+      const child = spawnNode(dir, c, nd, 'standby', true, () => {});
+      nd.pid = child.pid ?? null;
+      writeCluster(dir, c);
+    }
+    for (const nd of added) await waitAnswers(dial, nd, deadline);
+    committed = await stageAndCommit(dial, via, added.map((nd) => ({ op: 'join', addr: `${nd.host}:${nd.port}` })), (i) => staged.add(added[i]!));
+  } catch (err) {
+    const unstaged = added.filter((nd) => !staged.has(nd));
+    await discardNodes(dir, c, unstaged);
+    if (staged.size === 0) throw err;
+    const e = err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', (err as Error).message);
+    throw new TuneKvError(e.code, `${e.message}; ${[...staged].map((nd) => nd.id).join(', ')} staged and still running `
+      + `(apply with: tunekv commit --host ${via.host}:${via.port}), ${unstaged.map((nd) => nd.id).join(', ') || 'none'} stopped`, e.details);
+  }
+  log(`started ${added.map((nd) => `${nd.id}=${nd.host}:${nd.port}`).join(' ')} on standby; joins committed through ${via.id}: `
+    + `${committed.queued ? 'queued behind the transition in progress' : `plan ${committed.plan}, ring v${committed.ringVersion}`}`);
+  const ids = added.map((nd) => nd.id);
+  const deadline = Date.now() + (committed.queued ? opts.waitTimeoutMs ?? transitionWaitMsDefault : readyTimeoutMs);
+  for (const nd of added) {
+    for (;;) {
+      const st = await probe(nd.host, nd.port, 1000, dial);
+      const members = ((st?.ring as { members?: { id: string }[] } | null | undefined)?.members ?? []).map((m) => m.id);
+      if (st?.ready === true && ids.every((id) => members.includes(id))) break;
+      if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('UNAVAILABLE', `node ${nd.id} exited while joining; see ${nd.logFile}`);
+      if (Date.now() > deadline) throw new TuneKvError('TIMEOUT', `${nd.id} did not get a ring listing ${ids.join(', ')} in time; see ${nd.logFile}`);
+      await sleep(pollMs);
+    }
+  }
+  return finishChange(c, dial, ids, committed, opts, (ring) => !inTransition(ring)
+    && ids.every((id) => { const m = memberOf(ring, id); return m !== undefined && stateOf(m) === 'valid'; }), log, 'the joins to complete');
+}
+
+async function finishChange(c: ClusterFile, dial: AdminDial, ids: string[], committed: Committed, opts: ChangeOptions,
+  done: (ring: Ring) => boolean, log: (l: string) => void, what: string): Promise<ChangeResult> {
+  let ring: Ring | undefined;
+  if (opts.wait === true) {
+    ring = await waitForRing(c, dial, done, Date.now() + (opts.waitTimeoutMs ?? transitionWaitMsDefault), what);
+    log(`transition complete: ring v${ring.version}, members ${ring.members.map((m) => `${m.id}(${stateOf(m)})`).join(' ')}`);
+  } else {
+    ring = await newestRing(c, dial);
+  }
+  if (!ring) throw new TuneKvError('UNAVAILABLE', 'no node answered with its ring after the change');
+  return {
+    nodes: ids, via: committed.via.id, plan: committed.plan, ringVersion: committed.ringVersion, queued: committed.queued, ring, complete: done(ring),
+  };
+}
+
+/**
+ * `cluster leave`: stages the node's leave through another running node and
+ * commits it. The node keeps serving until its partitions are handed off,
+ * then exits by itself. With `wait`, returns once its process exited and no
+ * ring lists it, and marks it left in cluster.json.
+ */
+export async function leaveNode(dir: string, id: string, opts: ChangeOptions = {}): Promise<ChangeResult> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const c = requireCluster(dir);
+  const dial = adminDial(dir);
+  if (await settleLeaves(c, dial)) writeCluster(dir, c);
+  const nd = findActiveNode(c, id);
+  const via = await changeNode(c, dial, [id]);
+  const committed = await stageAndCommit(dial, via, [{ op: 'leave', id }]);
+  nd.leaving = true;
+  writeCluster(dir, c);
+  log(`${id} leaves: committed through ${via.id}, ${committed.queued ? 'queued behind the transition in progress' : `plan ${committed.plan}, ring v${committed.ringVersion}`}`);
+  if (opts.wait !== true) return finishChange(c, dial, [id], committed, opts, (ring) => !memberOf(ring, id), log, `${id} to leave`);
+  const deadline = Date.now() + (opts.waitTimeoutMs ?? transitionWaitMsDefault);
+  const pid = nd.pid;
+  while (isNodeProcess(pid, id)) {
+    if (Date.now() > deadline) throw new TuneKvError('TIMEOUT', `${id} (pid ${pid}) still runs: it has not handed everything off yet; see ${nd.logFile}`);
+    await sleep(pollMs);
+  }
+  // The process is gone: it left only if the ring dropped it (a crash
+  // leaves it a member, to restart).
+  const ring = await waitForRing(c, dial, (r) => !memberOf(r, id), Math.min(deadline, Date.now() + leftSettleMs), `${id} to drop out of the ring`)
+    .catch((err: TuneKvError) => {
+      throw new TuneKvError(err.code, `${id} exited but is still a member: ${err.message}; see ${nd.logFile}`);
+    });
+  markLeft(nd);
+  writeCluster(dir, c);
+  log(`${id} left (process exited); ring v${ring.version}: ${ring.members.map((m) => `${m.id}(${stateOf(m)})`).join(' ')}`);
+  return finishChange(c, dial, [id], committed, opts, (r) => !memberOf(r, id) && !inTransition(r), () => {}, `${id}'s transition to complete`);
+}
+
+/**
+ * `cluster remove`: for a dead node (refused while its process runs). Its
+ * partitions go to the others, streamed from the surviving replicas; it is
+ * marked removed in cluster.json at once, since its data is stale.
+ */
+export async function removeNode(dir: string, id: string, opts: ChangeOptions = {}): Promise<ChangeResult> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const c = requireCluster(dir);
+  const dial = adminDial(dir);
+  if (await settleLeaves(c, dial)) writeCluster(dir, c);
+  const nd = findActiveNode(c, id);
+  if (isNodeProcess(nd.pid, nd.id)) {
+    throw new TuneKvError('INVALID_ARGUMENT', `${id} is running (pid ${nd.pid}): remove is for a dead node. Kill it first `
+      + `(tunekv cluster kill ${id}), or let it hand its data off with tunekv cluster leave ${id}`);
+  }
+  const via = await changeNode(c, dial, [id]);
+  const committed = await stageAndCommit(dial, via, [{ op: 'remove', id }]);
+  nd.removed = true;
+  delete nd.leaving;
+  nd.pid = null;
+  writeCluster(dir, c);
+  log(`${id} removed: committed through ${via.id}, ${committed.queued ? 'queued behind the transition in progress' : `plan ${committed.plan}, ring v${committed.ringVersion}`}`);
+  return finishChange(c, dial, [id], committed, opts, (r) => !memberOf(r, id) && !inTransition(r), log, `${id}'s removal to complete`);
+}
+
+// ---- status ----
+
+export type NodeState = MemberState | 'standby' | 'left' | 'removed' | 'not a member';
 
 export interface NodeStatus {
   readonly id: string;
   readonly addr: string;
   readonly pid: number | null;
   readonly running: boolean;
+  /** Stopped with SIGSTOP (cluster pause). */
+  readonly paused: boolean;
   readonly answering: boolean;
   readonly ringVersion: number | null;
   readonly members: number | null;
+  /** Its part in the newest ring any node holds; `standby` for a running
+   * node without a ring; left and removed from cluster.json. */
+  readonly state: NodeState | null;
+  /** Partitions it owns (claimed) in that ring, and its share of q. */
+  readonly owns: number | null;
+  readonly share: number | null;
+  /** Partitions it will own once the transition in progress completes. */
+  readonly ownsNext: number | null;
+  /** Partitions it holds a replica of. */
+  readonly replicates: number | null;
+  /** Its transfers (admin STATUS `transfers`): partitions it still has to
+   * receive, partitions it still has to sweep to their owners, keys and
+   * bytes received in this run, its estimated seconds left, its limit. */
+  readonly transfers: {
+    readonly partitionsPending: number; readonly sweepPending: number; readonly keysReceived: number; readonly bytesReceived: number;
+    readonly etaSeconds: number | null; readonly limitMBps: number;
+  } | null;
+  /** Faults it applies (partition, delay, loss), or null when none. */
+  readonly faults: { readonly blocked: string[]; readonly delayMs: number; readonly jitterMs: number; readonly loss: number } | null;
 }
 
-export async function clusterStatus(dir: string): Promise<NodeStatus[]> {
+export interface ClusterStatus {
+  /** The newest ring any node holds, summarised; null when none answers. */
+  readonly ring: {
+    readonly version: number; readonly n: number; readonly q: number; readonly members: number;
+    /** The plan in transition and its partitions per phase, or null at rest. */
+    readonly transition: { readonly plan: number; readonly phases: Record<string, number> } | null;
+  } | null;
+  readonly nodes: NodeStatus[];
+}
+
+function isPaused(pid: number | null): boolean {
+  if (pid === null) return false;
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'T';
+  } catch {
+    return false;
+  }
+}
+
+function transfersOf(st: Record<string, unknown> | undefined): NodeStatus['transfers'] {
+  const t = st?.transfers as Record<string, unknown> | undefined;
+  if (!t) return null;
+  const num = (k: string): number => (typeof t[k] === 'number' ? t[k] : 0);
+  return {
+    partitionsPending: num('partitionsPending'), sweepPending: num('sweepPending'), keysReceived: num('keysReceived'),
+    bytesReceived: num('bytesReceived'), etaSeconds: typeof t.etaSeconds === 'number' ? t.etaSeconds : null, limitMBps: num('limitMBps'),
+  };
+}
+
+function faultsOf(st: Record<string, unknown> | undefined): NodeStatus['faults'] {
+  const f = st?.faults as { blocked?: string[]; delayMs?: number; jitterMs?: number; loss?: number } | undefined;
+  if (!f) return null;
+  const out = { blocked: f.blocked ?? [], delayMs: f.delayMs ?? 0, jitterMs: f.jitterMs ?? 0, loss: f.loss ?? 0 };
+  return out.blocked.length > 0 || out.delayMs > 0 || out.jitterMs > 0 || out.loss > 0 ? out : null;
+}
+
+export async function clusterStatus(dir: string): Promise<ClusterStatus> {
   const c = requireCluster(dir);
-  const auth = adminDial(dir);
-  return Promise.all(c.nodes.map(async (nd) => {
-    const running = isNodeProcess(nd.pid, nd.id);
-    const st = running ? await probe(nd.host, nd.port, 1000, auth) : undefined;
-    const ring = st?.ring as { version: number; members: unknown[] } | null | undefined;
-    return {
-      id: nd.id, addr: `${nd.host}:${nd.port}`, pid: running ? nd.pid : null, running,
-      answering: st !== undefined, ringVersion: ring?.version ?? null, members: ring?.members.length ?? null,
-    };
+  const dial = adminDial(dir);
+  if (await settleLeaves(c, dial)) writeCluster(dir, c);
+  const probes = await Promise.all(c.nodes.map(async (nd) => {
+    const running = !isGone(nd) && isNodeProcess(nd.pid, nd.id);
+    const paused = running && isPaused(nd.pid);
+    const [st, ring] = running && !paused ? await Promise.all([probe(nd.host, nd.port, 1000, dial), ringOf(dial, nd)]) : [undefined, undefined];
+    return { nd, running, paused, st, ring };
   }));
+  let newest: Ring | undefined;
+  for (const p of probes) if (p.ring && (!newest || p.ring.version > newest.version)) newest = p.ring;
+  const next = newest && inTransition(newest) ? nextView(newest) : undefined;
+  const nodes = probes.map(({ nd, running, paused, st, ring }): NodeStatus => {
+    const m = newest ? memberOf(newest, nd.id) : undefined;
+    let state: NodeState | null = null;
+    if (nd.left === true) state = 'left';
+    else if (nd.removed === true) state = 'removed';
+    else if (m) state = stateOf(m);
+    else if (st && ring === undefined) state = 'standby';
+    else if (newest) state = 'not a member';
+    const owns = m && newest ? newest.owners.filter((o) => o === nd.id).length : null;
+    return {
+      id: nd.id, addr: `${nd.host}:${nd.port}`, pid: running ? nd.pid : null, running, paused,
+      answering: st !== undefined, ringVersion: ring?.version ?? null, members: ring?.members.length ?? null,
+      state, owns, share: owns !== null && newest ? owns / newest.q : null,
+      ownsNext: m && next ? next.owners.filter((o) => o === nd.id).length : null,
+      replicates: m && newest ? replicatedPartitions(newest, nd.id).length : null,
+      transfers: transfersOf(st), faults: faultsOf(st),
+    };
+  });
+  const ring = newest ? {
+    version: newest.version, n: newest.n, q: newest.q, members: newest.members.length,
+    transition: inTransition(newest) ? { plan: newest.plan ?? 0, phases: phaseCounts(newest) } : null,
+  } : null;
+  return { ring, nodes };
+}
+
+function phaseCounts(ring: Ring): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const ph of ring.phase ?? []) {
+    const name = phaseNames[ph] ?? String(ph);
+    out[name] = (out[name] ?? 0) + 1;
+  }
+  return out;
 }

@@ -9,8 +9,10 @@ import type { ConnectionOptions } from 'node:tls';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import {
-  clusterStatus, heal, killNode, partition, pauseNode, readCluster, restartNode, resumeNode, setLinkFaults, startCluster, stopCluster,
+  activeNodes, addNodes, clusterStatus, heal, killNode, leaveNode, partition, pauseNode, readCluster, removeNode, restartNode, resumeNode,
+  setLinkFaults, startCluster, stopCluster,
 } from '../../cluster/launcher.js';
+import type { ChangeResult, ClusterStatus, NodeStatus } from '../../cluster/launcher.js';
 import { connect } from '../client/client.js';
 import type { ConnectOptions, GetResult, PutResult, TuneKvClient } from '../client/client.js';
 import { readSecretFile, secretFileName } from '../security/secret.js';
@@ -31,6 +33,9 @@ const usage = `usage:
   tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
                        [--distinct-addresses]          (node i on 127.0.0.i, all on the base port)
   tunekv cluster stop|status [--dir DIR] [--json]
+  tunekv cluster add [--nodes 1] [--wait] [--timeout-ms MS] [--dir DIR] [--json]   (start nodes, join them in one plan)
+  tunekv cluster leave NODE [--wait] [--timeout-ms MS] [--dir DIR] [--json]        (hand off, then exit; any node, n1 too)
+  tunekv cluster remove NODE [--wait] [--dir DIR] [--json]                         (a dead node: kill it first)
   tunekv cluster kill|restart|pause|resume NODE [--dir DIR]
   tunekv cluster partition NODES NODES... | heal [--dir DIR]          (NODES: n1,n2)
   tunekv cluster faults [--delay-ms MS] [--jitter-ms MS] [--loss P] [--dir DIR]
@@ -170,7 +175,8 @@ function defaultHosts(): string[] {
     // A torn or hand-edited file: the fixed default still works for `make cluster`.
     local = undefined;
   }
-  const listed = (local?.nodes ?? []).map((nd) => `${nd.host}:${nd.port}`);
+  // Nodes that left or were removed are no one to ask.
+  const listed = (local ? activeNodes(local) : []).map((nd) => `${nd.host}:${nd.port}`);
   return listed.length > 0 ? listed : ['127.0.0.1:7001'];
 }
 
@@ -285,6 +291,7 @@ async function cmdCluster(args: string[]): Promise<void> {
     nodes: { type: 'string' }, 'base-port': { type: 'string' }, dir: { type: 'string' }, n: { type: 'string' },
     q: { type: 'string' }, fsync: { type: 'boolean' }, detach: { type: 'boolean' }, host: { type: 'string' }, json: { type: 'boolean' },
     'distinct-addresses': { type: 'boolean' }, 'delay-ms': { type: 'string' }, 'jitter-ms': { type: 'string' }, loss: { type: 'string' },
+    wait: { type: 'boolean' }, 'timeout-ms': { type: 'string' },
   });
   const dir = str(values, 'dir') ?? './data/cluster';
   switch (sub) {
@@ -292,12 +299,13 @@ async function cmdCluster(args: string[]): Promise<void> {
     case 'stop': await stopCluster(dir); return;
     case 'status': {
       const st = await clusterStatus(dir);
-      if (values.json) { console.log(JSON.stringify({ dir, nodes: st })); return; }
-      for (const s of st) {
-        console.log(`${s.id}  ${s.addr}  ${s.running ? `pid ${s.pid}` : 'not running'}  ${s.answering ? `answering, ring v${s.ringVersion} (${s.members} nodes)` : ''}`);
-      }
+      if (values.json) { console.log(JSON.stringify({ dir, ...st })); return; }
+      printClusterStatus(st);
       return;
     }
+    case 'add':
+    case 'leave':
+    case 'remove': return clusterChange(sub, values, positionals, dir);
     case 'kill':
     case 'restart':
     case 'pause':
@@ -341,7 +349,9 @@ async function clusterStart(values: Record<string, unknown>, dir: string): Promi
   let started;
   try {
     started = await startCluster({
-      dir, nodes: intOption(values, 'nodes', 3)!, basePort: intOption(values, 'base-port', 7001)!,
+      // Without --nodes: 3 for a new cluster, and an existing one restarts
+      // with the nodes cluster.json lists (add and leave change them).
+      dir, nodes: intOption(values, 'nodes'), basePort: intOption(values, 'base-port', 7001)!,
       host: str(values, 'host') ?? '127.0.0.1', distinctAddresses, n: intOption(values, 'n', 3)!, q: intOption(values, 'q', 64)!,
       fsync: values.fsync === true, detach,
     });
@@ -349,13 +359,14 @@ async function clusterStart(values: Record<string, unknown>, dir: string): Promi
     if (err instanceof TypeError) throw new UsageError(err.message);
     throw err;
   }
-  const addrs = started.cluster.nodes.map((nd) => `${nd.id}=${nd.host}:${nd.port}`).join(' ');
+  const nodes = activeNodes(started.cluster);
+  const addrs = nodes.map((nd) => `${nd.id}=${nd.host}:${nd.port}`).join(' ');
   console.log(`cluster ready: ${addrs} (n=${started.cluster.n}, q=${started.cluster.q}, data in ${dir})`);
   if (detach) {
     console.log(`stop it with: tunekv cluster stop --dir ${dir}`);
     return;
   }
-  const first = started.cluster.nodes[0]!;
+  const first = nodes[0]!;
   console.log(`connect: tunekv put hello world --host ${first.host}:${first.port}; tunekv get hello`);
   console.log('press Ctrl-C to stop the cluster');
   let stopping = false;
@@ -375,6 +386,67 @@ async function clusterStart(values: Record<string, unknown>, dir: string): Promi
       if (!stopping) console.log(`[${id}] exited (${signal ?? `code ${code}`}); restart it with: tunekv cluster restart ${id} --dir ${dir}`);
     });
   }
+}
+
+/** `cluster add|leave|remove`: the launcher stages and commits the change
+ * through a running node (the cluster secret is admin). */
+async function clusterChange(sub: 'add' | 'leave' | 'remove', values: Record<string, unknown>, positionals: string[], dir: string): Promise<void> {
+  const json = values.json === true;
+  const opts = {
+    wait: values.wait === true, waitTimeoutMs: intOption(values, 'timeout-ms'),
+    log: json ? () => {} : (line: string) => console.log(line),
+  };
+  let result: ChangeResult;
+  try {
+    if (sub === 'add') {
+      if (positionals.length !== 0) throw new UsageError('cluster add takes no node ids: it names the new nodes itself (--nodes K)');
+      result = await addNodes(dir, intOption(values, 'nodes', 1)!, opts);
+    } else {
+      const id = positionals[0];
+      if (!id || positionals.length !== 1) throw new UsageError(`cluster ${sub} needs one node id`);
+      result = sub === 'leave' ? await leaveNode(dir, id, opts) : await removeNode(dir, id, opts);
+    }
+  } catch (err) {
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw err;
+  }
+  const { ring, ...rest } = result;
+  if (json) {
+    console.log(JSON.stringify({ ...rest, ring: { version: ring.version, members: ring.members.map((m) => ({ id: m.id, addr: m.addr, state: m.state ?? 'valid' })), inTransition: ring.next !== null && ring.next !== undefined } }));
+    return;
+  }
+  console.log(result.complete
+    ? `done: ring v${ring.version} with ${ring.members.length} members`
+    : `ring v${ring.version}: the transition runs in the background; follow it with: tunekv cluster status --dir ${dir}`);
+}
+
+function printClusterStatus(st: ClusterStatus): void {
+  if (st.ring) {
+    const tr = st.ring.transition;
+    console.log(`ring v${st.ring.version}: ${st.ring.members} members, n=${st.ring.n} q=${st.ring.q}`
+      + `${tr ? `; plan ${tr.plan} in transition: ${Object.entries(tr.phases).map(([k, v]) => `${v} ${k}`).join(', ')}` : ''}`);
+  } else {
+    console.log('no node answered with a ring');
+  }
+  for (const s of st.nodes) console.log(nodeStatusLine(s));
+}
+
+function nodeStatusLine(s: NodeStatus): string {
+  const parts = [s.id.padEnd(4), s.addr.padEnd(21), (s.state ?? '-').padEnd(8)];
+  if (s.state === 'left' || s.state === 'removed') return parts.join('  ').trimEnd();
+  parts.push(s.running ? `pid ${s.pid}${s.paused ? ' (paused)' : ''}` : 'not running');
+  if (s.owns !== null && s.share !== null) {
+    parts.push(`owns ${s.owns}${s.ownsNext !== null && s.ownsNext !== s.owns ? `->${s.ownsNext}` : ''} (${(s.share * 100).toFixed(1)}%), replicates ${s.replicates}`);
+  }
+  if (s.answering) parts.push(`ring v${s.ringVersion ?? '-'}`);
+  else if (s.running && !s.paused) parts.push('not answering');
+  const t = s.transfers;
+  if (t && (t.partitionsPending > 0 || t.sweepPending > 0)) {
+    parts.push(`transfers: ${t.partitionsPending} to receive, ${t.sweepPending} to sweep${t.etaSeconds !== null ? `, ~${t.etaSeconds} s left` : ''} at ${t.limitMBps} MB/s`);
+  }
+  const f = s.faults;
+  if (f) parts.push(`faults: blocked [${f.blocked.join(',')}], delay ${f.delayMs}+${f.jitterMs} ms, loss ${f.loss}`);
+  return parts.join('  ');
 }
 
 async function cmdGet(args: string[]): Promise<void> {

@@ -8,6 +8,7 @@
 // not for every reader.
 
 import { replicatedPartitions } from '../core/ring/ring.js';
+import { transitionProgress } from './cluster-view.js';
 import { limits } from '../limits.js';
 import type { Clock } from '../io/clock.js';
 import type { Membership } from '../core/membership/membership.js';
@@ -37,10 +38,14 @@ export function statusSummary(s: StatusSources): Record<string, unknown> {
     ring: ring ? {
       version: ring.version, q: ring.q, n: ring.n,
       members: ring.members.map((m) => ({
-        id: m.id, addr: m.addr,
+        id: m.id, addr: m.addr, state: m.state ?? 'valid',
         claimed: ring.owners.filter((o) => o === m.id).length,
+        share: ring.owners.filter((o) => o === m.id).length / ring.q,
         replicates: replicatedPartitions(ring, m.id).length,
       })),
+      // While a plan is in transition: its next owners and partitions per phase.
+      next: ring.next ?? null,
+      transition: transitionProgress(ring),
     } : null,
     peers: s.membership.statuses().map((p) => ({
       id: p.id, state: p.state, sinceMs: p.sinceMs, forMs: now - p.sinceMs, lastHeardAgoMs: now - p.lastHeardMs,

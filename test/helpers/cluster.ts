@@ -7,9 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import {
-  heal, killNode, partition, pauseNode, readCluster, restartNode, resumeNode, startCluster, stopCluster,
+  activeNodes, adminCall, adminDial, addNodes, clusterStatus, isNodeProcess, heal, killNode, leaveNode, partition, pauseNode, readCluster, removeNode, restartNode, resumeNode,
+  startCluster, stopCluster,
 } from '../../cluster/launcher.js';
-import type { ClusterFile } from '../../cluster/launcher.js';
+import type { ChangeOptions, ChangeResult, ClusterFile, ClusterStatus } from '../../cluster/launcher.js';
+import { MsgType } from '../../src/protocol/messages.js';
 
 const liveDirs = new Set<string>();
 
@@ -29,7 +31,10 @@ export interface TestCluster {
    * in ROOT/data/cluster, where the CLI looks by default, so a CLI run
    * with this as its working directory finds it. */
   readonly root: string;
+  /** The nodes it was started with; see activeHosts() after add or leave. */
   readonly hosts: string[];
+  /** host:port of every node that has not left or been removed. */
+  activeHosts(): string[];
   file(): ClusterFile;
   kill(id: string): Promise<void>;
   restart(id: string): Promise<void>;
@@ -39,6 +44,16 @@ export interface TestCluster {
   heal(): Promise<string[]>;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** `cluster add --nodes count` (quiet). */
+  add(count: number, opts?: ChangeOptions): Promise<ChangeResult>;
+  /** `cluster leave id` (quiet). */
+  leave(id: string, opts?: ChangeOptions): Promise<ChangeResult>;
+  /** `cluster remove id` (quiet). */
+  remove(id: string, opts?: ChangeOptions): Promise<ChangeResult>;
+  status(): Promise<ClusterStatus>;
+  /** Sets the transfer limit (MB/s) of every running active node, as
+   * `tunekv transfer-limit` does; returns the nodes that took it. */
+  transferLimit(mbps: number): Promise<string[]>;
 }
 
 /** Fast failure detection and repair, so fault tests take seconds. */
@@ -61,8 +76,11 @@ export async function testCluster(t: Test, opts: TestClusterOptions = {}): Promi
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-it-'));
   const dir = opts.localLayout === true ? path.join(root, 'data', 'cluster') : root;
   liveDirs.add(dir);
-  const nodes = opts.nodes ?? 3;
+  let first = true;
   const start = async (): Promise<void> => {
+    // A restart takes the nodes cluster.json lists (add and leave change them).
+    const nodes = first ? opts.nodes ?? 3 : undefined;
+    first = false;
     await startCluster({
       dir, nodes, basePort: 0, host: '127.0.0.1', distinctAddresses: opts.distinctAddresses === true, n: opts.n ?? 3, q: 64,
       fsync: false, detach: true, log: () => {}, nodeArgs: opts.nodeArgs ?? [],
@@ -90,5 +108,16 @@ export async function testCluster(t: Test, opts: TestClusterOptions = {}): Promi
     heal: () => heal(dir),
     stop: () => stopCluster(dir, () => {}),
     start,
+    activeHosts: () => activeNodes(file()).map((nd) => `${nd.host}:${nd.port}`),
+    add: (count, o) => addNodes(dir, count, { log: () => {}, ...o }),
+    leave: (id, o) => leaveNode(dir, id, { log: () => {}, ...o }),
+    remove: (id, o) => removeNode(dir, id, { log: () => {}, ...o }),
+    status: () => clusterStatus(dir),
+    transferLimit: async (mbps) => {
+      const dial = adminDial(dir);
+      const running = activeNodes(file()).filter((nd) => isNodeProcess(nd.pid, nd.id));
+      const took = await Promise.all(running.map((nd) => adminCall(dial, nd, MsgType.TRANSFER_LIMIT, { mbps }).then(() => nd.id, () => null)));
+      return took.filter((id): id is string => id !== null);
+    },
   };
 }
