@@ -82,8 +82,9 @@ export class Reaper {
       const now = this.ctx.clock.nowMs();
       const version = this.ctx.ring?.version ?? 0;
       if (version !== this.ringVersion) {
+        // The first ring seen restarts nothing; a change of shape does.
+        if (this.ringVersion !== 0) for (const key of this.queue.keys()) this.queue.set(key, now);
         this.ringVersion = version;
-        for (const key of this.queue.keys()) this.queue.set(key, now);
       }
       for (const [key, queuedMs] of [...this.queue]) {
         if (now - queuedMs < this.ctx.config.tombstoneReapDelayMs) continue;
