@@ -28,7 +28,7 @@ import type { WireHeartbeat } from '../core/membership/membership.js';
 import { claim, createRing, memberOf, ringFromWire, ringProblem, stateOf } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import {
-  advance, changeProblem, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, isRemoved, phaseNames, reportKey, summarize,
+  advance, changeProblem, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, phaseNames, reportKey, summarize,
 } from '../core/ring/transition.js';
 import type { Change } from '../core/ring/transition.js';
 import { parseHostPort } from '../io/transport.js';
@@ -42,6 +42,7 @@ import { MsgType, protocolVersion } from '../protocol/messages.js';
 import type { HelloOkBody } from '../protocol/messages.js';
 import { asRecord } from '../protocol/validate.js';
 import type { PeerReply } from './context.js';
+import { asTuneKvError, errorBody } from './replies.js';
 import type { ObjectStore } from './object-store.js';
 import { incKey, ringKey } from './keyspace.js';
 
@@ -87,6 +88,7 @@ export class ClusterView {
   /** The newest ring version every live member acknowledged. */
   private installedVersion = 0;
   private stepping = false;
+  private readonly isUp = (id: string): boolean => this.d.membership.isUp(id);
   /** The ring version each member last acknowledged from us. */
   private readonly pushed = new Map<string, number>();
 
@@ -312,11 +314,7 @@ export class ClusterView {
     if (typeof b.id !== 'string' || typeof b.addr !== 'string') throw invalid('JOIN needs id and addr');
     if (b.inc !== undefined && (typeof b.inc !== 'string' || !/^[0-9a-f]{1,32}$/.test(b.inc))) throw invalid('JOIN inc must be hex');
     const ring = this.requireRing();
-    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
-    if (lead !== this.id) {
-      this.relay(lead, MsgType.JOIN, body, respond);
-      return;
-    }
+    if (this.relayedToClaimant(ring, MsgType.JOIN, body, respond)) return;
     const existing = memberOf(ring, b.id);
     if (existing) {
       if (existing.addr !== b.addr) {
@@ -347,17 +345,21 @@ export class ClusterView {
     if (problem) throw changeRefused(`JOIN refused: ${problem}`);
     this.requireMajority(ring);
     this.commit([change]).then((r) => respond(MsgType.RING_REPLY, { ring: r.ring, queued: r.queued }),
-      (err: Error) => respond(MsgType.ERROR, { code: err instanceof TuneKvError ? err.code : 'INTERNAL', message: err.message }));
+      (err: unknown) => respond(MsgType.ERROR, errorBody(asTuneKvError(err))));
   }
 
-  /** Hands a change request to the claimant and relays its answer. */
-  private relay(lead: string, type: number, body: unknown, respond: Responder): void {
+  /** When another node is the claimant, hands it the change request and
+   * relays its answer (true); false when this node is the claimant. */
+  private relayedToClaimant(ring: Ring, type: number, body: unknown, respond: Responder): boolean {
+    const lead = claimant(ring, this.isUp);
+    if (lead === this.id) return false;
     this.d.ask(lead, type, body, this.d.config.requestTimeoutMs).then((r) => respond(r.type, r.body), (err: TuneKvError) => {
       const e = err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT'
         ? new TuneKvError('UNAVAILABLE', `the claimant ${lead} (which makes ring changes) is unreachable: ${err.message}; changes wait for it`)
         : err;
-      respond(MsgType.ERROR, { code: e.code, message: e.message, details: e.details });
+      respond(MsgType.ERROR, errorBody(e));
     });
+    return true;
   }
 
   private planId(): number {
@@ -366,7 +368,7 @@ export class ClusterView {
 
   /** Refuses a change while this node cannot see a majority of members. */
   private requireMajority(ring: Ring): void {
-    if (!seesMajority(ring, (id) => this.d.membership.isUp(id))) {
+    if (!seesMajority(ring, this.isUp)) {
       throw new TuneKvError('UNAVAILABLE', `${this.id} sees fewer than a majority of the ${ring.members.length} members up: ring changes wait until it does`);
     }
   }
@@ -416,17 +418,12 @@ export class ClusterView {
         try {
           this.onStage({ ...b, newId: info.id, inc: info.inc }, respond);
         } catch (err) {
-          const e = err instanceof TuneKvError ? err : new TuneKvError('INTERNAL', (err as Error).message);
-          respond(MsgType.ERROR, { code: e.code, message: e.message, details: e.details });
+          respond(MsgType.ERROR, errorBody(asTuneKvError(err)));
         }
       }, (err: TuneKvError) => respond(MsgType.ERROR, { code: 'UNAVAILABLE', message: `cannot reach ${String(b.addr)} to learn its id: ${err.message}` }));
       return;
     }
-    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
-    if (lead !== this.id) {
-      this.relay(lead, MsgType.CLUSTER_STAGE, body, respond);
-      return;
-    }
+    if (this.relayedToClaimant(ring, MsgType.CLUSTER_STAGE, body, respond)) return;
     const inc = typeof b.inc === 'string' ? b.inc : undefined;
     let change: Change;
     if (op === 'join') change = { op, id: String(b.newId), addr: String(b.addr), ...(inc ? { inc } : {}) };
@@ -465,11 +462,7 @@ export class ClusterView {
 
   private onPlan(respond: Responder): void {
     const ring = this.requireRing();
-    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
-    if (lead !== this.id) {
-      this.relay(lead, MsgType.CLUSTER_PLAN, {}, respond);
-      return;
-    }
+    if (this.relayedToClaimant(ring, MsgType.CLUSTER_PLAN, {}, respond)) return;
     let plan: unknown = null;
     if (this.staged.length > 0 && !inTransition(ring)) plan = summarize(commitPlan(ring, this.staged, 0));
     respond(MsgType.CLUSTER_PLAN_REPLY, {
@@ -480,17 +473,13 @@ export class ClusterView {
 
   private onCommit(respond: Responder): void {
     const ring = this.requireRing();
-    const lead = claimant(ring, (id) => this.d.membership.isUp(id));
-    if (lead !== this.id) {
-      this.relay(lead, MsgType.CLUSTER_COMMIT, {}, respond);
-      return;
-    }
+    if (this.relayedToClaimant(ring, MsgType.CLUSTER_COMMIT, {}, respond)) return;
     if (this.staged.length === 0) throw changeRefused('nothing is staged: stage a join, leave, remove or replace first');
     this.requireMajority(ring);
     const changes = this.staged;
     this.staged = [];
     this.commit(changes).then((r) => respond(MsgType.OK, { ringVersion: r.ring.version, plan: r.ring.plan, queued: r.queued }),
-      (err: Error) => respond(MsgType.ERROR, { code: 'INTERNAL', message: err.message }));
+      (err: unknown) => respond(MsgType.ERROR, errorBody(asTuneKvError(err))));
   }
 
   private onReport(body: unknown, respond: Responder, peer: string | undefined): void {
@@ -516,8 +505,7 @@ export class ClusterView {
    * member installed the current one. Runs on the claimant only. */
   async step(): Promise<void> {
     const ring = this.ringValue;
-    const isUp = (id: string): boolean => this.d.membership.isUp(id);
-    if (!ring || this.stepping || claimant(ring, isUp) !== this.id || !seesMajority(ring, isUp)) return;
+    if (!ring || this.stepping || claimant(ring, this.isUp) !== this.id || !seesMajority(ring, this.isUp)) return;
     this.stepping = true;
     try {
       for (let i = 0; i < 8; i++) {
@@ -644,4 +632,3 @@ export function transitionProgress(ring: Ring): { plan: number; phases: Record<s
   return { plan: ring.plan ?? 0, phases };
 }
 
-export { isRemoved };

@@ -26,7 +26,7 @@ import { Membership } from '../core/membership/membership.js';
 import { memberOf } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
-import type { TuneKvError } from '../errors.js';
+import { TuneKvError } from '../errors.js';
 import type { Clock, TimerHandle } from '../io/clock.js';
 import type { Storage } from '../io/storage.js';
 import type { Caller, PeerTransport, Responder } from '../io/transport.js';
@@ -48,9 +48,7 @@ import { Replica } from './replica.js';
 import { Router, Session } from './router.js';
 import type { ConnectionInfo, Rooms, Security } from './router.js';
 import { statusFull, statusSummary } from './status.js';
-import { Transfers, mergeInto } from './transfers.js';
-import { dataKey } from './keyspace.js';
-import { TuneKvError as KvError } from '../errors.js';
+import { Transfers } from './transfers.js';
 import type { StatusSources } from './status.js';
 
 export interface NodeDeps {
@@ -148,11 +146,7 @@ export class TuneNode implements NodeContext {
       onRing: () => { if (!this.stopped) this.transfers.kick(); },
     });
     this.transfers = new Transfers(this, {
-      mergeLocal: async (key, obj) => {
-        const m = await this.store.mutate(key, (cur) => mergeInto(cur, obj));
-        if (m.changed && m.object) this.replica.noteSiblings(key, m.object);
-        await m.durable;
-      },
+      mergeLocal: (key, obj) => this.replica.write(key, obj),
       exchange: (ring, p, peer) => this.aae.exchangeStrict(ring, p, peer),
       hasHint: (sk) => this.hints.holdsFor(sk),
       hintsPending: () => this.hints.pending,
@@ -179,7 +173,7 @@ export class TuneNode implements NodeContext {
       peerFilter: (peer, respond) => {
         if (this.faults.isBlocked(peer)) return null;
         if (this.view.isRemovedPeer(peer)) {
-          throw new KvError('NODE_REMOVED', `${peer} was removed from this cluster: wipe its data directory and join it anew`);
+          throw new TuneKvError('NODE_REMOVED', `${peer} was removed from this cluster: wipe its data directory and join it anew`);
         }
         this.membership.heardFrom(peer, this.clock.nowMs());
         return this.faults.reply(peer, respond);

@@ -28,7 +28,7 @@
 // An exiting node, once it holds no data and no hints, tells the claimant
 // (EXIT_DONE) and shuts itself down.
 
-import { merge, sameVersions } from '../core/clock/object.js';
+import { sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { majority } from '../core/quorum/tally.js';
 import { stateOf, memberOf } from '../core/ring/ring.js';
@@ -194,12 +194,7 @@ export class Transfers {
     if (now - (this.reportedAt.get(key) ?? Number.NEGATIVE_INFINITY) < reportEveryMs) return;
     this.reportedAt.set(key, now);
     const lead = claimant(ring, (id) => this.ctx.membership.isUp(id));
-    const body = { plan, partition: p, what };
-    if (lead === this.ctx.id) {
-      this.ctx.ask(this.ctx.id, MsgType.XFER_REPORT, body).catch(() => this.reportedAt.delete(key));
-      return;
-    }
-    this.ctx.ask(lead, MsgType.XFER_REPORT, body).catch(() => this.reportedAt.delete(key));
+    this.ctx.ask(lead, MsgType.XFER_REPORT, { plan, partition: p, what }).catch(() => this.reportedAt.delete(key));
   }
 
   // ---- streaming ----
@@ -328,14 +323,11 @@ export class Transfers {
       if (bytes >= limits.transferPageBytesMax) break;
     }
     const done = rows.length < limits.transferPageKeysMax && (last === null || last === rows[rows.length - 1]![0]);
-    // A rough count of what is left, for the receiver's ETA.
-    const remaining = done ? 0 : Math.max(0, this.countEstimate(lt) - entries.length);
+    // What is left is not counted (that would scan the partition): a page
+    // that is not the last says at least one more page follows, so the ETA
+    // is a lower bound.
+    const remaining = done ? 0 : limits.transferPageKeysMax;
     return { entries, last, done, remaining };
-  }
-
-  /** Keys left in a partition, estimated from the pages served so far. */
-  private countEstimate(_lt: string): number {
-    return limits.transferPageKeysMax;
   }
 
   // ---- catch-up ----
@@ -427,13 +419,6 @@ export class Transfers {
     this.ctx.log(`${this.ctx.id} handed off everything and leaves the cluster`);
     this.d.onExited();
   }
-}
-
-/** Merges for the receiving side: the same rule as a replica write. */
-export function mergeInto(cur: VersionedObject | undefined, incoming: VersionedObject): VersionedObject {
-  if (!cur) return incoming;
-  const merged = merge(cur, incoming);
-  return sameVersions(merged, cur) ? cur : merged;
 }
 
 function estimateBytes(wire: unknown): number {

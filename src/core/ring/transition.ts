@@ -306,11 +306,3 @@ export function dropExited(ring: Ring, ids: readonly string[]): Ring {
 export function exitingMembers(ring: Ring): string[] {
   return ring.members.filter((m) => stateOf(m) === 'exiting').map((m) => m.id);
 }
-
-/** Partitions a node held in `before` and holds no longer in `after`:
- * what it must send to the owners, then drop. */
-export function partitionsLost(before: Ring, after: Ring, id: string): number[] {
-  const out: number[] = [];
-  for (let p = 0; p < after.q; p++) if (holds(before, id, p) && !holds(after, id, p)) out.push(p);
-  return out;
-}
