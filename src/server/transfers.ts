@@ -241,7 +241,7 @@ export class Transfers {
       for (;;) {
         if (this.ctx.ring !== ring && (this.ctx.ring?.plan !== plan || phaseOf(this.ctx.ring, p) !== Phase.transfer)) return;
         await this.waitTokens();
-        let page: { entries: [string, unknown][]; last: string | null; done: boolean; remaining: number };
+        let page: ReturnType<typeof pageFromWire>;
         try {
           const r = await this.ctx.ask(source, MsgType.XFER_PAGE, { partition: p, q: ring.q, after });
           page = pageFromWire(r.body);
@@ -250,12 +250,9 @@ export class Transfers {
           this.ctx.log(`${this.ctx.id} transfer of partition ${p} from ${source} paused: ${(err as Error).message}`);
           return;
         }
-        let bytes = 0;
-        await Promise.all(page.entries.map(async ([key, wire]) => {
-          const obj = objectFromWire(wire);
-          bytes += key.length + estimateBytes(wire);
-          await this.d.mergeLocal(key, obj);
-        }));
+        // The source counts the stored bytes it sent: that is what the limit meters.
+        const bytes = page.bytes;
+        await Promise.all(page.entries.map(([key, wire]) => this.d.mergeLocal(key, objectFromWire(wire))));
         this.tokens -= bytes;
         this.stats.keysReceived += page.entries.length;
         this.stats.bytesReceived += bytes;
@@ -327,7 +324,7 @@ export class Transfers {
     // that is not the last says at least one more page follows, so the ETA
     // is a lower bound.
     const remaining = done ? 0 : limits.transferPageKeysMax;
-    return { entries, last, done, remaining };
+    return { entries, last, done, remaining, bytes };
   }
 
   // ---- catch-up ----
@@ -421,20 +418,7 @@ export class Transfers {
   }
 }
 
-function estimateBytes(wire: unknown): number {
-  // Values dominate: count their bytes, plus a small overhead per sibling.
-  let n = 16;
-  const w = wire as { siblings?: unknown };
-  if (Array.isArray(w?.siblings)) {
-    for (const s of w.siblings as unknown[]) {
-      n += 24;
-      if (Array.isArray(s)) for (const x of s) if (x instanceof Uint8Array) n += x.length;
-    }
-  }
-  return n;
-}
-
-function pageFromWire(body: unknown): { entries: [string, unknown][]; last: string | null; done: boolean; remaining: number } {
+function pageFromWire(body: unknown): { entries: [string, unknown][]; last: string | null; done: boolean; remaining: number; bytes: number } {
   const b = asRecord(body, 'XFER_PAGE_REPLY');
   if (!Array.isArray(b.entries) || b.entries.length > limits.transferPageKeysMax) throw invalid('XFER_PAGE_REPLY entries malformed');
   for (const e of b.entries as unknown[]) if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string') throw invalid('XFER_PAGE_REPLY entry malformed');
@@ -442,5 +426,6 @@ function pageFromWire(body: unknown): { entries: [string, unknown][]; last: stri
   return {
     entries: b.entries as [string, unknown][], last: b.last as string | null, done: b.done === true,
     remaining: typeof b.remaining === 'number' && Number.isFinite(b.remaining) ? b.remaining : 0,
+    bytes: typeof b.bytes === 'number' && Number.isFinite(b.bytes) && b.bytes >= 0 ? b.bytes : 0,
   };
 }
