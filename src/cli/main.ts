@@ -265,8 +265,8 @@ async function cmdNode(args: string[]): Promise<void> {
     if (err instanceof TypeError) throw new UsageError(err.message);
     throw err;
   }
-  const ring = running.node.ring!;
-  log(`${id} listening on ${running.addr}, ring v${ring.version} with ${ring.members.length} node(s), n=${ring.n} q=${ring.q}, data ${dataDir}`
+  const ring = running.node.ring;
+  log(`${id} listening on ${running.addr}, ${ring ? `ring v${ring.version} with ${ring.members.length} node(s), n=${ring.n} q=${ring.q}` : 'on standby (no ring yet)'}, data ${dataDir}`
     + `${running.metricsAddr ? `, metrics http://${running.metricsAddr}/metrics` : ''}`);
   let stopping = false;
   const shutdown = (signal: string): void => {

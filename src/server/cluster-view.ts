@@ -378,6 +378,14 @@ export class ClusterView {
     const ring = this.requireRing();
     this.requireMajority(ring);
     if (inTransition(ring) || this.queued.length > 0) {
+      // Judged against everything queued before it, so a queued commit that
+      // would leave fewer than N members is refused now, not dropped later.
+      const before = this.queued.flat();
+      for (const c of changes) {
+        const problem = changeProblem(ring, before, c);
+        if (problem) throw changeRefused(`${problem} (with the plans queued before it)`);
+        before.push(c);
+      }
       this.queued.push(changes);
       this.d.log(`${this.id} queued plan (${describeChanges(changes)}) behind plan ${ring.plan}`);
       return { ring, queued: true };
@@ -478,8 +486,11 @@ export class ClusterView {
     this.requireMajority(ring);
     const changes = this.staged;
     this.staged = [];
-    this.commit(changes).then((r) => respond(MsgType.OK, { ringVersion: r.ring.version, plan: r.ring.plan, queued: r.queued }),
-      (err: unknown) => respond(MsgType.ERROR, errorBody(asTuneKvError(err))));
+    this.commit(changes).then((r) => respond(MsgType.OK, { ringVersion: r.ring.version, plan: r.ring.plan, queued: r.queued }), (err: unknown) => {
+      // Refused: the changes stay staged, as they were.
+      if (this.staged.length === 0) this.staged = changes;
+      respond(MsgType.ERROR, errorBody(asTuneKvError(err)));
+    });
   }
 
   private onReport(body: unknown, respond: Responder, peer: string | undefined): void {

@@ -97,6 +97,15 @@ export class TuneNode implements NodeContext {
   /** Called once an exiting node handed everything off (start-node stops
    * the process; the simulator takes the node out). */
   onExited: () => void = () => {};
+  /** Set once the node must go (it left, or was removed): whoever runs it
+   * checks this after wiring onExited, so an exit asked for during start
+   * (a removed node learns it while announcing) is not lost. */
+  exitRequested = false;
+
+  private requestExit(): void {
+    this.exitRequested = true;
+    this.onExited();
+  }
   /** Where this node's Prometheus metrics are served, if they are. */
   metricsUrl: string | null = null;
   /** Set by the listener, for status and metrics. */
@@ -150,7 +159,7 @@ export class TuneNode implements NodeContext {
       exchange: (ring, p, peer) => this.aae.exchangeStrict(ring, p, peer),
       hasHint: (sk) => this.hints.holdsFor(sk),
       hintsPending: () => this.hints.pending,
-      onExited: () => this.onExited(),
+      onExited: () => this.requestExit(),
     });
     this.replica = new Replica({
       id: this.id, clock: this.clock, store: this.store, hints: this.hints, aae: this.aae, reaper: this.reaper,
@@ -297,7 +306,7 @@ export class TuneNode implements NodeContext {
     this.transport.request(to, type, body, timeoutMs, (err, t, b) => {
       if (err === null) this.membership.heardFrom(to, this.clock.nowMs());
       else if (err.code === 'UNAVAILABLE') this.membership.refused(to, this.clock.nowMs());
-      else if (err.code === 'NODE_REMOVED' && this.view.noteRemoved(to, err.message)) this.onExited();
+      else if (err.code === 'NODE_REMOVED' && this.view.noteRemoved(to, err.message)) this.requestExit();
       cb(err, t, b);
     });
   }

@@ -134,6 +134,7 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
   };
   const exited = new Promise<void>((resolve) => {
     node.onExited = () => { stop().then(resolve, resolve); };
+    if (node.exitRequested) node.onExited();
   });
   return { node, addr, metricsAddr: metrics?.addr ?? null, exited, stop };
 }
