@@ -5,8 +5,8 @@
 // command, whichever process runs it) and one data directory and log file
 // per node. Starting founds the ring on n1, then every other node joins
 // through the nodes started before it, and start returns (or, in the
-// foreground, prints how to connect) once every node answers and every node
-// sees the whole ring.
+// foreground, prints how to connect) once every node answers, every node
+// sees the whole ring and (for a new cluster) the joins' transition is over.
 //
 // Two layouts: every node on one host and its own port (base port + i), or,
 // with distinctAddresses, node i on 127.0.0.i and every node on the same
@@ -721,7 +721,7 @@ export interface ChangeResult {
 interface Committed { via: ClusterNode; plan: number | null; ringVersion: number; queued: boolean }
 
 /** The first running active node (not in `exclude`) that answers a plan
- * request, and what the claimant has staged. */
+ * request; refused while the claimant has changes staged. */
 async function changeNode(c: ClusterFile, dial: AdminDial, exclude: readonly string[]): Promise<ClusterNode> {
   const candidates = activeNodes(c).filter((nd) => !exclude.includes(nd.id) && isNodeProcess(nd.pid, nd.id));
   let last: TuneKvError | undefined;
@@ -798,6 +798,12 @@ async function layOutMore(c: ClusterFile, dir: string, count: number): Promise<C
   const highest = Math.max(0, ...c.nodes.map((nd) => nodeNumber(nd.id) ?? 0));
   const nums = Array.from({ length: count }, (_, i) => highest + 1 + i);
   const files = (id: string): { dataDir: string; logFile: string } => ({ dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`) });
+  // A new node must start empty: data left there (by hand, or by an add
+  // that died before recording it) would bring an old ring and old keys.
+  for (const num of nums) {
+    const dataDir = files(`n${num}`).dataDir;
+    if (fs.existsSync(dataDir)) throw new TuneKvError('INVALID_ARGUMENT', `${dataDir} exists but cluster.json lists no n${num}: move it away first`);
+  }
   if (c.distinctAddresses === true) {
     const port = c.nodes[0]!.port;
     const last = nums[nums.length - 1]!;
@@ -906,6 +912,11 @@ export async function addNodes(dir: string, count: number, opts: ChangeOptions =
     && ids.every((id) => { const m = memberOf(ring, id); return m !== undefined && stateOf(m) === 'valid'; }), log, 'the joins to complete');
 }
 
+/** A leave or remove is complete: no ring lists the node, none is moving. */
+function goneAtRest(id: string): (ring: Ring) => boolean {
+  return (ring) => !memberOf(ring, id) && !inTransition(ring);
+}
+
 async function finishChange(c: ClusterFile, dial: AdminDial, ids: string[], committed: Committed, opts: ChangeOptions,
   done: (ring: Ring) => boolean, log: (l: string) => void, what: string): Promise<ChangeResult> {
   let ring: Ring | undefined;
@@ -938,7 +949,7 @@ export async function leaveNode(dir: string, id: string, opts: ChangeOptions = {
   nd.leaving = true;
   writeCluster(dir, c);
   log(`${id} leaves: committed through ${via.id}, ${committed.queued ? 'queued behind the transition in progress' : `plan ${committed.plan}, ring v${committed.ringVersion}`}`);
-  if (opts.wait !== true) return finishChange(c, dial, [id], committed, opts, (ring) => !memberOf(ring, id), log, `${id} to leave`);
+  if (opts.wait !== true) return finishChange(c, dial, [id], committed, opts, goneAtRest(id), log, `${id} to leave`);
   const deadline = Date.now() + (opts.waitTimeoutMs ?? transitionWaitMsDefault);
   const pid = nd.pid;
   while (isNodeProcess(pid, id)) {
@@ -954,7 +965,7 @@ export async function leaveNode(dir: string, id: string, opts: ChangeOptions = {
   markLeft(nd);
   writeCluster(dir, c);
   log(`${id} left (process exited); ring v${ring.version}: ${ring.members.map((m) => `${m.id}(${stateOf(m)})`).join(' ')}`);
-  return finishChange(c, dial, [id], committed, opts, (r) => !memberOf(r, id) && !inTransition(r), () => {}, `${id}'s transition to complete`);
+  return finishChange(c, dial, [id], committed, opts, goneAtRest(id), () => {}, `${id}'s transition to complete`);
 }
 
 /**
@@ -979,7 +990,7 @@ export async function removeNode(dir: string, id: string, opts: ChangeOptions = 
   nd.pid = null;
   writeCluster(dir, c);
   log(`${id} removed: committed through ${via.id}, ${committed.queued ? 'queued behind the transition in progress' : `plan ${committed.plan}, ring v${committed.ringVersion}`}`);
-  return finishChange(c, dial, [id], committed, opts, (r) => !memberOf(r, id) && !inTransition(r), log, `${id}'s removal to complete`);
+  return finishChange(c, dial, [id], committed, opts, goneAtRest(id), log, `${id}'s removal to complete`);
 }
 
 // ---- status ----
@@ -1013,6 +1024,10 @@ export interface NodeStatus {
     readonly partitionsPending: number; readonly sweepPending: number; readonly keysReceived: number; readonly bytesReceived: number;
     readonly etaSeconds: number | null; readonly limitMBps: number;
   } | null;
+  /** Keys and bytes it stores, when its STATUS reports them (`keys` and
+   * `dataBytes`, at the top or under `storage`); null otherwise. */
+  readonly keys: number | null;
+  readonly dataBytes: number | null;
   /** Faults it applies (partition, delay, loss), or null when none. */
   readonly faults: { readonly blocked: string[]; readonly delayMs: number; readonly jitterMs: number; readonly loss: number } | null;
 }
@@ -1044,6 +1059,14 @@ function transfersOf(st: Record<string, unknown> | undefined): NodeStatus['trans
     partitionsPending: num('partitionsPending'), sweepPending: num('sweepPending'), keysReceived: num('keysReceived'),
     bytesReceived: num('bytesReceived'), etaSeconds: typeof t.etaSeconds === 'number' ? t.etaSeconds : null, limitMBps: num('limitMBps'),
   };
+}
+
+/** A numeric status field, at the top level or under `storage`. */
+function storedFigure(st: Record<string, unknown> | undefined, name: string): number | null {
+  const top = st?.[name];
+  if (typeof top === 'number') return top;
+  const nested = (st?.storage as Record<string, unknown> | undefined)?.[name];
+  return typeof nested === 'number' ? nested : null;
 }
 
 function faultsOf(st: Record<string, unknown> | undefined): NodeStatus['faults'] {
@@ -1081,7 +1104,7 @@ export async function clusterStatus(dir: string): Promise<ClusterStatus> {
       state, owns, share: owns !== null && newest ? owns / newest.q : null,
       ownsNext: m && next ? next.owners.filter((o) => o === nd.id).length : null,
       replicates: m && newest ? replicatedPartitions(newest, nd.id).length : null,
-      transfers: transfersOf(st), faults: faultsOf(st),
+      keys: storedFigure(st, 'keys'), dataBytes: storedFigure(st, 'dataBytes'), transfers: transfersOf(st), faults: faultsOf(st),
     };
   });
   const ring = newest ? {

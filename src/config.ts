@@ -198,7 +198,7 @@ export function configProblem(c: NodeConfig): string | null {
     ?? positiveProblem('aaeIntervalMs', c.aaeIntervalMs)
     ?? (Number.isInteger(c.aaeExchangePauseMs) && c.aaeExchangePauseMs >= 0 ? null : 'aaeExchangePauseMs must be a non-negative integer')
     ?? positiveProblem('aaeKeysPerSecMax', c.aaeKeysPerSecMax)
-    ?? (typeof c.transferMBps === 'number' && c.transferMBps > 0 && c.transferMBps <= 100_000 ? null : `transferMBps (${c.transferMBps}) must be a number above 0 and at most 100000`)
+    ?? (typeof c.transferMBps === 'number' && c.transferMBps >= limits.transferMBpsMin && c.transferMBps <= limits.transferMBpsMax ? null : `transferMBps (${c.transferMBps}) must be a number from ${limits.transferMBpsMin} to ${limits.transferMBpsMax}`)
     ?? positiveProblem('transferIntervalMs', c.transferIntervalMs)
     ?? (c.tombstoneReapDelayMs > c.requestTimeoutMs ? null
       : `tombstoneReapDelayMs (${c.tombstoneReapDelayMs}) must exceed requestTimeoutMs (${c.requestTimeoutMs})`);

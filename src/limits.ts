@@ -150,6 +150,11 @@ export const limits = {
   /** One transfer page: at most this many keys and about this many bytes. */
   transferPageKeysMax: 1000,
   transferPageBytesMax: 1024 * 1024,
+  /** A node's transfer limit (`--transfer-mbps`, `tunekv transfer-limit`),
+   * in MB/s: below the minimum a transition of a few thousand keys would
+   * take hours, above the maximum the figure means nothing. */
+  transferMBpsMin: 0.01,
+  transferMBpsMax: 100_000,
   /** Transfer pages a receiving node streams at once (all partitions). */
   transfersInFlightMax: 4,
   /** Per-request timeout a caller may ask for. */

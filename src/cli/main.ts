@@ -438,6 +438,7 @@ function nodeStatusLine(s: NodeStatus): string {
   if (s.owns !== null && s.share !== null) {
     parts.push(`owns ${s.owns}${s.ownsNext !== null && s.ownsNext !== s.owns ? `->${s.ownsNext}` : ''} (${(s.share * 100).toFixed(1)}%), replicates ${s.replicates}`);
   }
+  if (s.keys !== null) parts.push(`${s.keys} keys${s.dataBytes !== null ? `, ${(s.dataBytes / 1e6).toFixed(1)} MB` : ''}`);
   if (s.answering) parts.push(`ring v${s.ringVersion ?? '-'}`);
   else if (s.running && !s.paused) parts.push('not answering');
   const t = s.transfers;

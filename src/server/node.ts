@@ -422,7 +422,7 @@ export class TuneNode implements NodeContext {
         faults: { ...this.faults.current, dropped: this.faults.dropped },
         requestsInFlight: this.coordinator.requestsInFlight,
         writeQueue: this.store.queuedWrites,
-        storage: { ...this.store.stats, keysInDoubt: this.store.keysInDoubt },
+        storage: { ...this.store.stats, keysInDoubt: this.store.keysInDoubt, keys: this.aae.hashes.keys, dataBytes: this.aae.hashes.valueBytes },
         disk: this.health.status(),
         oversizedKeys: { count: this.replica.oversized.size, keys: [...this.replica.oversized.keys()].slice(0, 20) },
         connections: this.connections(),

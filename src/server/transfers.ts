@@ -78,6 +78,8 @@ const xferPrefix = 'm:xfer:';
 /** A receiver re-sends an unanswered report at most this often. */
 const reportEveryMs = 1000;
 const sweepEveryMs = 1000;
+/** Longest single sleep while waiting for transfer tokens. */
+const tokenWaitStepMs = 250;
 
 export class Transfers {
   readonly stats: TransferStats = {
@@ -105,7 +107,9 @@ export class Transfers {
   }
 
   setLimit(mbps: number): void {
-    if (!(mbps > 0) || !Number.isFinite(mbps) || mbps > 100_000) throw invalid('transfer limit must be a number of MB/s above 0 (at most 100000)');
+    if (!(mbps >= limits.transferMBpsMin && mbps <= limits.transferMBpsMax)) {
+      throw invalid(`transfer limit must be a number of MB/s from ${limits.transferMBpsMin} to ${limits.transferMBpsMax}`);
+    }
     this.mbps = mbps;
     this.tokens = Math.min(this.tokens, mbps * 1e6);
     this.ctx.log(`${this.ctx.id} transfer limit ${mbps} MB/s`);
@@ -221,7 +225,9 @@ export class Transfers {
       this.tokens = Math.min(cap, this.tokens + ((now - this.lastRefillMs) / 1000) * cap);
       this.lastRefillMs = now;
       if (this.tokens > 0) return;
-      const waitMs = Math.max(5, Math.ceil((-this.tokens / cap) * 1000));
+      // Sleep in short steps: a limit raised meanwhile (transfer-limit)
+      // takes effect within one step, not after a wait the old limit set.
+      const waitMs = Math.min(tokenWaitStepMs, Math.max(5, Math.ceil((-this.tokens / cap) * 1000)));
       await new Promise<void>((resolve) => { this.ctx.clock.setTimer(waitMs, resolve); });
     }
   }

@@ -52,9 +52,19 @@ export function elementHash(key: string, obj: VersionedObject): [number, number]
   return [h1 >>> 0, h2 >>> 0];
 }
 
+function valueBytes(obj: VersionedObject | undefined): number {
+  let n = 0;
+  if (obj) for (const s of obj.siblings) n += s.value?.byteLength ?? 0;
+  return n;
+}
+
 /** The segment hashes of one node. */
 export class SegmentHashes {
   readonly words = new Uint32Array(segmentCount * 2);
+  /** What the hashes summarise, for status: stored keys (tombstones
+   * included) and the bytes of their sibling values (no metadata). */
+  keys = 0;
+  valueBytes = 0;
 
   toggle(segment: number, element: readonly [number, number]): void {
     this.words[segment * 2] = (this.words[segment * 2]! ^ element[0]) >>> 0;
@@ -66,6 +76,8 @@ export class SegmentHashes {
     const seg = segmentOfHash(hash);
     if (before) this.toggle(seg, elementHash(key, before));
     if (after) this.toggle(seg, elementHash(key, after));
+    this.keys += (after ? 1 : 0) - (before ? 1 : 0);
+    this.valueBytes += valueBytes(after) - valueBytes(before);
   }
 
   /** A partition's segment words, as bytes for the wire. */
