@@ -1,93 +1,139 @@
 // Adding a node to a populated cluster: how long the transfer takes, at
 // what rate, and what clients at `quorum` see before and during it.
 //
-//   node dist/bench/add-node.js [--keys 100000] [--mbps 20] [--concurrency 64]
+//   node dist/bench/add-node.js [--keys 100000] [--value-bytes 100] [--mbps 20] [--concurrency 64]
 //
-// A 3-node cluster (N=3, Q=64) is loaded with `keys` 100-byte values at
-// quorum; a fourth node is started on standby and joined (stage + commit);
-// the transfer is timed until no transition is in progress. Meanwhile a
-// reader issues quorum gets over the loaded keys, and its latencies are
-// split into before (the 3 s before the commit) and during. Prints the
-// time, keys and bytes received per second by the new node, p50/p99.
+// A 3-node cluster (N=3, Q=64, `cluster start`) is loaded with `keys`
+// values at quorum; then `cluster add` (the launcher's addNodes: a fourth
+// node on standby, its join staged and committed) runs with every node's
+// transfer limit set to `mbps`, and is timed until the new node is valid and
+// no transition is in progress. Meanwhile one reader issues quorum gets over
+// the loaded keys, one at a time; its latencies are split into before (the
+// 5 s before the add) and during. Prints the time, what the new node
+// received per second, p50/p99/max, and the CPU every node process spent
+// during the transfer (from /proc/PID/stat).
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { adminAuth, cliEntry, probe, secretFileOf, startCluster, stopCluster } from '../cluster/launcher.js';
+import { addNodes, adminAuth, adminCall, adminDial, probe, readCluster, secretFileOf, startCluster, stopCluster } from '../cluster/launcher.js';
+import { MsgType } from '../src/protocol/messages.js';
 import { connect } from '../src/index.js';
 import { readSecretFile } from '../src/security/secret.js';
 
 const { values } = parseArgs({ options: {
-  keys: { type: 'string', default: '100000' }, mbps: { type: 'string', default: '20' }, concurrency: { type: 'string', default: '64' },
+  keys: { type: 'string', default: '100000' }, 'value-bytes': { type: 'string', default: '100' },
+  mbps: { type: 'string', default: '20' }, concurrency: { type: 'string', default: '64' },
 } });
 const keys = Number(values.keys);
 const concurrency = Number(values.concurrency);
+const mbps = Number(values.mbps);
+const valueBytes = Number(values['value-bytes']);
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
+/** CPU seconds (user + system) a process has used, or 0 once it is gone. */
+function cpuSeconds(pid: number | null | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-add-'));
-  let child: ReturnType<typeof spawn> | undefined;
   try {
     const started = await startCluster({ dir, nodes: 3, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: false, detach: true, log: () => {} });
     const hosts = started.cluster.nodes.map((nd) => `${nd.host}:${nd.port}`);
     const kv = await connect({ hosts, timeoutMs: 10_000, secret: readSecretFile(secretFileOf(dir)) });
-    const value = 'x'.repeat(100);
+    const value = 'x'.repeat(valueBytes);
     let next = 0;
+    let loadRetries = 0;
     const t0 = Date.now();
+    let lastLog = t0;
     await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < keys) { const i = next++; await kv.put(`add:${i}`, value); }
+      while (next < keys) {
+        const i = next++;
+        // A loaded machine may time a put out: retry it (with what is
+        // there as context, so a put that did land is not doubled).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const got = attempt === 1 ? undefined : await kv.get(`add:${i}`).catch(() => undefined);
+            await kv.put(`add:${i}`, value, got?.context ? { context: got.context } : {});
+            break;
+          } catch (err) {
+            loadRetries++;
+            if (attempt >= 5) throw err;
+          }
+        }
+        if (Date.now() - lastLog > 10_000) { lastLog = Date.now(); console.log(`  loaded ${i} keys`); }
+      }
     }));
-    console.log(`loaded ${keys} keys in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    // The fourth node, on standby.
-    const port = started.cluster.nodes[2]!.port + 10;
-    const addr = `127.0.0.1:${port}`;
-    const data = path.join(dir, 'n4');
-    fs.mkdirSync(data);
-    child = spawn(process.execPath, [cliEntry, 'node', '--id', 'n4', '--listen', addr, '--data', data, '--standby',
-      '--secret-file', secretFileOf(dir), '--transfer-mbps', String(values.mbps), '--metrics', 'off'], { stdio: 'ignore' });
-    for (let i = 0; i < 100 && !(await probe('127.0.0.1', port, 500, adminAuth(dir))); i++) await new Promise((r) => setTimeout(r, 100));
+    console.log(`loaded ${keys} keys of ${valueBytes} bytes at quorum in ${((Date.now() - t0) / 1000).toFixed(1)} s (${loadRetries} puts retried)`);
+
     // A reader at quorum, throughout.
-    const lat: { at: number; ms: number }[] = [];
+    const lat: { at: number; ms: number; ok: boolean }[] = [];
     let reading = true;
     const reader = (async () => {
       let i = 0;
       while (reading) {
         const s = performance.now();
-        await kv.get(`add:${(i++ * 7919) % keys}`).catch(() => undefined);
-        lat.push({ at: Date.now(), ms: performance.now() - s });
+        const ok = await kv.get(`add:${(i++ * 7919) % keys}`, { consistency: 'quorum' }).then((r) => r.values.length === 1, () => false);
+        lat.push({ at: Date.now(), ms: performance.now() - s, ok });
       }
     })();
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(5000);
+    const pidsBefore = (readCluster(dir)?.nodes ?? []).map((nd) => nd.pid);
+    const cpuBefore = pidsBefore.map(cpuSeconds);
     const c0 = Date.now();
-    await kv.stage({ op: 'join', addr }, hosts[0]);
-    await kv.commit(hosts[0]);
-    let st: Record<string, unknown> | undefined;
-    for (;;) {
-      st = await probe('127.0.0.1', started.cluster.nodes[0]!.port, 2000, adminAuth(dir));
-      const ring = st?.ring as { next?: unknown } | null | undefined;
-      if (ring && (ring as { members?: unknown[] }).members?.length === 4 && (ring.next === null || ring.next === undefined)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    let added: string[] = [];
+    // Every node's limit, the new one's too: it takes the limit once it answers.
+    const limitAll = async (): Promise<void> => {
+      const dial = adminDial(dir);
+      for (const nd of readCluster(dir)?.nodes ?? []) {
+        await adminCall(dial, nd, MsgType.TRANSFER_LIMIT, { mbps }).catch(() => undefined);
+      }
+    };
+    await limitAll();
+    const adding = addNodes(dir, 1, { wait: true, waitTimeoutMs: 3_600_000, log: (l) => console.log(`  ${l}`) })
+      .then((r) => { added = r.nodes; });
+    await sleep(300);
+    await limitAll();
+    await adding;
     const doneMs = Date.now() - c0;
     reading = false;
     await reader;
-    const n4 = await probe('127.0.0.1', port, 2000, adminAuth(dir));
-    const tr = (n4?.transfers ?? {}) as { keysReceived?: number; bytesReceived?: number };
-    const before = lat.filter((x) => x.at < c0).map((x) => x.ms);
-    const during = lat.filter((x) => x.at >= c0).map((x) => x.ms);
-    console.log(`added n4 to 3 nodes holding ${keys} keys: transition done ${(doneMs / 1000).toFixed(1)} s after the commit`);
-    console.log(`n4 received ${tr.keysReceived} keys, ${((tr.bytesReceived ?? 0) / 1e6).toFixed(1)} MB: ${Math.round((tr.keysReceived ?? 0) / (doneMs / 1000))} keys/s, ${((tr.bytesReceived ?? 0) / 1e6 / (doneMs / 1000)).toFixed(1)} MB/s (limit ${values.mbps} MB/s)`);
-    console.log(`quorum get before: ${before.length} reads, p50 ${pct(before, 50).toFixed(2)} ms, p99 ${pct(before, 99).toFixed(2)} ms`);
-    console.log(`quorum get during: ${during.length} reads, p50 ${pct(during, 50).toFixed(2)} ms, p99 ${pct(during, 99).toFixed(2)} ms`);
+    const c = readCluster(dir)!;
+    const cpuAfter = c.nodes.map((nd) => cpuSeconds(nd.pid));
+    const cpuDuring = cpuAfter.reduce((a, x, i) => a + x - (cpuBefore[i] ?? 0), 0);
+    const newNode = c.nodes.find((nd) => nd.id === added[0])!;
+    const st = await probe(newNode.host, newNode.port, 2000, adminAuth(dir));
+    const tr = (st?.transfers ?? {}) as { keysReceived?: number; bytesReceived?: number };
+    const before = lat.filter((x) => x.at < c0);
+    const during = lat.filter((x) => x.at >= c0);
+    const line = (name: string, xs: typeof lat): string => {
+      const ms = xs.map((x) => x.ms);
+      return `quorum get ${name}: ${xs.length} reads (${xs.filter((x) => !x.ok).length} failed or missing), `
+        + `p50 ${pct(ms, 50).toFixed(2)} ms, p99 ${pct(ms, 99).toFixed(2)} ms, max ${Math.max(...ms).toFixed(1)} ms`;
+    };
+    console.log(`added ${newNode.id} to 3 nodes holding ${keys} keys: the add returned ${(doneMs / 1000).toFixed(1)} s after it began (joined, transferred, flipped)`);
+    console.log(`${newNode.id} received ${tr.keysReceived} keys, ${((tr.bytesReceived ?? 0) / 1e6).toFixed(1)} MB: `
+      + `${Math.round((tr.keysReceived ?? 0) / (doneMs / 1000))} keys/s, ${((tr.bytesReceived ?? 0) / 1e6 / (doneMs / 1000)).toFixed(2)} MB/s (limit ${mbps} MB/s)`);
+    console.log(`CPU of all node processes during the add: ${cpuDuring.toFixed(1)} s (${os.cpus().length} cores, ${(cpuDuring / (doneMs / 1000) * 100).toFixed(0)}% of one)`);
+    console.log(line('before', before));
+    console.log(line('during', during));
     await kv.close();
   } finally {
-    child?.kill('SIGKILL');
     await stopCluster(dir, () => {});
     fs.rmSync(dir, { recursive: true, force: true });
   }

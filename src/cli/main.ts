@@ -501,11 +501,29 @@ async function cmdStatus(args: string[]): Promise<void> {
   const { values } = parse(args, { host: { type: 'string' }, json: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, ...authOptions() });
   const st = await withClient(values, (kv) => firstStatus(kv, hostsOf(values)), true);
   if (values.json) { console.log(JSON.stringify(st)); return; }
-  const ring = st.ring as { version: number; n: number; q: number; members: { id: string; addr: string; claimed: number; replicates: number }[] } | null;
-  console.log(`node ${String(st.nodeId)} at ${String(st.addr)}, up ${Math.round(Number(st.uptimeMs) / 1000)} s`);
+  const ring = st.ring as {
+    version: number; n: number; q: number;
+    members: { id: string; addr: string; state?: string; claimed: number; share?: number; replicates: number }[];
+    next: (string | null)[] | null; transition: { plan: number; phases: Record<string, number> } | null;
+  } | null;
+  console.log(`node ${String(st.nodeId)} at ${String(st.addr)}, up ${Math.round(Number(st.uptimeMs) / 1000)} s${st.ready === false ? ' (not ready: no ring yet, or on standby)' : ''}`);
   if (ring) {
-    console.log(`ring v${ring.version}: n=${ring.n} q=${ring.q}`);
-    for (const m of ring.members) console.log(`  ${m.id}  ${m.addr}  claims ${m.claimed} partitions, replicates ${m.replicates}`);
+    console.log(`ring v${ring.version}: n=${ring.n} q=${ring.q}, ${ring.members.length} members`);
+    for (const m of ring.members) {
+      const after = ring.next ? ring.next.filter((o) => o === m.id).length : null;
+      console.log(`  ${m.id.padEnd(6)} ${(m.state ?? 'valid').padEnd(8)} ${m.addr}  owns ${m.claimed}${after !== null && after !== m.claimed ? `->${after}` : ''} partitions`
+        + ` (${((m.share ?? m.claimed / ring.q) * 100).toFixed(1)}%), replicates ${m.replicates}`);
+    }
+    if (ring.transition) {
+      console.log(`transition of plan ${ring.transition.plan}: ${Object.entries(ring.transition.phases).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+    }
+  }
+  const stored = st.storage as { keys?: number; dataBytes?: number } | undefined;
+  if (stored && typeof stored.keys === 'number') console.log(`stores ${stored.keys} keys (tombstones included), ${((stored.dataBytes ?? 0) / 1e6).toFixed(1)} MB of values`);
+  const tr = st.transfers as { partitionsPending?: number; keysReceived?: number; bytesReceived?: number; etaSeconds?: number | null; limitMBps?: number; sweepPending?: number } | undefined;
+  if (tr) {
+    console.log(`transfers: ${tr.partitionsPending ?? 0} partitions pending, ${tr.keysReceived ?? 0} keys / ${((tr.bytesReceived ?? 0) / 1e6).toFixed(1)} MB received, `
+      + `${tr.sweepPending ?? 0} sweeps pending, limit ${tr.limitMBps ?? '-'} MB/s${typeof tr.etaSeconds === 'number' ? `, ETA ${tr.etaSeconds} s` : ''}`);
   }
   const peers = (st.peers ?? []) as { id: string; state: string; forMs: number; hintsPending: number }[];
   if (peers.length > 0) {

@@ -63,6 +63,12 @@ export function segmentKeyRange(segment: number): { gte: string; lt: string } {
 
 export const dataKeyRange = { gte: 'd', lt: 'e' } as const;
 
+/** The anti-entropy segment a data storage key falls in (-1 if it is not one). */
+export function segmentOfStorageKey(sk: string): number {
+  const hash = Number.parseInt(sk.slice(1, 9), 16);
+  return sk[0] === 'd' && Number.isInteger(hash) ? hash >>> (32 - segmentBits) : -1;
+}
+
 export function hintKey(owner: string, storageKey: string): string {
   return `h${owner}/${storageKey}`;
 }

@@ -39,7 +39,7 @@ import { Coordinator } from './coordinator.js';
 import { DiskHealth, probeStorage } from './disk-health.js';
 import { Faults, parseFaultSpec } from './faults.js';
 import { Hints } from './hints.js';
-import { incKey, ringKey } from './keyspace.js';
+import { incKey, ringKey, segmentOfStorageKey } from './keyspace.js';
 import { NodeMetrics } from './metrics.js';
 import { ObjectStore } from './object-store.js';
 import { Reaper } from './reaper.js';
@@ -159,6 +159,7 @@ export class TuneNode implements NodeContext {
       exchange: (ring, p, peer) => this.aae.exchangeStrict(ring, p, peer),
       hasHint: (sk) => this.hints.holdsFor(sk),
       hintsPending: () => this.hints.pending,
+      keysAfter: (p, q, after) => this.aae.hashes.partitionKeys(p, q, after === null ? -1 : segmentOfStorageKey(after)),
       onExited: () => this.requestExit(),
     });
     this.replica = new Replica({

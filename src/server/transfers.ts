@@ -70,6 +70,9 @@ export interface TransferDeps {
   /** True when this node holds a hint for the storage key (a fallback copy). */
   hasHint(storageKey: string): boolean;
   hintsPending(): number;
+  /** Keys this node stores in partition p (a q-partition ring) whose
+   * storage keys sort after `after`'s segment (all: after null). */
+  keysAfter(p: number, q: number, after: string | null): number;
   /** The node is exiting and has handed everything off. */
   onExited(): void;
 }
@@ -96,8 +99,13 @@ export class Transfers {
   private readonly reportedAt = new Map<string, number>();
   private readonly streaming = new Set<string>();
   private readonly caughtUp = new Set<string>();
+  /** Keys still to come per partition being streamed (plan/p): what the
+   * source holds in it less what came so far (an estimate: the source's
+   * partition changes while it streams). */
   private readonly remaining = new Map<string, number>();
   private lastSweepMs = Number.NEGATIVE_INFINITY;
+  /** Where the ETA's rate is measured from: the plan's first page. */
+  private etaFrom = { plan: -1, ms: 0, keys: 0 };
   private exitSent = false;
 
   constructor(private readonly ctx: NodeContext, private readonly d: TransferDeps) {
@@ -258,34 +266,38 @@ export class Transfers {
         }
         // The source counts the stored bytes it sent: that is what the limit meters.
         const bytes = page.bytes;
+        if (this.etaFrom.plan !== plan) this.etaFrom = { plan, ms: this.ctx.clock.elapsedMs(), keys: this.stats.keysReceived };
         await Promise.all(page.entries.map(([key, wire]) => this.d.mergeLocal(key, objectFromWire(wire))));
         this.tokens -= bytes;
         this.stats.keysReceived += page.entries.length;
         this.stats.bytesReceived += bytes;
         this.remaining.set(tag, page.remaining);
+        this.updateEta();
         after = page.last ?? after;
         await this.ctx.store.writeRaw({ key: this.cursorKey(plan, p), value: pack({ after, done: page.done }) });
         if (page.done) break;
       }
       this.remaining.delete(tag);
       this.stats.partitionsStreamed++;
+      this.stats.partitionsPending = Math.max(0, this.stats.partitionsPending - 1);
       this.report(plan, p, 'streamed');
     } finally {
       this.streaming.delete(tag);
     }
   }
 
+  /** ETA: keys still to come over the rate pages arrived at since this
+   * plan's first page (the limit and the sources decide that rate). */
   private updateEta(): void {
     let left = 0;
     for (const v of this.remaining.values()) left += v;
-    const seconds = this.stats.keysReceived > 0 && left > 0 ? left / Math.max(1, this.rateKeysPerSec()) : null;
-    this.stats.etaSeconds = seconds === null ? null : Math.round(seconds * 10) / 10;
-  }
-
-  private rateKeysPerSec(): number {
-    // Keys a second the byte limit allows, at the average object size so far.
-    const avg = this.stats.bytesReceived / Math.max(1, this.stats.keysReceived);
-    return (this.mbps * 1e6) / Math.max(1, avg);
+    // Partitions not started yet: as many keys as the average one streamed.
+    const notStarted = Math.max(0, this.stats.partitionsPending - this.remaining.size);
+    if (notStarted > 0 && this.stats.partitionsStreamed > 0) left += notStarted * (this.stats.keysReceived / this.stats.partitionsStreamed);
+    const now = this.ctx.clock.elapsedMs();
+    const received = this.stats.keysReceived - this.etaFrom.keys;
+    const seconds = (now - this.etaFrom.ms) / 1000;
+    this.stats.etaSeconds = left > 0 && received > 0 && seconds > 0 ? Math.round(left / (received / seconds) * 10) / 10 : null;
   }
 
   /** Serves one page of partition p to a receiver. */
@@ -300,10 +312,10 @@ export class Transfers {
     const range = partitionKeyRange(p, ring.q);
     const after = typeof b.after === 'string' && b.after >= range.gte ? `${b.after}\0` : range.gte;
     this.stats.pagesServed++;
-    answer(respond, MsgType.XFER_PAGE_REPLY, this.page(after, range.lt));
+    answer(respond, MsgType.XFER_PAGE_REPLY, this.page(after, range.lt, (last) => this.d.keysAfter(p, ring.q, last)));
   }
 
-  private async page(gte: string, lt: string): Promise<Record<string, unknown>> {
+  private async page(gte: string, lt: string, keysAfter: (last: string | null) => number): Promise<Record<string, unknown>> {
     const rows = await this.ctx.storage.range({ gte, lt, limit: limits.transferPageKeysMax });
     const entries: [string, unknown][] = [];
     let bytes = 0;
@@ -326,10 +338,10 @@ export class Transfers {
       if (bytes >= limits.transferPageBytesMax) break;
     }
     const done = rows.length < limits.transferPageKeysMax && (last === null || last === rows[rows.length - 1]![0]);
-    // What is left is not counted (that would scan the partition): a page
-    // that is not the last says at least one more page follows, so the ETA
-    // is a lower bound.
-    const remaining = done ? 0 : limits.transferPageKeysMax;
+    // What is left: the keys stored in the partition's segments after the
+    // one this page ended in (storage keys sort by hash, so by segment),
+    // counted without a scan; the rest of that segment is not counted.
+    const remaining = done ? 0 : Math.max(1, keysAfter(last));
     return { entries, last, done, remaining, bytes };
   }
 

@@ -8,11 +8,41 @@ import { keyHash } from '../../src/core/ring/hash.js';
 import { preferenceListForKey } from '../../src/core/ring/ring.js';
 import { pack } from '../../src/protocol/codec.js';
 import { RateLimiter } from '../../src/server/context.js';
-import { dataKey, quarantineKey } from '../../src/server/keyspace.js';
+import { dataKey, quarantineKey, segmentOfStorageKey } from '../../src/server/keyspace.js';
 import { MemoryCluster } from '../../src/sim/memory-cluster.js';
 
 const version = (actor: string, value: string) =>
   update(undefined, { actor, value: Buffer.from(value), vtype: 1, context: emptyClock, nowMs: 1, lww: false, wid: null });
+
+t.test('segment hashes count the keys and value bytes they summarise, per partition and segment', async (t) => {
+  const h = new SegmentHashes();
+  const keys = Array.from({ length: 500 }, (_, i) => `key-${i}`);
+  for (const k of keys) h.update(k, keyHash(k), undefined, version('n1', 'abc'));
+  t.equal(h.keys, 500, 'every key counted once');
+  t.equal(h.valueBytes, 1500, 'three value bytes each');
+  const q = 8;
+  let total = 0;
+  for (let p = 0; p < q; p++) {
+    const inP = keys.filter((k) => Math.floor(segmentOfHash(keyHash(k)) / partitionSegments(0, q).count) === p);
+    t.equal(h.partitionKeys(p, q), inP.length, `partition ${p} holds ${inP.length}`);
+    total += h.partitionKeys(p, q);
+    // After a key's segment: exactly the keys of later segments.
+    const k = inP[0]!;
+    const seg = segmentOfStorageKey(dataKey(k));
+    t.equal(seg, segmentOfHash(keyHash(k)), 'a storage key names its segment');
+    t.equal(h.partitionKeys(p, q, seg), inP.filter((x) => segmentOfHash(keyHash(x)) > seg).length, 'keys after a segment');
+  }
+  t.equal(total, 500, 'the partitions add up');
+  const k0 = keys[0]!;
+  const v = version('n1', 'abc');
+  const v2 = update(v, { actor: 'n1', value: Buffer.from('abcdef'), vtype: 1, context: v.clock, nowMs: 2, lww: false, wid: null });
+  h.update(k0, keyHash(k0), v, v2);
+  t.equal(h.keys, 500, 'an overwrite adds no key');
+  t.equal(h.valueBytes, 1503, 'but its bytes');
+  h.update(k0, keyHash(k0), v2, undefined);
+  t.equal(h.keys, 499, 'a removal takes one away');
+  t.equal(segmentOfStorageKey('m:ring'), -1, 'a metadata key is in no segment');
+});
 
 t.test('segment hashes: XOR updates, equal states give equal hashes', async (t) => {
   const a = new SegmentHashes();

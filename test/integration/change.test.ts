@@ -277,6 +277,13 @@ t.test('add two nodes, then n1 leaves: every strong write stays readable', async
   const st = await cluster.status();
   const pending = st.nodes.filter((nd) => (nd.transfers?.partitionsPending ?? 0) > 0).map((nd) => nd.id);
   t.ok(pending.length > 0, `cluster status shows partitions still to receive (on ${pending.join(', ')})`);
+  const etas = st.nodes.map((nd) => nd.transfers?.etaSeconds).filter((x): x is number => typeof x === 'number');
+  t.ok(etas.length > 0 && etas.every((x) => x > 0), `and an ETA for them (${etas.join(', ')} s)`);
+  const text = tunekv(cluster.root, 'status', '--host', cluster.hosts[0]!);
+  t.equal(text.code, 0, 'tunekv status (text) exits 0', { err: text.err });
+  t.match(text.out, /n4\s+joining/, 'and lists n4 as joining');
+  t.match(text.out, /transition of plan \d+:/, 'and the transition');
+  t.match(text.out, /stores \d+ keys/, 'and what the node stores');
   t.same(await cluster.transferLimit(fastTransferMBps), ['n1', 'n2', 'n3', 'n4', 'n5'], 'every node takes the raised transfer limit');
   const afterAdd = await transitionDone(cluster);
   t.same(afterAdd.members.map((m) => [m.id, m.state ?? 'valid']), ['n1', 'n2', 'n3', 'n4', 'n5'].map((id) => [id, 'valid']), 'all five valid');

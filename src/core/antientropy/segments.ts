@@ -65,6 +65,9 @@ export class SegmentHashes {
    * included) and the bytes of their sibling values (no metadata). */
   keys = 0;
   valueBytes = 0;
+  /** Stored keys per segment: how many keys a partition holds, without a
+   * scan (a transfer source says so, for the receiver's ETA). */
+  readonly keyCounts = new Uint32Array(segmentCount);
 
   toggle(segment: number, element: readonly [number, number]): void {
     this.words[segment * 2] = (this.words[segment * 2]! ^ element[0]) >>> 0;
@@ -76,8 +79,19 @@ export class SegmentHashes {
     const seg = segmentOfHash(hash);
     if (before) this.toggle(seg, elementHash(key, before));
     if (after) this.toggle(seg, elementHash(key, after));
-    this.keys += (after ? 1 : 0) - (before ? 1 : 0);
+    const delta = (after ? 1 : 0) - (before ? 1 : 0);
+    this.keys += delta;
+    this.keyCounts[seg] = this.keyCounts[seg]! + delta;
     this.valueBytes += valueBytes(after) - valueBytes(before);
+  }
+
+  /** Keys stored in partition p of a ring of q partitions, in its
+   * segments after segment `after` (all of them when after < first). */
+  partitionKeys(p: number, q: number, after = -1): number {
+    const { first, count } = partitionSegments(p, q);
+    let n = 0;
+    for (let i = Math.max(first, after + 1); i < first + count; i++) n += this.keyCounts[i]!;
+    return n;
   }
 
   /** A partition's segment words, as bytes for the wire. */
