@@ -363,13 +363,17 @@ export function probe(host: string, port: number, timeoutMs: number, dial: DialA
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the node answers and sees a ring of `members` nodes. */
-async function waitReady(auth: AdminDial, node: ClusterNode, members: number, deadline: number, alive: () => boolean): Promise<void> {
+async function waitReady(auth: AdminDial, node: ClusterNode, members: number, deadline: number, alive: () => boolean,
+  atRest = false): Promise<void> {
   for (;;) {
     const st = await probe(node.host, node.port, 1000, auth);
     const ring = st?.ring as { members?: unknown[]; transition?: unknown } | null | undefined;
-    // Ready once the node sees the members and no transition is running
-    // (a fresh cluster's joins move ownership partition by partition).
-    if (st?.ready === true && ring && (ring.members?.length ?? 0) >= members && (ring.transition ?? null) === null) return;
+    // Ready once the node sees the members and, when atRest (a fresh
+    // cluster, whose joins move ownership partition by partition), no
+    // transition is running. A restart does not wait for one: a cluster
+    // stopped in the middle of moving real data resumes it, which may take
+    // far longer than a start may.
+    if (st?.ready === true && ring && (ring.members?.length ?? 0) >= members && (!atRest || (ring.transition ?? null) === null)) return;
     if (!alive()) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
     if (Date.now() > deadline) throw new TuneKvError('UNAVAILABLE', `node ${node.id} was not ready within ${readyTimeoutMs} ms; see ${node.logFile}`);
     await sleep(100);
@@ -432,7 +436,7 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
       node.pid = child.pid ?? null;
       children.set(node.id, child);
       writeCluster(dir, cluster);
-      await waitReady(auth, node, i + 1, deadline, () => child.exitCode === null && child.signalCode === null);
+      await waitReady(auth, node, i + 1, deadline, () => child.exitCode === null && child.signalCode === null, fresh);
     }
     for (const node of nodes) {
       const child = children.get(node.id)!;
