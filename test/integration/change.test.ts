@@ -16,9 +16,9 @@
 // A request that fails is retried or counted, never taken as a value.
 import t from 'tap';
 import type { Test } from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { adminDial, cliEntry, isNodeProcess, newestRing, probe, readCluster } from '../../cluster/launcher.js';
+import { adminDial, cliEntry, isNodeProcess, newestRing, probe, readCluster, secretFileOf } from '../../cluster/launcher.js';
 import type { Ring } from '../../src/core/ring/ring.js';
 import { connect, TuneKvError } from '../../src/index.js';
 import type { TuneKvClient } from '../../src/index.js';
@@ -414,4 +414,40 @@ t.test('a joining node killed with SIGKILL mid-transfer, then restarted', async 
   t.same(ring.members.map((m) => [m.id, m.state ?? 'valid']), ['n1', 'n2', 'n3', 'n4'].map((id) => [id, 'valid']), 'n4 joined after all');
   await checkCounters(t, kv, load, 5);
   t.same(await readAll(kv, keys, 'c:'), { wrong: [], failed: [] }, 'every key written before reads back at strong');
+});
+
+t.test('a removed node that comes back with its old data is refused and stops by itself', async (t) => {
+  const cluster = await testCluster(t, { nodes: 4, localLayout: true, nodeArgs: fastNodeArgs });
+  const kv = await connect({ hosts: cluster.hosts, timeoutMs: 3000 });
+  t.teardown(() => kv.close());
+  await writeKeys(kv, 100, 'r:');
+  const n4Args = cluster.file().nodes.find((nd) => nd.id === 'n4')!;
+  await cluster.kill('n4');
+  const removed = await cluster.remove('n4', { wait: true, waitTimeoutMs: transitionTimeoutMs });
+  t.same(removed.ring.members.map((m) => m.id), ['n1', 'n2', 'n3'], 'n4 removed');
+
+  // The launcher refuses to start it again...
+  const refused = tunekv(cluster.root, 'cluster', 'restart', 'n4');
+  t.equal(refused.code, 1, 'cluster restart n4 fails');
+  t.match(refused.err + refused.out, /was removed from this cluster/, 'because it was removed');
+
+  // ...so an operator starts it by hand, on its old data directory.
+  const child = spawn(process.execPath, [cliEntry, 'node', '--id', 'n4', '--listen', `${n4Args.host}:${n4Args.port}`, '--data', n4Args.dataDir,
+    '--secret-file', secretFileOf(cluster.dir), ...fastNodeArgs, '--metrics', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  const exited = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => resolve(-1), transitionTimeoutMs);
+    child.on('exit', (code) => { clearTimeout(timer); resolve(code); });
+  });
+  t.not(exited, -1, 'the returning n4 stops by itself', { out });
+  t.match(out, /was removed from the cluster/, 'and says it was removed');
+  t.match(out, /Wipe .* and join it anew/, 'and how to bring it back');
+
+  // The others never took it back: three members, every key readable.
+  const ring = await ringNow(cluster);
+  t.same(ring?.members.map((m) => m.id), ['n1', 'n2', 'n3'], 'the ring still has three members');
+  t.same(await readAll(kv, 100, 'r:'), { wrong: [], failed: [] }, 'every key reads back at strong');
 });
