@@ -28,7 +28,7 @@ import type { WireHeartbeat } from '../core/membership/membership.js';
 import { claim, createRing, memberOf, ringFromWire, ringProblem, stateOf } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import {
-  advance, changeProblem, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, phaseNames, reportKey, summarize,
+  advance, amendPlan, blockingReceivers, changeProblem, takenOut, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, phaseNames, reportKey, summarize,
 } from '../core/ring/transition.js';
 import type { Change } from '../core/ring/transition.js';
 import { parseHostPort } from '../io/transport.js';
@@ -537,6 +537,7 @@ export class ClusterView {
           const gone = exitingMembers(cur).filter((id) => this.exitDone.has(id) || downLong(id));
           if (!inTransition(cur) && gone.length > 0) next = dropExited(cur, gone);
         }
+        if (!next && inTransition(cur) && this.queued.length > 0) next = this.amendForDeadReceivers(cur);
         if (!next && !inTransition(cur) && this.queued.length > 0) {
           const changes = this.queued.shift()!;
           const problems = changes.map((c) => changeProblem(cur, [], c)).filter((x) => x !== null);
@@ -559,6 +560,39 @@ export class ClusterView {
     } finally {
       this.stepping = false;
     }
+  }
+
+  /** The transition waits for a receiver that is down, and a plan queued
+   * behind it removes or replaces that receiver: queued, the removal would
+   * wait for the transition and the transition for the dead receiver,
+   * forever. The operator has said the node is gone, so, as Riak's claimant
+   * re-plans pending ownership when a node is removed mid-handoff, the
+   * queued plans up to that one are folded into the transition
+   * (amendPlan: every partition whose next set changes starts over from
+   * transfer, so nothing flips without a real catch-up). Null when nothing
+   * is to be folded. */
+  private amendForDeadReceivers(cur: Ring): Ring | null {
+    const blocked = blockingReceivers(cur, this.reports, this.isUp);
+    if (blocked.length === 0) return null;
+    const k = this.queued.findIndex((plan) => takenOut(plan).some((id) => blocked.includes(id)));
+    if (k < 0) return null;
+    const plans = this.queued.splice(0, k + 1);
+    const changes: Change[] = [];
+    for (const plan of plans) {
+      const before = [...changes];
+      const problems: string[] = [];
+      for (const c of plan) {
+        const problem = changeProblem(cur, before, c);
+        if (problem) problems.push(problem); else before.push(c);
+      }
+      if (problems.length > 0) this.d.log(`${this.id} dropped a queued plan (${describeChanges(plan)}): ${problems.join('; ')}`);
+      else changes.push(...plan);
+    }
+    if (changes.length === 0) return null;
+    const next = amendPlan(cur, changes, this.planId());
+    this.changeStats.plansCommitted++;
+    this.d.log(`${this.id} folded queued changes into plan ${cur.plan} as plan ${next.plan} (${blocked.join(',')} down, waited for): ${describeChanges(changes)}`);
+    return next;
   }
 
   /** Answered once the ring is stored (or ours is newer): the claimant
