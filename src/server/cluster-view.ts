@@ -28,7 +28,7 @@ import type { WireHeartbeat } from '../core/membership/membership.js';
 import { claim, createRing, memberOf, ringFromWire, ringProblem, stateOf } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import {
-  advance, amendPlan, blockingReceivers, changeProblem, takenOut, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, phaseNames, reportKey, summarize,
+  advance, amendPlan, blockingReceivers, changeProblem, planProblems, stillToDo, takenOut, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, phaseNames, reportKey, summarize,
 } from '../core/ring/transition.js';
 import type { Change } from '../core/ring/transition.js';
 import { parseHostPort } from '../io/transport.js';
@@ -374,22 +374,26 @@ export class ClusterView {
   }
 
   /** Commits a plan now, or queues it behind the transition in progress. */
-  private async commit(changes: Change[]): Promise<{ ring: Ring; queued: boolean }> {
+  private async commit(staged: Change[]): Promise<{ ring: Ring; queued: boolean }> {
     const ring = this.requireRing();
     this.requireMajority(ring);
+    let changes = staged;
+    // Staged on an older ring, a change may be done already (a join another
+    // claimant committed) or impossible now (a duplicate member would make
+    // a ring every peer refuses): judged again on the ring of the commit.
+    changes = stillToDo(ring, changes);
+    if (changes.length === 0) return { ring, queued: false };
     if (inTransition(ring) || this.queued.length > 0) {
       // Judged against everything queued before it, so a queued commit that
       // would leave fewer than N members is refused now, not dropped later.
-      const before = this.queued.flat();
-      for (const c of changes) {
-        const problem = changeProblem(ring, before, c);
-        if (problem) throw changeRefused(`${problem} (with the plans queued before it)`);
-        before.push(c);
-      }
+      const problems = planProblems(ring, this.queued.flat(), changes);
+      if (problems.length > 0) throw changeRefused(`${problems[0]!} (with the plans queued before it)`);
       this.queued.push(changes);
       this.d.log(`${this.id} queued plan (${describeChanges(changes)}) behind plan ${ring.plan}`);
       return { ring, queued: true };
     }
+    const problems = planProblems(ring, [], changes);
+    if (problems.length > 0) throw changeRefused(problems[0]!);
     const next = commitPlan(ring, changes, this.planId());
     await this.adoptRing(next);
     this.changeStats.plansCommitted++;
@@ -539,8 +543,9 @@ export class ClusterView {
         }
         if (!next && inTransition(cur) && this.queued.length > 0) next = this.amendForDeadReceivers(cur);
         if (!next && !inTransition(cur) && this.queued.length > 0) {
-          const changes = this.queued.shift()!;
-          const problems = changes.map((c) => changeProblem(cur, [], c)).filter((x) => x !== null);
+          const changes = stillToDo(cur, this.queued.shift()!);
+          if (changes.length === 0) continue;
+          const problems = planProblems(cur, [], changes);
           if (problems.length > 0) {
             this.d.log(`${this.id} dropped a queued plan (${describeChanges(changes)}): ${problems.join('; ')}`);
             continue;
@@ -576,15 +581,10 @@ export class ClusterView {
     if (blocked.length === 0) return null;
     const k = this.queued.findIndex((plan) => takenOut(plan).some((id) => blocked.includes(id)));
     if (k < 0) return null;
-    const plans = this.queued.splice(0, k + 1);
+    const plans = this.queued.splice(0, k + 1).map((plan) => stillToDo(cur, plan));
     const changes: Change[] = [];
     for (const plan of plans) {
-      const before = [...changes];
-      const problems: string[] = [];
-      for (const c of plan) {
-        const problem = changeProblem(cur, before, c);
-        if (problem) problems.push(problem); else before.push(c);
-      }
+      const problems = planProblems(cur, changes, plan);
       if (problems.length > 0) this.d.log(`${this.id} dropped a queued plan (${describeChanges(plan)}): ${problems.join('; ')}`);
       else changes.push(...plan);
     }

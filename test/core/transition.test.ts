@@ -6,7 +6,7 @@ import { claim, createRing, preferenceList } from '../../src/core/ring/ring.js';
 import type { Ring } from '../../src/core/ring/ring.js';
 import {
   Phase, advance, alsoRequired, amendPlan, blockingReceivers, changeProblem, claimant, commitPlan, curPrimaries, dropExited, inTransition,
-  nextPrimaries, readPreference, receivers, reportKey, takenOut,
+  nextPrimaries, planProblems, readPreference, receivers, reportKey, stillToDo, takenOut,
 } from '../../src/core/ring/transition.js';
 
 const member = (i: number) => ({ id: `n${i}`, addr: `127.0.0.1:${7000 + i}` });
@@ -146,4 +146,16 @@ t.test('a dead receiver removed mid-transition: the queued removal is folded in,
   t.notOk(removed.owners.includes('n3'));
   t.same(removed.members.map((m) => m.id), ['n1', 'n2', 'n4'], 'n4 exits as planned');
   t.equal(removed.members.find((m) => m.id === 'n4')?.state, 'exiting');
+});
+
+t.test('a commit is judged again on the ring of its time: done joins drop out, duplicates are refused', async (t) => {
+  const ring = grow(4);
+  const join4 = { op: 'join', id: 'n4', addr: '127.0.0.1:7004' } as const;
+  const join5 = { op: 'join', id: 'n5', addr: '127.0.0.1:7005' } as const;
+  t.same(stillToDo(ring, [join4, join5]), [join5], 'a join already in the ring is done');
+  t.same(stillToDo(ring, [{ op: 'join', id: 'n4', addr: '127.0.0.1:9999' }]).length, 1, 'a member at another address is not the same join');
+  t.same(planProblems(ring, [], [join5]), []);
+  t.match(planProblems(ring, [], [{ op: 'join', id: 'n4', addr: '127.0.0.1:9999' }])[0], /already a member/);
+  t.match(planProblems(ring, [join5], [join5])[0], /already staged/, 'judged after the changes before it');
+  t.match(planProblems(ring, [{ op: 'leave', id: 'n2' }], [{ op: 'remove', id: 'n3' }])[0], /fewer than n=3/);
 });

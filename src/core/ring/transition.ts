@@ -185,6 +185,26 @@ export function changeProblem(ring: Ring, staged: readonly Change[], change: Cha
   return null;
 }
 
+/** `changes` without the joins the ring already holds (same id and
+ * address): a join staged while this node's ring was older, and committed
+ * meanwhile by another claimant, is done, not a conflict. */
+export function stillToDo(ring: Ring, changes: readonly Change[]): Change[] {
+  return changes.filter((c) => !(c.op === 'join' && memberOf(ring, c.id)?.addr === c.addr));
+}
+
+/** Why `changes`, applied in order after `before`, cannot be committed on
+ * `ring` (plain words), or an empty list. Staging checked each change on
+ * the ring of its time; the ring may have moved on since. */
+export function planProblems(ring: Ring, before: readonly Change[], changes: readonly Change[]): string[] {
+  const seen = [...before];
+  const out: string[] = [];
+  for (const c of changes) {
+    const problem = changeProblem(ring, seen, c);
+    if (problem) out.push(problem); else seen.push(c);
+  }
+  return out;
+}
+
 function setEqual(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));
 }
