@@ -32,6 +32,7 @@ import {
 } from '../core/ring/transition.js';
 import type { Change } from '../core/ring/transition.js';
 import { parseHostPort } from '../io/transport.js';
+import { limits } from '../limits.js';
 import { randomBytes } from 'node:crypto';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError, invalid } from '../errors.js';
@@ -409,7 +410,9 @@ export class ClusterView {
     switch (type) {
       case MsgType.CLUSTER_STAGE: return this.onStage(body, respond);
       case MsgType.CLUSTER_PLAN: return this.onPlan(respond);
-      case MsgType.CLUSTER_COMMIT: return this.onCommit(respond);
+      case MsgType.CLUSTER_COMMIT:
+        if (peer !== undefined && asRecord(body, 'CLUSTER_COMMIT').queued !== undefined) return this.onQueuedHandOff(body, respond);
+        return this.onCommit(respond);
       case MsgType.XFER_REPORT: return this.onReport(body, respond, peer);
       case MsgType.EXIT_DONE: return this.onExitDone(body, respond, peer);
       case MsgType.NODE_INFO: return respond(MsgType.NODE_INFO_REPLY, { id: this.id, inc: this.inc, ringVersion: this.ringValue?.version ?? 0, members: this.ringValue?.members.length ?? 0 });
@@ -497,6 +500,49 @@ export class ClusterView {
     });
   }
 
+  /** A former claimant hands over a plan it had queued (committed by an
+   * operator, not yet started): committed here, or queued behind the
+   * transition in progress. Peers only: an operator stages and commits. */
+  private onQueuedHandOff(body: unknown, respond: Responder): void {
+    const b = asRecord(body, 'CLUSTER_COMMIT');
+    if (!Array.isArray(b.queued) || b.queued.length === 0 || b.queued.length > limits.stagedChangesMax) throw invalid('CLUSTER_COMMIT queued must list changes');
+    const changes = (b.queued as unknown[]).map(changeFromWire);
+    const ring = this.requireRing();
+    if (this.relayedToClaimant(ring, MsgType.CLUSTER_COMMIT, body, respond)) return;
+    this.commit(changes).then((r) => respond(MsgType.OK, { ringVersion: r.ring.version, plan: r.ring.plan, queued: r.queued }),
+      (err: unknown) => respond(MsgType.ERROR, errorBody(asTuneKvError(err))));
+  }
+
+  private handingOff = false;
+
+  /** This node queued plans as claimant and is no longer the claimant (a
+   * lower-id member came back, or this node lost its majority): the plans
+   * go to the claimant in order, or they would be lost while this node
+   * runs on (an operator's commit was answered). A plan the claimant
+   * refuses (the ring moved on) is dropped with a log line. */
+  private async handOffQueued(ring: Ring): Promise<void> {
+    if (this.handingOff || this.queued.length === 0) return;
+    const lead = claimant(ring, this.isUp);
+    if (lead === this.id || !this.isUp(lead)) return;
+    this.handingOff = true;
+    try {
+      while (this.queued.length > 0) {
+        const changes = this.queued[0]!;
+        try {
+          await this.d.ask(lead, MsgType.CLUSTER_COMMIT, { queued: changes.map(changeToFullWire) }, this.d.config.requestTimeoutMs);
+          this.d.log(`${this.id} handed queued plan (${describeChanges(changes)}) to the claimant ${lead}`);
+        } catch (err) {
+          const e = asTuneKvError(err);
+          if (e.code !== 'CHANGE_REFUSED') return;
+          this.d.log(`${this.id} dropped a queued plan (${describeChanges(changes)}): ${lead} refused it: ${e.message}`);
+        }
+        if (this.queued[0] === changes) this.queued.shift();
+      }
+    } finally {
+      this.handingOff = false;
+    }
+  }
+
   private onReport(body: unknown, respond: Responder, peer: string | undefined): void {
     const b = asRecord(body, 'XFER_REPORT');
     if (!Number.isSafeInteger(b.plan) || !Number.isSafeInteger(b.partition) || (b.what !== 'streamed' && b.what !== 'caughtup') || peer === undefined) {
@@ -520,7 +566,9 @@ export class ClusterView {
    * member installed the current one. Runs on the claimant only. */
   async step(): Promise<void> {
     const ring = this.ringValue;
-    if (!ring || this.stepping || claimant(ring, this.isUp) !== this.id || !seesMajority(ring, this.isUp)) return;
+    if (!ring || this.stepping) return;
+    if (claimant(ring, this.isUp) !== this.id) return this.handOffQueued(ring);
+    if (!seesMajority(ring, this.isUp)) return;
     this.stepping = true;
     try {
       for (let i = 0; i < 8; i++) {
@@ -660,6 +708,37 @@ export class ClusterView {
 
 function changeToWire(c: Change): Record<string, unknown> {
   return c.op === 'replace' ? { op: c.op, id: c.id, newId: c.with.id, addr: c.with.addr } : { ...c };
+}
+
+/** A change as a former claimant hands it over (replace keeps the new
+ * node's incarnation). */
+function changeToFullWire(c: Change): Record<string, unknown> {
+  return c.op === 'replace' ? { op: c.op, id: c.id, with: { ...c.with } } : { ...c };
+}
+
+const hexInc = /^[0-9a-f]{1,32}$/;
+
+function changeFromWire(v: unknown): Change {
+  const c = asRecord(v, 'change');
+  const str = (x: unknown, what: string): string => {
+    if (typeof x !== 'string' || x.length === 0 || x.length > 256) throw invalid(`change ${what} must be a string`);
+    return x;
+  };
+  const inc = (x: unknown): { inc?: string } => {
+    if (x === undefined) return {};
+    if (typeof x !== 'string' || !hexInc.test(x)) throw invalid('change inc must be hex');
+    return { inc: x };
+  };
+  switch (c.op) {
+    case 'join': return { op: 'join', id: str(c.id, 'id'), addr: str(c.addr, 'addr'), ...inc(c.inc) };
+    case 'leave': return { op: 'leave', id: str(c.id, 'id') };
+    case 'remove': return { op: 'remove', id: str(c.id, 'id') };
+    case 'replace': {
+      const w = asRecord(c.with, 'replace with');
+      return { op: 'replace', id: str(c.id, 'id'), with: { id: str(w.id, 'id'), addr: str(w.addr, 'addr'), ...inc(w.inc) } };
+    }
+    default: throw invalid('change op must be join, leave, remove or replace');
+  }
 }
 
 function describeChanges(changes: readonly Change[]): string {
