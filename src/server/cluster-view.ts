@@ -33,7 +33,7 @@ import {
 import type { Change } from '../core/ring/transition.js';
 import { parseHostPort } from '../io/transport.js';
 import { limits } from '../limits.js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError, invalid } from '../errors.js';
 import type { Clock } from '../io/clock.js';
@@ -73,6 +73,18 @@ function changeRefused(message: string): TuneKvError {
 export function isNewer(a: Ring, b: Ring): boolean {
   if (a.version !== b.version) return a.version > b.version;
   return Buffer.compare(pack(a), pack(b)) > 0;
+}
+
+const digests = new WeakMap<Ring, string>();
+
+/** A short digest of a ring's content (rings are immutable: cached). */
+export function ringDigest(ring: Ring): string {
+  let d = digests.get(ring);
+  if (d === undefined) {
+    d = createHash('sha256').update(pack(ring)).digest('hex').slice(0, 16);
+    digests.set(ring, d);
+  }
+  return d;
 }
 
 export class ClusterView {
@@ -234,8 +246,35 @@ export class ClusterView {
     if (!mine || mine.members.length !== ring.members.length || mine.plan !== ring.plan || inTransition(mine) !== inTransition(ring)) {
       this.d.log(`${this.id} ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}(${stateOf(m)})`).join(', ')}${inTransition(ring) ? ` [plan ${ring.plan} in transition]` : ''}`);
     }
+    if (mine) this.requeueIfLost(mine, ring);
     this.d.onRing?.(mine, ring);
     return true;
+  }
+
+  /** Plans this node committed as claimant, by plan id (the newest few). */
+  private readonly myPlans = new Map<number, Change[]>();
+
+  private rememberPlan(plan: number | undefined, changes: Change[]): void {
+    if (plan === undefined) return;
+    this.myPlans.set(plan, changes);
+    while (this.myPlans.size > 8) this.myPlans.delete(this.myPlans.keys().next().value!);
+  }
+
+  /** Our ring carried a plan this node committed, still in transition, and
+   * the ring that replaces it carries another plan: the plan lost to a ring
+   * another claimant made at the same version (each side of a partition
+   * the detector had not seen yet committed one). The operator's commit was
+   * answered, so its changes are queued again, first; whatever of them is
+   * in force by then is dropped when it is committed (stillToDo,
+   * planProblems). */
+  private requeueIfLost(mine: Ring, ring: Ring): void {
+    const plan = mine.plan;
+    if (plan === undefined || !inTransition(mine) || ring.plan === plan) return;
+    const changes = this.myPlans.get(plan);
+    if (!changes) return;
+    this.myPlans.delete(plan);
+    this.queued.unshift(changes);
+    this.d.log(`${this.id} plan ${plan} (${describeChanges(changes)}) is no longer in force (ring v${ring.version} has plan ${ring.plan}): queued again, what is in force already will be dropped`);
   }
 
   /** Pushes `ring` to every other member; true when every member the
@@ -297,11 +336,26 @@ export class ClusterView {
     });
   }
 
-  /** A proven peer says its ring is newer: pull from its address in ours. */
-  peerRingVersion(peer: string, version: unknown): void {
-    if (typeof version !== 'number' || version <= (this.ringValue?.version ?? 0)) return;
+  /** A proven peer says its ring is newer: pull from its address in ours.
+   * A ring of the same version but other content (two claimants each
+   * committed a plan as v+1, on two sides of a partition the detector had
+   * not seen yet) is pulled too, and adoptRing keeps the one isNewer ranks
+   * first, so every node ends on the same one: with only versions compared,
+   * the two sides kept their own rings forever, each naming a claimant
+   * that followed the other ring (seed 636). */
+  peerRingVersion(peer: string, version: unknown, digest?: unknown): void {
+    if (typeof version !== 'number') return;
+    const mine = this.ringValue?.version ?? 0;
+    if (version < mine) return;
+    if (version === mine && (typeof digest !== 'string' || this.ringValue === undefined || digest === ringDigest(this.ringValue))) return;
     const addr = this.addrOf(peer);
     if (addr) this.pullRingFrom(addr);
+  }
+
+  /** What gossip says of this node's ring. */
+  private ringSummary(): { ringVersion: number; ringDigest?: string } {
+    const ring = this.ringValue;
+    return ring ? { ringVersion: ring.version, ringDigest: ringDigest(ring) } : { ringVersion: 0 };
   }
 
   // ---- requests from peers ----
@@ -396,6 +450,7 @@ export class ClusterView {
     const problems = planProblems(ring, [], changes);
     if (problems.length > 0) throw changeRefused(problems[0]!);
     const next = commitPlan(ring, changes, this.planId());
+    this.rememberPlan(next.plan, changes);
     await this.adoptRing(next);
     this.changeStats.plansCommitted++;
     this.d.log(`${this.id} committed plan ${next.plan}: ${describeChanges(changes)}`);
@@ -599,6 +654,7 @@ export class ClusterView {
             continue;
           }
           next = commitPlan(cur, changes, this.planId());
+          this.rememberPlan(next.plan, changes);
           this.changeStats.plansCommitted++;
           this.d.log(`${this.id} committed queued plan ${next.plan}: ${describeChanges(changes)}`);
         }
@@ -638,6 +694,10 @@ export class ClusterView {
     }
     if (changes.length === 0) return null;
     const next = amendPlan(cur, changes, this.planId());
+    // The folded plan's changes now belong to the new plan (not lost).
+    const before = cur.plan !== undefined ? this.myPlans.get(cur.plan) : undefined;
+    if (cur.plan !== undefined) this.myPlans.delete(cur.plan);
+    this.rememberPlan(next.plan, [...(before ?? []), ...changes]);
     this.changeStats.plansCommitted++;
     this.d.log(`${this.id} folded queued changes into plan ${cur.plan} as plan ${next.plan} (${blocked.join(',')} down, waited for): ${describeChanges(changes)}`);
     return next;
@@ -675,8 +735,8 @@ export class ClusterView {
     const problem = wireHeartbeatsProblem(b.table);
     if (problem) throw invalid(problem);
     this.d.membership.merge(b.table as WireHeartbeat[], this.d.clock.nowMs());
-    if (peer !== undefined) this.peerRingVersion(peer, b.ringVersion);
-    respond(MsgType.GOSSIP_REPLY, { table: this.d.membership.table(), ringVersion: this.ringValue?.version ?? 0 });
+    if (peer !== undefined) this.peerRingVersion(peer, b.ringVersion, b.ringDigest);
+    respond(MsgType.GOSSIP_REPLY, { table: this.d.membership.table(), ...this.ringSummary() });
   }
 
   // ---- gossip rounds ----
@@ -685,7 +745,7 @@ export class ClusterView {
   async gossipRound(): Promise<void> {
     const now = this.d.clock.nowMs();
     const table = this.d.membership.tick(now, this.d.hintsPending());
-    const body = { table, ringVersion: this.ringValue?.version ?? 0 };
+    const body = { table, ...this.ringSummary() };
     const peers = this.d.membership.gossipTargets(this.d.config.gossipFanout, this.d.random);
     await Promise.all(peers.map(async (peer) => {
       try {
@@ -699,10 +759,10 @@ export class ClusterView {
   }
 
   private onGossipReply(peer: string, body: unknown): void {
-    const b = (typeof body === 'object' && body !== null ? body : {}) as { table?: unknown; ringVersion?: unknown };
+    const b = (typeof body === 'object' && body !== null ? body : {}) as { table?: unknown; ringVersion?: unknown; ringDigest?: unknown };
     if (wireHeartbeatsProblem(b.table) !== null) return;
     this.d.membership.merge(b.table as WireHeartbeat[], this.d.clock.nowMs());
-    this.peerRingVersion(peer, b.ringVersion);
+    this.peerRingVersion(peer, b.ringVersion, b.ringDigest);
   }
 }
 
