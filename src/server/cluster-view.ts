@@ -247,6 +247,8 @@ export class ClusterView {
       this.d.log(`${this.id} ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}(${stateOf(m)})`).join(', ')}${inTransition(ring) ? ` [plan ${ring.plan} in transition]` : ''}`);
     }
     if (mine) this.requeueIfLost(mine, ring);
+    // Another ring of a version we counted as installed: not installed.
+    if (mine && ring.version <= this.installedVersion) this.installedVersion = ring.version - 1;
     this.d.onRing?.(mine, ring);
     return true;
   }
@@ -630,10 +632,15 @@ export class ClusterView {
         const cur = this.ringValue!;
         if (this.installedVersion < cur.version) {
           if (!(await this.pushAwait(cur))) return;
+          // A ring that arrived meanwhile (a same-version ring from another
+          // claimant, or a newer one) is judged afresh: a step made from
+          // `cur` would lose to it, and a queued plan committed in it be lost.
+          if (this.ringValue !== cur) continue;
           this.installedVersion = cur.version;
         } else if (i === 0) {
           this.repush(cur);
         }
+        const queuedBefore = [...this.queued];
         let next = advance(cur, this.reports, true);
         if (!next) {
           // An exiting member leaves the ring once it says it handed
@@ -660,7 +667,13 @@ export class ClusterView {
         }
         if (!next) return;
         this.changeStats.steps++;
-        await this.adoptRing(next);
+        if (!(await this.adoptRing(next))) {
+          // Lost to a ring that won meanwhile: the plans taken from the
+          // queue for this step go back, and the next pass starts over.
+          this.queued.splice(0, this.queued.length, ...queuedBefore);
+          if (next.plan !== cur.plan && next.plan !== undefined) this.myPlans.delete(next.plan);
+          continue;
+        }
         if (!inTransition(next)) this.d.log(`${this.id} ring v${next.version}: ${inTransition(cur) ? `plan ${cur.plan} complete` : 'members updated'}`);
       }
     } catch (err) {
