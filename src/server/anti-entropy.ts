@@ -143,22 +143,34 @@ export class AntiEntropy {
     return this.exchangeStrict(ring, p, peer).catch(() => 0);
   }
 
-  /** The same, but a failure throws: a transfer's catch-up must know. */
-  async exchangeStrict(ring: Ring, p: number, peer: string): Promise<number> {
+  /** The same, but a failure throws: a transfer's catch-up must know.
+   * `whole`: every differing segment of the partition, a page of
+   * aaeSegmentsPerExchangeMax segments at a time. A catch-up needs it: it
+   * must bring every write acknowledged before the seal, and a partition
+   * of a small ring has more segments than one round's cap (q=8: 8192), so
+   * a capped catch-up could report `caughtup` with segments never looked
+   * at. A background round keeps the cap (the next round does the rest). */
+  async exchangeStrict(ring: Ring, p: number, peer: string, whole = false): Promise<number> {
     this.stats.exchanges++;
     const r = await this.ctx.ask(peer, MsgType.AAE_SEGMENTS, { partition: p, q: ring.q });
     const theirs = (r.body as { segments: Uint8Array }).segments;
     if (!(theirs instanceof Uint8Array)) throw new Error(`${peer} sent no segment hashes`);
-    const differing = differingSegments(p, ring.q, this.hashes.partitionBytes(p, ring.q), theirs)
-      .slice(0, limits.aaeSegmentsPerExchangeMax);
-    this.stats.segmentsDiffering += differing.length;
-    const keys = (await mapLimit(differing, aaeConcurrency, (seg) => this.differingKeys(seg, peer))).flat();
-    const repaired = await mapLimit(keys, aaeConcurrency, async (key) => {
-      await this.throttle();
-      return this.repairKey(key, peer);
-    });
-    const count = repaired.filter((x) => x).length;
-    this.stats.keysRepaired += count;
+    const all = differingSegments(p, ring.q, this.hashes.partitionBytes(p, ring.q), theirs);
+    const pageMax = limits.aaeSegmentsPerExchangeMax;
+    let count = 0;
+    for (let at = 0; at < all.length; at += pageMax) {
+      const differing = all.slice(at, at + pageMax);
+      this.stats.segmentsDiffering += differing.length;
+      const keys = (await mapLimit(differing, aaeConcurrency, (seg) => this.differingKeys(seg, peer))).flat();
+      const repaired = await mapLimit(keys, aaeConcurrency, async (key) => {
+        await this.throttle();
+        return this.repairKey(key, peer);
+      });
+      const n = repaired.filter((x) => x).length;
+      this.stats.keysRepaired += n;
+      count += n;
+      if (!whole) break;
+    }
     return count;
   }
 

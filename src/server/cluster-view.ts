@@ -28,11 +28,12 @@ import type { WireHeartbeat } from '../core/membership/membership.js';
 import { claim, createRing, memberOf, ringFromWire, ringProblem, stateOf } from '../core/ring/ring.js';
 import type { Ring } from '../core/ring/ring.js';
 import {
-  advance, changeProblem, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, phaseNames, reportKey, summarize,
+  advance, amendPlan, blockingReceivers, changeProblem, planProblems, stillToDo, takenOut, claimant, commitPlan, seesMajority, dropExited, exitingMembers, inTransition, phaseNames, reportKey, summarize,
 } from '../core/ring/transition.js';
 import type { Change } from '../core/ring/transition.js';
 import { parseHostPort } from '../io/transport.js';
-import { randomBytes } from 'node:crypto';
+import { limits } from '../limits.js';
+import { createHash, randomBytes } from 'node:crypto';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError, invalid } from '../errors.js';
 import type { Clock } from '../io/clock.js';
@@ -72,6 +73,18 @@ function changeRefused(message: string): TuneKvError {
 export function isNewer(a: Ring, b: Ring): boolean {
   if (a.version !== b.version) return a.version > b.version;
   return Buffer.compare(pack(a), pack(b)) > 0;
+}
+
+const digests = new WeakMap<Ring, string>();
+
+/** A short digest of a ring's content (rings are immutable: cached). */
+export function ringDigest(ring: Ring): string {
+  let d = digests.get(ring);
+  if (d === undefined) {
+    d = createHash('sha256').update(pack(ring)).digest('hex').slice(0, 16);
+    digests.set(ring, d);
+  }
+  return d;
 }
 
 export class ClusterView {
@@ -233,8 +246,37 @@ export class ClusterView {
     if (!mine || mine.members.length !== ring.members.length || mine.plan !== ring.plan || inTransition(mine) !== inTransition(ring)) {
       this.d.log(`${this.id} ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}(${stateOf(m)})`).join(', ')}${inTransition(ring) ? ` [plan ${ring.plan} in transition]` : ''}`);
     }
+    if (mine) this.requeueIfLost(mine, ring);
+    // Another ring of a version we counted as installed: not installed.
+    if (mine && ring.version <= this.installedVersion) this.installedVersion = ring.version - 1;
     this.d.onRing?.(mine, ring);
     return true;
+  }
+
+  /** Plans this node committed as claimant, by plan id (the newest few). */
+  private readonly myPlans = new Map<number, Change[]>();
+
+  private rememberPlan(plan: number | undefined, changes: Change[]): void {
+    if (plan === undefined) return;
+    this.myPlans.set(plan, changes);
+    while (this.myPlans.size > 8) this.myPlans.delete(this.myPlans.keys().next().value!);
+  }
+
+  /** Our ring carried a plan this node committed, still in transition, and
+   * the ring that replaces it carries another plan: the plan lost to a ring
+   * another claimant made at the same version (each side of a partition
+   * the detector had not seen yet committed one). The operator's commit was
+   * answered, so its changes are queued again, first; whatever of them is
+   * in force by then is dropped when it is committed (stillToDo,
+   * planProblems). */
+  private requeueIfLost(mine: Ring, ring: Ring): void {
+    const plan = mine.plan;
+    if (plan === undefined || !inTransition(mine) || ring.plan === plan) return;
+    const changes = this.myPlans.get(plan);
+    if (!changes) return;
+    this.myPlans.delete(plan);
+    this.queued.unshift(changes);
+    this.d.log(`${this.id} plan ${plan} (${describeChanges(changes)}) is no longer in force (ring v${ring.version} has plan ${ring.plan}): queued again, what is in force already will be dropped`);
   }
 
   /** Pushes `ring` to every other member; true when every member the
@@ -296,11 +338,26 @@ export class ClusterView {
     });
   }
 
-  /** A proven peer says its ring is newer: pull from its address in ours. */
-  peerRingVersion(peer: string, version: unknown): void {
-    if (typeof version !== 'number' || version <= (this.ringValue?.version ?? 0)) return;
+  /** A proven peer says its ring is newer: pull from its address in ours.
+   * A ring of the same version but other content (two claimants each
+   * committed a plan as v+1, on two sides of a partition the detector had
+   * not seen yet) is pulled too, and adoptRing keeps the one isNewer ranks
+   * first, so every node ends on the same one: with only versions compared,
+   * the two sides kept their own rings forever, each naming a claimant
+   * that followed the other ring (seed 636). */
+  peerRingVersion(peer: string, version: unknown, digest?: unknown): void {
+    if (typeof version !== 'number') return;
+    const mine = this.ringValue?.version ?? 0;
+    if (version < mine) return;
+    if (version === mine && (typeof digest !== 'string' || this.ringValue === undefined || digest === ringDigest(this.ringValue))) return;
     const addr = this.addrOf(peer);
     if (addr) this.pullRingFrom(addr);
+  }
+
+  /** What gossip says of this node's ring. */
+  private ringSummary(): { ringVersion: number; ringDigest?: string } {
+    const ring = this.ringValue;
+    return ring ? { ringVersion: ring.version, ringDigest: ringDigest(ring) } : { ringVersion: 0 };
   }
 
   // ---- requests from peers ----
@@ -374,23 +431,28 @@ export class ClusterView {
   }
 
   /** Commits a plan now, or queues it behind the transition in progress. */
-  private async commit(changes: Change[]): Promise<{ ring: Ring; queued: boolean }> {
+  private async commit(staged: Change[]): Promise<{ ring: Ring; queued: boolean }> {
     const ring = this.requireRing();
     this.requireMajority(ring);
+    let changes = staged;
+    // Staged on an older ring, a change may be done already (a join another
+    // claimant committed) or impossible now (a duplicate member would make
+    // a ring every peer refuses): judged again on the ring of the commit.
+    changes = stillToDo(ring, changes);
+    if (changes.length === 0) return { ring, queued: false };
     if (inTransition(ring) || this.queued.length > 0) {
       // Judged against everything queued before it, so a queued commit that
       // would leave fewer than N members is refused now, not dropped later.
-      const before = this.queued.flat();
-      for (const c of changes) {
-        const problem = changeProblem(ring, before, c);
-        if (problem) throw changeRefused(`${problem} (with the plans queued before it)`);
-        before.push(c);
-      }
+      const problems = planProblems(ring, this.queued.flat(), changes);
+      if (problems.length > 0) throw changeRefused(`${problems[0]!} (with the plans queued before it)`);
       this.queued.push(changes);
       this.d.log(`${this.id} queued plan (${describeChanges(changes)}) behind plan ${ring.plan}`);
       return { ring, queued: true };
     }
+    const problems = planProblems(ring, [], changes);
+    if (problems.length > 0) throw changeRefused(problems[0]!);
     const next = commitPlan(ring, changes, this.planId());
+    this.rememberPlan(next.plan, changes);
     await this.adoptRing(next);
     this.changeStats.plansCommitted++;
     this.d.log(`${this.id} committed plan ${next.plan}: ${describeChanges(changes)}`);
@@ -405,7 +467,9 @@ export class ClusterView {
     switch (type) {
       case MsgType.CLUSTER_STAGE: return this.onStage(body, respond);
       case MsgType.CLUSTER_PLAN: return this.onPlan(respond);
-      case MsgType.CLUSTER_COMMIT: return this.onCommit(respond);
+      case MsgType.CLUSTER_COMMIT:
+        if (peer !== undefined && asRecord(body, 'CLUSTER_COMMIT').queued !== undefined) return this.onQueuedHandOff(body, respond);
+        return this.onCommit(respond);
       case MsgType.XFER_REPORT: return this.onReport(body, respond, peer);
       case MsgType.EXIT_DONE: return this.onExitDone(body, respond, peer);
       case MsgType.NODE_INFO: return respond(MsgType.NODE_INFO_REPLY, { id: this.id, inc: this.inc, ringVersion: this.ringValue?.version ?? 0, members: this.ringValue?.members.length ?? 0 });
@@ -493,6 +557,49 @@ export class ClusterView {
     });
   }
 
+  /** A former claimant hands over a plan it had queued (committed by an
+   * operator, not yet started): committed here, or queued behind the
+   * transition in progress. Peers only: an operator stages and commits. */
+  private onQueuedHandOff(body: unknown, respond: Responder): void {
+    const b = asRecord(body, 'CLUSTER_COMMIT');
+    if (!Array.isArray(b.queued) || b.queued.length === 0 || b.queued.length > limits.stagedChangesMax) throw invalid('CLUSTER_COMMIT queued must list changes');
+    const changes = (b.queued as unknown[]).map(changeFromWire);
+    const ring = this.requireRing();
+    if (this.relayedToClaimant(ring, MsgType.CLUSTER_COMMIT, body, respond)) return;
+    this.commit(changes).then((r) => respond(MsgType.OK, { ringVersion: r.ring.version, plan: r.ring.plan, queued: r.queued }),
+      (err: unknown) => respond(MsgType.ERROR, errorBody(asTuneKvError(err))));
+  }
+
+  private handingOff = false;
+
+  /** This node queued plans as claimant and is no longer the claimant (a
+   * lower-id member came back, or this node lost its majority): the plans
+   * go to the claimant in order, or they would be lost while this node
+   * runs on (an operator's commit was answered). A plan the claimant
+   * refuses (the ring moved on) is dropped with a log line. */
+  private async handOffQueued(ring: Ring): Promise<void> {
+    if (this.handingOff || this.queued.length === 0) return;
+    const lead = claimant(ring, this.isUp);
+    if (lead === this.id || !this.isUp(lead)) return;
+    this.handingOff = true;
+    try {
+      while (this.queued.length > 0) {
+        const changes = this.queued[0]!;
+        try {
+          await this.d.ask(lead, MsgType.CLUSTER_COMMIT, { queued: changes.map(changeToFullWire) }, this.d.config.requestTimeoutMs);
+          this.d.log(`${this.id} handed queued plan (${describeChanges(changes)}) to the claimant ${lead}`);
+        } catch (err) {
+          const e = asTuneKvError(err);
+          if (e.code !== 'CHANGE_REFUSED') return;
+          this.d.log(`${this.id} dropped a queued plan (${describeChanges(changes)}): ${lead} refused it: ${e.message}`);
+        }
+        if (this.queued[0] === changes) this.queued.shift();
+      }
+    } finally {
+      this.handingOff = false;
+    }
+  }
+
   private onReport(body: unknown, respond: Responder, peer: string | undefined): void {
     const b = asRecord(body, 'XFER_REPORT');
     if (!Number.isSafeInteger(b.plan) || !Number.isSafeInteger(b.partition) || (b.what !== 'streamed' && b.what !== 'caughtup') || peer === undefined) {
@@ -516,17 +623,24 @@ export class ClusterView {
    * member installed the current one. Runs on the claimant only. */
   async step(): Promise<void> {
     const ring = this.ringValue;
-    if (!ring || this.stepping || claimant(ring, this.isUp) !== this.id || !seesMajority(ring, this.isUp)) return;
+    if (!ring || this.stepping) return;
+    if (claimant(ring, this.isUp) !== this.id) return this.handOffQueued(ring);
+    if (!seesMajority(ring, this.isUp)) return;
     this.stepping = true;
     try {
       for (let i = 0; i < 8; i++) {
         const cur = this.ringValue!;
         if (this.installedVersion < cur.version) {
           if (!(await this.pushAwait(cur))) return;
+          // A ring that arrived meanwhile (a same-version ring from another
+          // claimant, or a newer one) is judged afresh: a step made from
+          // `cur` would lose to it, and a queued plan committed in it be lost.
+          if (this.ringValue !== cur) continue;
           this.installedVersion = cur.version;
         } else if (i === 0) {
           this.repush(cur);
         }
+        const queuedBefore = [...this.queued];
         let next = advance(cur, this.reports, true);
         if (!next) {
           // An exiting member leaves the ring once it says it handed
@@ -537,20 +651,29 @@ export class ClusterView {
           const gone = exitingMembers(cur).filter((id) => this.exitDone.has(id) || downLong(id));
           if (!inTransition(cur) && gone.length > 0) next = dropExited(cur, gone);
         }
+        if (!next && inTransition(cur) && this.queued.length > 0) next = this.amendForDeadReceivers(cur);
         if (!next && !inTransition(cur) && this.queued.length > 0) {
-          const changes = this.queued.shift()!;
-          const problems = changes.map((c) => changeProblem(cur, [], c)).filter((x) => x !== null);
+          const changes = stillToDo(cur, this.queued.shift()!);
+          if (changes.length === 0) continue;
+          const problems = planProblems(cur, [], changes);
           if (problems.length > 0) {
             this.d.log(`${this.id} dropped a queued plan (${describeChanges(changes)}): ${problems.join('; ')}`);
             continue;
           }
           next = commitPlan(cur, changes, this.planId());
+          this.rememberPlan(next.plan, changes);
           this.changeStats.plansCommitted++;
           this.d.log(`${this.id} committed queued plan ${next.plan}: ${describeChanges(changes)}`);
         }
         if (!next) return;
         this.changeStats.steps++;
-        await this.adoptRing(next);
+        if (!(await this.adoptRing(next))) {
+          // Lost to a ring that won meanwhile: the plans taken from the
+          // queue for this step go back, and the next pass starts over.
+          this.queued.splice(0, this.queued.length, ...queuedBefore);
+          if (next.plan !== cur.plan && next.plan !== undefined) this.myPlans.delete(next.plan);
+          continue;
+        }
         if (!inTransition(next)) this.d.log(`${this.id} ring v${next.version}: ${inTransition(cur) ? `plan ${cur.plan} complete` : 'members updated'}`);
       }
     } catch (err) {
@@ -559,6 +682,38 @@ export class ClusterView {
     } finally {
       this.stepping = false;
     }
+  }
+
+  /** The transition waits for a receiver that is down, and a plan queued
+   * behind it removes or replaces that receiver: queued, the removal would
+   * wait for the transition and the transition for the dead receiver,
+   * forever. The operator has said the node is gone, so, as Riak's claimant
+   * re-plans pending ownership when a node is removed mid-handoff, the
+   * queued plans up to that one are folded into the transition
+   * (amendPlan: every partition whose next set changes starts over from
+   * transfer, so nothing flips without a real catch-up). Null when nothing
+   * is to be folded. */
+  private amendForDeadReceivers(cur: Ring): Ring | null {
+    const blocked = blockingReceivers(cur, this.reports, this.isUp);
+    if (blocked.length === 0) return null;
+    const k = this.queued.findIndex((plan) => takenOut(plan).some((id) => blocked.includes(id)));
+    if (k < 0) return null;
+    const plans = this.queued.splice(0, k + 1).map((plan) => stillToDo(cur, plan));
+    const changes: Change[] = [];
+    for (const plan of plans) {
+      const problems = planProblems(cur, changes, plan);
+      if (problems.length > 0) this.d.log(`${this.id} dropped a queued plan (${describeChanges(plan)}): ${problems.join('; ')}`);
+      else changes.push(...plan);
+    }
+    if (changes.length === 0) return null;
+    const next = amendPlan(cur, changes, this.planId());
+    // The folded plan's changes now belong to the new plan (not lost).
+    const before = cur.plan !== undefined ? this.myPlans.get(cur.plan) : undefined;
+    if (cur.plan !== undefined) this.myPlans.delete(cur.plan);
+    this.rememberPlan(next.plan, [...(before ?? []), ...changes]);
+    this.changeStats.plansCommitted++;
+    this.d.log(`${this.id} folded queued changes into plan ${cur.plan} as plan ${next.plan} (${blocked.join(',')} down, waited for): ${describeChanges(changes)}`);
+    return next;
   }
 
   /** Answered once the ring is stored (or ours is newer): the claimant
@@ -593,8 +748,8 @@ export class ClusterView {
     const problem = wireHeartbeatsProblem(b.table);
     if (problem) throw invalid(problem);
     this.d.membership.merge(b.table as WireHeartbeat[], this.d.clock.nowMs());
-    if (peer !== undefined) this.peerRingVersion(peer, b.ringVersion);
-    respond(MsgType.GOSSIP_REPLY, { table: this.d.membership.table(), ringVersion: this.ringValue?.version ?? 0 });
+    if (peer !== undefined) this.peerRingVersion(peer, b.ringVersion, b.ringDigest);
+    respond(MsgType.GOSSIP_REPLY, { table: this.d.membership.table(), ...this.ringSummary() });
   }
 
   // ---- gossip rounds ----
@@ -603,7 +758,7 @@ export class ClusterView {
   async gossipRound(): Promise<void> {
     const now = this.d.clock.nowMs();
     const table = this.d.membership.tick(now, this.d.hintsPending());
-    const body = { table, ringVersion: this.ringValue?.version ?? 0 };
+    const body = { table, ...this.ringSummary() };
     const peers = this.d.membership.gossipTargets(this.d.config.gossipFanout, this.d.random);
     await Promise.all(peers.map(async (peer) => {
       try {
@@ -617,15 +772,46 @@ export class ClusterView {
   }
 
   private onGossipReply(peer: string, body: unknown): void {
-    const b = (typeof body === 'object' && body !== null ? body : {}) as { table?: unknown; ringVersion?: unknown };
+    const b = (typeof body === 'object' && body !== null ? body : {}) as { table?: unknown; ringVersion?: unknown; ringDigest?: unknown };
     if (wireHeartbeatsProblem(b.table) !== null) return;
     this.d.membership.merge(b.table as WireHeartbeat[], this.d.clock.nowMs());
-    this.peerRingVersion(peer, b.ringVersion);
+    this.peerRingVersion(peer, b.ringVersion, b.ringDigest);
   }
 }
 
 function changeToWire(c: Change): Record<string, unknown> {
   return c.op === 'replace' ? { op: c.op, id: c.id, newId: c.with.id, addr: c.with.addr } : { ...c };
+}
+
+/** A change as a former claimant hands it over (replace keeps the new
+ * node's incarnation). */
+function changeToFullWire(c: Change): Record<string, unknown> {
+  return c.op === 'replace' ? { op: c.op, id: c.id, with: { ...c.with } } : { ...c };
+}
+
+const hexInc = /^[0-9a-f]{1,32}$/;
+
+function changeFromWire(v: unknown): Change {
+  const c = asRecord(v, 'change');
+  const str = (x: unknown, what: string): string => {
+    if (typeof x !== 'string' || x.length === 0 || x.length > 256) throw invalid(`change ${what} must be a string`);
+    return x;
+  };
+  const inc = (x: unknown): { inc?: string } => {
+    if (x === undefined) return {};
+    if (typeof x !== 'string' || !hexInc.test(x)) throw invalid('change inc must be hex');
+    return { inc: x };
+  };
+  switch (c.op) {
+    case 'join': return { op: 'join', id: str(c.id, 'id'), addr: str(c.addr, 'addr'), ...inc(c.inc) };
+    case 'leave': return { op: 'leave', id: str(c.id, 'id') };
+    case 'remove': return { op: 'remove', id: str(c.id, 'id') };
+    case 'replace': {
+      const w = asRecord(c.with, 'replace with');
+      return { op: 'replace', id: str(c.id, 'id'), with: { id: str(w.id, 'id'), addr: str(w.addr, 'addr'), ...inc(w.inc) } };
+    }
+    default: throw invalid('change op must be join, leave, remove or replace');
+  }
 }
 
 function describeChanges(changes: readonly Change[]): string {

@@ -156,7 +156,7 @@ export class TuneNode implements NodeContext {
     });
     this.transfers = new Transfers(this, {
       mergeLocal: (key, obj) => this.replica.write(key, obj),
-      exchange: (ring, p, peer) => this.aae.exchangeStrict(ring, p, peer),
+      exchange: (ring, p, peer) => this.aae.exchangeStrict(ring, p, peer, true),
       hasHint: (sk) => this.hints.holdsFor(sk),
       hintsPending: () => this.hints.pending,
       keysAfter: (p, q, after) => this.aae.hashes.partitionKeys(p, q, after === null ? -1 : segmentOfStorageKey(after)),

@@ -65,7 +65,8 @@ export interface TransferStats {
 export interface TransferDeps {
   /** Merges an object into the local store (no hint); resolves when durable. */
   mergeLocal(key: string, obj: VersionedObject): Promise<void>;
-  /** Anti-entropy exchange of partition p with peer; throws if it failed. */
+  /** Anti-entropy exchange of the whole of partition p with peer (every
+   * differing segment, not one round's cap); throws if it failed. */
   exchange(ring: Ring, p: number, peer: string): Promise<number>;
   /** True when this node holds a hint for the storage key (a fallback copy). */
   hasHint(storageKey: string): boolean;

@@ -360,9 +360,13 @@ class Run {
         } else {
           ok = await this.change(`${at + 1500}ms remove ${id}`, [{ op: 'remove', id }]);
         }
-        // Refused (it would leave fewer than N): it comes back at heal.
+        // Refused (it would leave fewer than N): it comes back at heal. If
+        // heal already passed while the removal was being asked for (heal
+        // skips doomed nodes), the operator brings it back now: a dead
+        // member nobody could remove is the operator's job to restart.
         if (ok) this.cluster.gone.add(id);
         this.doomed.delete(id);
+        if (!ok && this.healed) await this.restart(id);
       } });
     }
     await Promise.all(events.map(async (e) => { await this.sleep(e.at); await e.run(); }));

@@ -5,7 +5,8 @@ import { sameVersions, update } from '../../src/core/clock/object.js';
 import { emptyClock } from '../../src/core/clock/vclock.js';
 import { SegmentHashes, differingSegments, elementHash, partitionSegments, segmentOfHash } from '../../src/core/antientropy/segments.js';
 import { keyHash } from '../../src/core/ring/hash.js';
-import { preferenceListForKey } from '../../src/core/ring/ring.js';
+import { partitionOfKey, preferenceListForKey } from '../../src/core/ring/ring.js';
+import { limits } from '../../src/limits.js';
 import { pack } from '../../src/protocol/codec.js';
 import { RateLimiter } from '../../src/server/context.js';
 import { dataKey, quarantineKey, segmentOfStorageKey } from '../../src/server/keyspace.js';
@@ -132,4 +133,31 @@ t.test('rate limiter: a clock that goes backwards leaves no debt', async (t) => 
   t.equal(limiter.take(5, 1_000_000 - 3_600_000), 0, 'an hour back: nothing to give');
   t.equal(limiter.take(5, 1_000_000 - 3_600_000 + 500), 5, 'and half a second later, half a second of tokens (not an hour of debt)');
   t.throws(() => new RateLimiter(0, 0), TypeError);
+});
+
+t.test('a catch-up exchange covers the whole partition, past the per-round segment cap', async (t) => {
+  // q=8: a partition has 8192 segments, more than aaeSegmentsPerExchangeMax
+  // (4096). The cap is lowered here so a few hundred keys exceed it.
+  const mutable = limits as { aaeSegmentsPerExchangeMax: number };
+  const saved = mutable.aaeSegmentsPerExchangeMax;
+  t.ok(partitionSegments(0, 8).count > saved, 'a q=8 partition has more segments than one capped exchange looks at');
+  mutable.aaeSegmentsPerExchangeMax = 16;
+  t.teardown(() => { mutable.aaeSegmentsPerExchangeMax = saved; });
+  const c = new MemoryCluster({ nodes: 3, q: 8, background: false });
+  await c.start();
+  // Keys of partition 0, held only by n1 (every node replicates it: n=3).
+  const keys: string[] = [];
+  for (let i = 0; keys.length < 200; i++) if (partitionOfKey(c.ring, `key${i}`) === 0) keys.push(`key${i}`);
+  for (const key of keys) await (await c.node('n1').store.mutate(key, () => version('n1', key))).durable;
+  const segs = new Set(keys.map((k) => segmentOfHash(keyHash(k))));
+  t.ok(segs.size > 16, `the keys fall in ${segs.size} segments, more than the cap`);
+  const capped = await c.drive(c.node('n2').aae.exchangeStrict(c.ring, 0, 'n1'));
+  t.ok(capped > 0 && capped < keys.length, `a capped exchange repairs part of the partition (${capped} of ${keys.length})`);
+  const whole = await c.drive(c.node('n3').aae.exchangeStrict(c.ring, 0, 'n1', true));
+  t.equal(whole, keys.length, 'a whole exchange (catch-up) repairs every key');
+  for (const key of keys) if ((await c.node('n3').store.read(key)) === undefined) t.fail(`${key} missing on n3`);
+  await c.drive(c.node('n2').aae.exchangeStrict(c.ring, 0, 'n1', true));
+  for (const key of keys) if ((await c.node('n2').store.read(key)) === undefined) t.fail(`${key} missing on n2`);
+  t.pass('both replicas hold the whole partition');
+  await c.stopAll();
 });

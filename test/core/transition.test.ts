@@ -5,7 +5,8 @@ import t from 'tap';
 import { claim, createRing, preferenceList } from '../../src/core/ring/ring.js';
 import type { Ring } from '../../src/core/ring/ring.js';
 import {
-  Phase, advance, alsoRequired, changeProblem, claimant, commitPlan, dropExited, inTransition, readPreference, receivers, reportKey,
+  Phase, advance, alsoRequired, amendPlan, blockingReceivers, changeProblem, claimant, commitPlan, curPrimaries, dropExited, inTransition,
+  nextPrimaries, planProblems, readPreference, receivers, reportKey, stillToDo, takenOut,
 } from '../../src/core/ring/transition.js';
 
 const member = (i: number) => ({ id: `n${i}`, addr: `127.0.0.1:${7000 + i}` });
@@ -76,4 +77,85 @@ t.test('leave and remove: refused below n, leavers exit, removed members drop at
   for (let i = 0; i < 10 && inTransition(removed); i++) removed = advance(removed, allReports(removed), true) ?? removed;
   t.notOk(removed.members.some((m) => m.id === 'n3'), 'a removed (dead) member is dropped at once');
   t.equal(claimant(four, (id) => id !== 'n1'), 'n2', 'the claimant is the lowest valid member seen up');
+});
+
+t.test('a dead receiver removed mid-transition: the queued removal is folded in, nothing flips without a new catch-up', async (t) => {
+  const four = grow(4);
+  // n4 leaves; some partitions move to the others.
+  let ring = commitPlan(four, [{ op: 'leave', id: 'n4' }], 7);
+  // Run until some partitions are flipped and others are still waiting.
+  const firstMoves = ring.phase!.map((ph, p) => [ph, p] as const).filter(([ph]) => ph === Phase.transfer).map(([, p]) => p);
+  t.ok(firstMoves.length > 1);
+  // Every receiver but n3 reports: n3's partitions wait (n3 is down).
+  const reportsBut = (r: Ring, dead: string): Set<string> => {
+    const out = new Set<string>();
+    for (const k of allReports(r)) if (!k.includes(`/${dead}/`)) out.add(k);
+    return out;
+  };
+  for (let i = 0; i < 6; i++) ring = advance(ring, reportsBut(ring, 'n3'), true) ?? ring;
+  t.ok(inTransition(ring), 'stuck on n3');
+  t.equal(advance(ring, reportsBut(ring, 'n3'), true), null, 'no step without n3');
+  const isUp = (id: string): boolean => id !== 'n3';
+  t.same(blockingReceivers(ring, reportsBut(ring, 'n3'), isUp), ['n3']);
+  t.same(blockingReceivers(ring, reportsBut(ring, 'n3'), () => true), [], 'a live receiver is waited for, not blocking');
+  const flippedBefore = ring.phase!.map((ph, p) => [ph, p] as const).filter(([ph]) => ph === Phase.flipped).map(([, p]) => p);
+  t.ok(flippedBefore.length > 0, 'some partitions flipped already');
+  t.same(takenOut([{ op: 'remove', id: 'n3' }, { op: 'join', id: 'n9', addr: 'x:1' }]), ['n3']);
+
+  t.equal(changeProblem(ring, [], { op: 'replace', id: 'n3', with: { id: 'n5', addr: '127.0.0.1:7005' } }), null);
+  const amended = amendPlan(ring, [{ op: 'replace', id: 'n3', with: { id: 'n5', addr: '127.0.0.1:7005' } }], 8);
+  t.equal(amended.version, ring.version + 1, 'one new version');
+  t.equal(amended.plan, 8, 'a new plan id: no report of the old plan counts');
+  t.same(amended.owners, ring.owners, 'the owners do not move');
+  t.notOk(amended.next!.includes('n3'), 'n3 owns nothing once the plan completes');
+  t.equal(amended.members.find((m) => m.id === 'n3')?.state, 'leaving');
+  t.equal(amended.members.find((m) => m.id === 'n4')?.state, 'leaving', 'the first plan\'s leaver still leaves');
+  t.equal(amended.members.find((m) => m.id === 'n5')?.state, 'joining');
+  for (let p = 0; p < ring.q; p++) {
+    const cur = curPrimaries(amended, p);
+    const was = nextPrimaries(ring, p);
+    const now = nextPrimaries(amended, p);
+    const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
+    if (same(now, cur)) t.equal(amended.phase![p], Phase.stable, `partition ${p}: back to its current set`);
+    else if (same(now, was)) t.equal(amended.phase![p], ring.phase![p], `partition ${p}: unchanged next set keeps its phase`);
+    else t.equal(amended.phase![p], Phase.transfer, `partition ${p}: a changed next set starts over`);
+    if (receivers(amended, p).includes('n5')) t.not(amended.phase![p], Phase.flipped, 'the replacement has received nothing yet');
+  }
+  // The old plan's reports (everything, even n3's) move nothing past transfer.
+  const stale = new Set([...allReports(ring), ...reportsBut(ring, 'n3')]);
+  for (let p = 0; p < ring.q; p++) for (const r of ['n1', 'n2', 'n3', 'n5']) { stale.add(reportKey(7, p, r, 'streamed')); stale.add(reportKey(7, p, r, 'caughtup')); }
+  const step = advance(amended, stale, true);
+  for (let p = 0; p < ring.q; p++) {
+    if (amended.phase![p] === Phase.transfer || amended.phase![p] === Phase.catchup) t.equal(step?.phase?.[p] ?? amended.phase![p], amended.phase![p], `partition ${p} waits for reports of the new plan`);
+  }
+  // With the new plan's reports the transition completes without n3.
+  let done = amended;
+  for (let i = 0; i < 12 && inTransition(done); i++) done = advance(done, allReports(done), true) ?? done;
+  t.notOk(inTransition(done), 'completes');
+  t.notOk(done.owners.includes('n3'));
+  t.notOk(done.owners.includes('n4'));
+  t.ok(done.owners.includes('n5'));
+  t.equal(done.members.find((m) => m.id === 'n5')?.state, 'valid');
+
+  // A removal (not a replacement) drops the dead member at the end.
+  let removed = amendPlan(ring, [{ op: 'remove', id: 'n3' }], 9);
+  t.ok(removed.members.find((m) => m.id === 'n3')?.removing);
+  for (let i = 0; i < 12 && inTransition(removed); i++) removed = advance(removed, allReports(removed), true) ?? removed;
+  t.notOk(inTransition(removed));
+  t.notOk(removed.members.some((m) => m.id === 'n3'), 'the removed member is dropped');
+  t.notOk(removed.owners.includes('n3'));
+  t.same(removed.members.map((m) => m.id), ['n1', 'n2', 'n4'], 'n4 exits as planned');
+  t.equal(removed.members.find((m) => m.id === 'n4')?.state, 'exiting');
+});
+
+t.test('a commit is judged again on the ring of its time: done joins drop out, duplicates are refused', async (t) => {
+  const ring = grow(4);
+  const join4 = { op: 'join', id: 'n4', addr: '127.0.0.1:7004' } as const;
+  const join5 = { op: 'join', id: 'n5', addr: '127.0.0.1:7005' } as const;
+  t.same(stillToDo(ring, [join4, join5]), [join5], 'a join already in the ring is done');
+  t.same(stillToDo(ring, [{ op: 'join', id: 'n4', addr: '127.0.0.1:9999' }]).length, 1, 'a member at another address is not the same join');
+  t.same(planProblems(ring, [], [join5]), []);
+  t.match(planProblems(ring, [], [{ op: 'join', id: 'n4', addr: '127.0.0.1:9999' }])[0], /already a member/);
+  t.match(planProblems(ring, [join5], [join5])[0], /already staged/, 'judged after the changes before it');
+  t.match(planProblems(ring, [{ op: 'leave', id: 'n2' }], [{ op: 'remove', id: 'n3' }])[0], /fewer than n=3/);
 });

@@ -185,6 +185,26 @@ export function changeProblem(ring: Ring, staged: readonly Change[], change: Cha
   return null;
 }
 
+/** `changes` without the joins the ring already holds (same id and
+ * address): a join staged while this node's ring was older, and committed
+ * meanwhile by another claimant, is done, not a conflict. */
+export function stillToDo(ring: Ring, changes: readonly Change[]): Change[] {
+  return changes.filter((c) => !(c.op === 'join' && memberOf(ring, c.id)?.addr === c.addr));
+}
+
+/** Why `changes`, applied in order after `before`, cannot be committed on
+ * `ring` (plain words), or an empty list. Staging checked each change on
+ * the ring of its time; the ring may have moved on since. */
+export function planProblems(ring: Ring, before: readonly Change[], changes: readonly Change[]): string[] {
+  const seen = [...before];
+  const out: string[] = [];
+  for (const c of changes) {
+    const problem = changeProblem(ring, seen, c);
+    if (problem) out.push(problem); else seen.push(c);
+  }
+  return out;
+}
+
 function setEqual(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));
 }
@@ -224,6 +244,72 @@ export function commitPlan(ring: Ring, changes: readonly Change[], planId: numbe
   const base: Ring = { ...ring, version: ring.version + 1, members, next: work.owners, phase: null, plan: planId, removed };
   const phase = Array.from({ length: ring.q }, (_, p) => (setEqual(curPrimaries(base, p), nextPrimaries(base, p)) ? Phase.stable : Phase.transfer));
   return { ...base, phase };
+}
+
+/**
+ * Folds `changes` into the transition in progress, as one new ring version
+ * under a new plan id (Riak's claimant re-plans pending ownership the same
+ * way when a node is removed mid-handoff). Used when the transition cannot
+ * finish without a member that the operator has since removed or replaced
+ * (a dead receiver): queued behind the transition, that removal would wait
+ * for it forever.
+ *
+ * The owners do not move. `next` becomes what `changes` make of the old
+ * next owners, and each partition's phase is chosen so that any two
+ * adjacent versions still agree (the table at the top):
+ *   - next set unchanged: its phase stays (its reports are asked again
+ *     under the new plan id: a catch-up or stream done for the old plan is
+ *     not trusted for the new one);
+ *   - next set equal to the current set: stable;
+ *   - otherwise: transfer, from the start.
+ * Going back to stable or transfer from any phase is safe because every
+ * phase keeps the current set a quorum holder: writes in seal, catchup and
+ * flipped need W acks from the current set too, and a strong read's
+ * write-back reaches a quorum of both sets. So the current set holds every
+ * acknowledged write and everything a strong read returned, and reading
+ * from it alone (stable, transfer) cannot go back in time. Every partition
+ * that then moves streams, seals and catches up again before it flips.
+ */
+export function amendPlan(ring: Ring, changes: readonly Change[], planId: number = (ring.plan ?? 0) + 1): Ring {
+  if (!inTransition(ring)) return commitPlan(ring, changes, planId);
+  // Plan from the ring as it will be once the transition completes.
+  const target: Ring = { ...nextView(ring), version: ring.version };
+  const planned = commitPlan(target, changes, planId);
+  const base: Ring = { ...ring, version: ring.version + 1, members: planned.members, next: planned.next, plan: planId, removed: planned.removed, phase: null };
+  const phase = Array.from({ length: ring.q }, (_, p) => {
+    const cur = curPrimaries(ring, p);
+    const was = nextPrimaries(ring, p);
+    const now = nextPrimaries(base, p);
+    if (setEqual(now, cur)) return Phase.stable;
+    if (setEqual(now, was)) {
+      const ph = phaseOf(ring, p);
+      // A stable partition whose next set already differed cannot exist;
+      // should one, it starts from transfer like any other move.
+      return ph === Phase.stable ? Phase.transfer : ph;
+    }
+    return Phase.transfer;
+  });
+  return { ...base, phase };
+}
+
+/** Receivers the transition waits for that `isUp` sees down: their
+ * partitions cannot move on until they return (or are removed). */
+export function blockingReceivers(ring: Ring, reports: Reports, isUp: (id: string) => boolean): string[] {
+  if (!inTransition(ring)) return [];
+  const plan = ring.plan ?? 0;
+  const out = new Set<string>();
+  for (let p = 0; p < ring.q; p++) {
+    const ph = phaseOf(ring, p);
+    const what = ph === Phase.transfer ? 'streamed' : ph === Phase.catchup ? 'caughtup' : null;
+    if (what === null) continue;
+    for (const r of receivers(ring, p)) if (!isUp(r) && !reports.has(reportKey(plan, p, r, what))) out.add(r);
+  }
+  return [...out].sort();
+}
+
+/** Members a change takes out of the ring (remove, replace). */
+export function takenOut(changes: readonly Change[]): string[] {
+  return changes.filter((c) => c.op === 'remove' || c.op === 'replace').map((c) => c.id);
 }
 
 /** What a plan would move: per partition, the replicas gained and lost. */
