@@ -2,6 +2,12 @@
 // what rate, and what clients at `quorum` see before and during it.
 //
 //   node dist/bench/add-node.js [--keys 100000] [--value-bytes 100] [--mbps 20] [--concurrency 64]
+//                               [--dir DIR --snapshot SNAP]
+//
+// Loading a million keys takes a while, so with --dir and --snapshot the
+// loaded 3-node cluster is kept: the first run loads it in DIR, stops it
+// and copies DIR to SNAP; later runs copy SNAP back to DIR (the same path:
+// cluster.json names its files) and restart it instead of loading.
 //
 // A 3-node cluster (N=3, Q=64, `cluster start`) is loaded with `keys`
 // values at quorum; then `cluster add` (the launcher's addNodes: a fourth
@@ -25,6 +31,7 @@ import { readSecretFile } from '../src/security/secret.js';
 const { values } = parseArgs({ options: {
   keys: { type: 'string', default: '100000' }, 'value-bytes': { type: 'string', default: '100' },
   mbps: { type: 'string', default: '20' }, concurrency: { type: 'string', default: '64' },
+  dir: { type: 'string' }, snapshot: { type: 'string' },
 } });
 const keys = Number(values.keys);
 const concurrency = Number(values.concurrency);
@@ -51,35 +58,56 @@ function cpuSeconds(pid: number | null | undefined): number {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-add-'));
+  if ((values.dir === undefined) !== (values.snapshot === undefined)) throw new TypeError('--dir and --snapshot go together');
+  const dir = values.dir !== undefined ? path.resolve(values.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-add-'));
+  const snapshot = values.snapshot !== undefined ? path.resolve(values.snapshot) : undefined;
   try {
-    const started = await startCluster({ dir, nodes: 3, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: false, detach: true, log: () => {} });
-    const hosts = started.cluster.nodes.map((nd) => `${nd.host}:${nd.port}`);
+    const fromSnapshot = snapshot !== undefined && fs.existsSync(snapshot);
+    if (fromSnapshot) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.cpSync(snapshot, dir, { recursive: true });
+      await startCluster({ dir, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: false, detach: true, log: () => {} });
+      console.log(`restarted the loaded cluster copied from ${snapshot}`);
+    } else {
+      if (snapshot !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+      await startCluster({ dir, nodes: 3, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: false, detach: true, log: () => {} });
+    }
+    const hosts = readCluster(dir)!.nodes.map((nd) => `${nd.host}:${nd.port}`);
     const kv = await connect({ hosts, timeoutMs: 10_000, secret: readSecretFile(secretFileOf(dir)) });
-    const value = 'x'.repeat(valueBytes);
-    let next = 0;
-    let loadRetries = 0;
-    const t0 = Date.now();
-    let lastLog = t0;
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < keys) {
-        const i = next++;
-        // A loaded machine may time a put out: retry it (with what is
-        // there as context, so a put that did land is not doubled).
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const got = attempt === 1 ? undefined : await kv.get(`add:${i}`).catch(() => undefined);
-            await kv.put(`add:${i}`, value, got?.context ? { context: got.context } : {});
-            break;
-          } catch (err) {
-            loadRetries++;
-            if (attempt >= 5) throw err;
+    if (!fromSnapshot) {
+      const value = 'x'.repeat(valueBytes);
+      let next = 0;
+      let loadRetries = 0;
+      const t0 = Date.now();
+      let lastLog = t0;
+      await Promise.all(Array.from({ length: concurrency }, async () => {
+        while (next < keys) {
+          const i = next++;
+          // A loaded machine may time a put out: retry it (with what is
+          // there as context, so a put that did land is not doubled).
+          for (let attempt = 1; ; attempt++) {
+            try {
+              const got = attempt === 1 ? undefined : await kv.get(`add:${i}`).catch(() => undefined);
+              await kv.put(`add:${i}`, value, got?.context ? { context: got.context } : {});
+              break;
+            } catch (err) {
+              loadRetries++;
+              if (attempt >= 5) throw err;
+            }
           }
+          if (Date.now() - lastLog > 10_000) { lastLog = Date.now(); console.log(`  loaded ${i} keys`); }
         }
-        if (Date.now() - lastLog > 10_000) { lastLog = Date.now(); console.log(`  loaded ${i} keys`); }
+      }));
+      console.log(`loaded ${keys} keys of ${valueBytes} bytes at quorum in ${((Date.now() - t0) / 1000).toFixed(1)} s (${loadRetries} puts retried)`);
+      if (snapshot !== undefined) {
+        await stopCluster(dir, () => {});
+        fs.cpSync(dir, snapshot, { recursive: true });
+        await startCluster({ dir, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: false, detach: true, log: () => {} });
+        console.log(`kept a copy of the loaded cluster in ${snapshot}`);
       }
-    }));
-    console.log(`loaded ${keys} keys of ${valueBytes} bytes at quorum in ${((Date.now() - t0) / 1000).toFixed(1)} s (${loadRetries} puts retried)`);
+    }
+    // Let the restarted nodes settle (anti-entropy builds, gossip) first.
+    await sleep(5000);
 
     // A reader at quorum, throughout.
     const lat: { at: number; ms: number; ok: boolean }[] = [];
@@ -124,7 +152,7 @@ async function main(): Promise<void> {
     const line = (name: string, xs: typeof lat): string => {
       const ms = xs.map((x) => x.ms);
       return `quorum get ${name}: ${xs.length} reads (${xs.filter((x) => !x.ok).length} failed or missing), `
-        + `p50 ${pct(ms, 50).toFixed(2)} ms, p99 ${pct(ms, 99).toFixed(2)} ms, max ${Math.max(...ms).toFixed(1)} ms`;
+        + `p50 ${pct(ms, 50).toFixed(2)} ms, p99 ${pct(ms, 99).toFixed(2)} ms, max ${ms.reduce((a, x) => Math.max(a, x), 0).toFixed(1)} ms`;
     };
     console.log(`added ${newNode.id} to 3 nodes holding ${keys} keys: the add returned ${(doneMs / 1000).toFixed(1)} s after it began (joined, transferred, flipped)`);
     console.log(`${newNode.id} received ${tr.keysReceived} keys, ${((tr.bytesReceived ?? 0) / 1e6).toFixed(1)} MB: `
@@ -138,5 +166,6 @@ async function main(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+
 
 main().catch((err: unknown) => { console.error(err); process.exitCode = 1; });
