@@ -41,6 +41,7 @@ import { MsgType } from '../protocol/messages.js';
 import { decodeObject, objectFromWire, objectToWire } from '../protocol/object-codec.js';
 import { asRecord } from '../protocol/validate.js';
 import type { Responder } from '../io/transport.js';
+import { unknown as unknownState } from './object-store.js';
 import { answer } from './replies.js';
 import type { NodeContext } from './context.js';
 import { partitionKeyRange, userKeyOf } from './keyspace.js';
@@ -324,13 +325,11 @@ export class Transfers {
     for (const [sk, raw] of rows) {
       last = sk;
       const key = userKeyOf(sk);
-      // Read through the store: its overlay may be newer than storage.
-      let obj: VersionedObject | undefined;
-      try {
-        obj = await this.ctx.store.read(key);
-      } catch {
-        obj = undefined;
-      }
+      // A pending write (or the cache) may be newer than the bytes the scan
+      // read; otherwise those bytes are what storage holds. (Reading every
+      // key through the store cost a LevelDB get per key already scanned.)
+      const known = this.ctx.store.peek(key);
+      let obj: VersionedObject | undefined = known === unknownState ? undefined : known;
       if (obj === undefined) {
         try { obj = decodeObject(raw); } catch { continue; }
       }
