@@ -44,7 +44,7 @@ import type { Reaper } from './reaper.js';
 import { tombstonesOnly } from './reaper.js';
 import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
 import type { Replica } from './replica.js';
-import { parseGet, parsePut } from './requests.js';
+import { forwardedBody, parseGet, parsePut } from './requests.js';
 import type { GetRequest, PutRequest } from './requests.js';
 
 export interface CoordinatorStats {
@@ -229,6 +229,11 @@ export class Coordinator {
     onWritten: (dot: [string, number] | undefined) => void): void {
     const ring = this.d.requireRing();
     const forwarded = fromPeer && req.forwarded;
+    // Forwarded with this attempt's context (a fenced attempt's dot included):
+    // with the client's original one, the two attempts became siblings with
+    // one write id and a later write that superseded the kept twin dropped
+    // the acknowledged one (seed 346, a strong put lost).
+    const onward = forwardedBody(body, req);
     const plan = this.targetsFor(ring, req.key, req.quorum, true);
     const { targets, down } = plan;
     if (!targets.some((r) => r.node === this.d.id)) {
@@ -237,7 +242,7 @@ export class Coordinator {
           { required: req.quorum.w, received: 0, failed: down.length, replicas: down.map((node) => ({ node, role: 'primary', outcome: 'failed' })) });
       }
       if (forwarded) throw new TuneKvError('UNAVAILABLE', `views differ: ${this.d.id} is not a replica of this key here; retry`);
-      this.forwardPut(targets, { ...(body as object), forwarded: true }, isDelete, req.timeoutMs, respond);
+      this.forwardPut(targets, onward, isDelete, req.timeoutMs, respond);
       return;
     }
     // Only a primary of the read set coordinates while one is up. A
@@ -247,7 +252,7 @@ export class Coordinator {
     // simulator: an acknowledged w=3 write lost this way).
     const primaries = targets.filter((t) => t.role === 'primary' && readSet(ring, req.key).includes(t.node));
     if (!forwarded && !primaries.some((t) => t.node === this.d.id) && primaries.length > 0) {
-      this.forwardPut(primaries, { ...(body as object), forwarded: true }, isDelete, req.timeoutMs, respond);
+      this.forwardPut(primaries, onward, isDelete, req.timeoutMs, respond);
       return;
     }
     this.d.checkWritable();
