@@ -11,7 +11,7 @@
 // is only coordinated by a replica of its key (others forward it).
 
 import assert from 'node:assert/strict';
-import { liveSiblings, writtenSibling } from '../core/clock/object.js';
+import { liveSiblings, standInActor, writtenSibling } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { GetFsm } from '../core/coordinator/get-fsm.js';
 import type { ReadResult } from '../core/coordinator/get-fsm.js';
@@ -44,7 +44,7 @@ import type { Reaper } from './reaper.js';
 import { tombstonesOnly } from './reaper.js';
 import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
 import type { Replica } from './replica.js';
-import { parseGet, parsePut } from './requests.js';
+import { forwardedBody, parseGet, parsePut } from './requests.js';
 import type { GetRequest, PutRequest } from './requests.js';
 
 export interface CoordinatorStats {
@@ -112,6 +112,12 @@ export class Coordinator {
     siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0, staleRingRetries: 0,
   };
   private inFlight = 0;
+  /** The actor this node mints under when it coordinates as a fallback
+   * (object.ts, standInActor), and the store's removal count when it was
+   * made: a new one after any removal, since the node may then have dropped
+   * dots it minted under the old one. Its suffix is above the wall clock in
+   * µs and above the last one, so it is never reused. */
+  private standIn: { readonly actor: string; readonly removals: number; readonly seq: number } | undefined;
 
   constructor(private readonly d: CoordinatorDeps) {}
 
@@ -229,6 +235,11 @@ export class Coordinator {
     onWritten: (dot: [string, number] | undefined) => void): void {
     const ring = this.d.requireRing();
     const forwarded = fromPeer && req.forwarded;
+    // Forwarded with this attempt's context (a fenced attempt's dot included):
+    // with the client's original one, the two attempts became siblings with
+    // one write id and a later write that superseded the kept twin dropped
+    // the acknowledged one (seed 346, a strong put lost).
+    const onward = forwardedBody(body, req);
     const plan = this.targetsFor(ring, req.key, req.quorum, true);
     const { targets, down } = plan;
     if (!targets.some((r) => r.node === this.d.id)) {
@@ -237,7 +248,7 @@ export class Coordinator {
           { required: req.quorum.w, received: 0, failed: down.length, replicas: down.map((node) => ({ node, role: 'primary', outcome: 'failed' })) });
       }
       if (forwarded) throw new TuneKvError('UNAVAILABLE', `views differ: ${this.d.id} is not a replica of this key here; retry`);
-      this.forwardPut(targets, { ...(body as object), forwarded: true }, isDelete, req.timeoutMs, respond);
+      this.forwardPut(targets, onward, isDelete, req.timeoutMs, respond);
       return;
     }
     // Only a primary of the read set coordinates while one is up. A
@@ -247,7 +258,7 @@ export class Coordinator {
     // simulator: an acknowledged w=3 write lost this way).
     const primaries = targets.filter((t) => t.role === 'primary' && readSet(ring, req.key).includes(t.node));
     if (!forwarded && !primaries.some((t) => t.node === this.d.id) && primaries.length > 0) {
-      this.forwardPut(primaries, { ...(body as object), forwarded: true }, isDelete, req.timeoutMs, respond);
+      this.forwardPut(primaries, onward, isDelete, req.timeoutMs, respond);
       return;
     }
     this.d.checkWritable();
@@ -290,13 +301,21 @@ export class Coordinator {
   private coordinatePut(ring: Ring, req: PutRequest, t: Plan, a: Attempt, respond: Responder,
     onWritten: (dot: [string, number] | undefined) => void): void {
     const lww = req.lww ?? this.d.config.lww;
+    // A fallback coordinating (no read-set primary is up) may have handed
+    // its earlier dots of the key to the owners and dropped them: it mints
+    // under a stand-in actor made after its last removal, whose clock entry
+    // claims no dot it dropped.
+    const standingIn = !readSet(ring, req.key).includes(this.d.id);
+    let actor = this.d.id;
     const selfHint = t.targets.find((x) => x.node === this.d.id)?.hintFor;
     const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum, groups: t.groups });
     const coordinate = async (): Promise<Coordinated> => {
       let built: VersionedObject | undefined;
       const m = await this.d.store.mutate(req.key, (cur) => {
+        // Chosen here, serialized with removals of the key.
+        if (standingIn) actor = this.standInActorNow();
         const decision = decidePut(cur, {
-          key: req.key, context: req.context, value: req.value, vtype: req.vtype, actor: this.d.id,
+          key: req.key, context: req.context, value: req.value, vtype: req.vtype, actor,
           nowMs: this.d.clock.nowMs(), lww, wid: req.wid, isMember: (id) => memberOf(ring, id) !== undefined,
         });
         if (decision.kind === 'write' && decision.warning !== undefined) {
@@ -307,7 +326,7 @@ export class Coordinator {
         return decision.object;
       });
       assert.ok(built !== undefined && m.object !== undefined, 'a coordinated put always has an object');
-      const mine = writtenSibling(m.object, this.d.id, req.wid);
+      const mine = writtenSibling(m.object, actor, req.wid);
       if (m.changed && mine) onWritten([mine.actor, mine.counter]);
       // A resolving put clears the oversized flag; a merge may have set it.
       if (m.changed) this.d.replica.noteSiblings(req.key, m.object);
@@ -320,7 +339,7 @@ export class Coordinator {
       assert.ok(obj !== undefined, 'a successful put replies with its object');
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
       if (obj.siblings.length > 1) this.d.metrics.conflicts.inc();
-      const written = writtenSibling(obj, this.d.id, req.wid);
+      const written = writtenSibling(obj, actor, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
         contextMac: contextMac(this.d.contextKey, obj.clock),
@@ -333,6 +352,15 @@ export class Coordinator {
       };
       respond(MsgType.PUT_REPLY, out);
     }, req.value === null ? 'delete' : 'put', req.quorum.level);
+  }
+
+  private standInActorNow(): string {
+    const removals = this.d.store.removals;
+    if (this.standIn === undefined || this.standIn.removals !== removals) {
+      const seq = Math.max((this.standIn?.seq ?? 0) + 1, Math.floor(this.d.clock.nowMs()) * 1000);
+      this.standIn = { actor: standInActor(this.d.id, seq), removals, seq };
+    }
+    return this.standIn.actor;
   }
 
   /** This node is not a replica of the key: hand the put to one that is,

@@ -23,7 +23,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { Membership } from '../core/membership/membership.js';
-import { memberOf } from '../core/ring/ring.js';
+import { memberOf, partitionOfKey } from '../core/ring/ring.js';
+import { holds } from '../core/ring/transition.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError } from '../errors.js';
@@ -167,6 +168,10 @@ export class TuneNode implements NodeContext {
       metrics: this.metrics, checkWritable: () => this.checkWritable(), log: (l) => this.log(l),
       isMember: (id) => this.view.ring !== undefined && memberOf(this.view.ring, id) !== undefined,
       ringVersion: () => this.view.ring?.version ?? 0,
+      holdsKey: (key) => {
+        const ring = this.view.ring;
+        return ring !== undefined && holds(ring, this.id, partitionOfKey(ring, key));
+      },
     });
     this.coordinator = new Coordinator({
       id: this.id, config: this.config, clock: this.clock, store: this.store, membership: this.membership,

@@ -176,6 +176,9 @@ export class ObjectStore {
   readonly health: DiskHealth | undefined;
   private readonly log: ((line: string) => void) | undefined;
   onChange: ChangeListener | undefined;
+  /** Keys removed so far (reaped, handed off, swept, set aside): a node
+   * that removed a copy may no longer hold every dot it minted. */
+  removals = 0;
 
   constructor(private readonly storage: Storage, private readonly sync: boolean, options: ObjectStoreOptions = {}) {
     this.health = options.health;
@@ -302,6 +305,7 @@ export class ObjectStore {
       const base = this.rebased(sk, current);
       if (base === undefined || !when(base)) return false;
       this.admit();
+      this.removals++;
       await this.stage(sk, key, current, removed, { key: sk, value: null });
       return true;
     });
@@ -484,6 +488,7 @@ export class ObjectStore {
       else if (!this.overlay.has(storageKey)) this.forget(storageKey);
       await this.enqueue(ops, undefined);
       this.stats.quarantined++;
+      this.removals++;
       this.log?.(`set aside the stored object of key "${userKeyOf(storageKey).slice(0, 200)}" (${bytes.length} bytes) under `
         + `${quarantineKey(storageKey).slice(0, 20)}...: ${reason}${still ? '; the key reads as absent until a replica restores it' : '; the key already holds a newer object'}`);
       return still;

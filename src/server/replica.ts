@@ -54,6 +54,9 @@ export interface ReplicaDeps {
   /** This node's ring version: requests from a coordinator on an older
    * ring are refused (fencing, transition.ts). */
   ringVersion(): number;
+  /** Whether this node holds the key's partition on its ring (either set
+   * while the partition changes owners). */
+  holdsKey(key: string): boolean;
   log(line: string): void;
 }
 
@@ -127,8 +130,20 @@ export class Replica {
   onWrite(body: unknown, respond: Responder): void {
     const b = asRecord(body, 'REPLICA_WRITE');
     const key = checkKey(b.key);
-    this.fence(b);
     const incoming = objectFromWire(b.object);
+    try {
+      this.fence(b);
+    } catch (err) {
+      // Fenced, the write does not count toward the coordinator's W; but it
+      // may already have been acknowledged (W=1 met by the coordinator
+      // itself), and dropping it here left it on the coordinator alone: a
+      // coordinator lost for good then lost an acknowledged write (seeds
+      // 176, 598). A merge never loses anything, so a node that holds the
+      // key's partition on its newer ring keeps the object, then refuses.
+      if (!(err instanceof TuneKvError) || err.code !== 'STALE_RING' || !this.d.holdsKey(key)) throw err;
+      answer(respond, MsgType.OK, this.write(key, incoming).then(() => { throw err; }));
+      return;
+    }
     const hintFor = b.hintFor === undefined || b.hintFor === null ? undefined : checkNodeId(b.hintFor, 'hintFor');
     // A hint is kept only for a member: hints for made-up owners would stay
     // pending forever (and hold back tombstone reaping everywhere).

@@ -8,7 +8,7 @@ import { resolveLevel } from '../core/quorum/levels.js';
 import type { Consistency, Quorum } from '../core/quorum/levels.js';
 import { invalid } from '../errors.js';
 import { clientBounds, unpack } from '../protocol/codec.js';
-import { clockFromWire } from '../protocol/object-codec.js';
+import { clockFromWire, clockToWire } from '../protocol/object-codec.js';
 import { asRecord, checkKey, checkOptionalBool, checkOptionalCount, checkTimeout, checkValueBytes } from '../protocol/validate.js';
 
 export interface GetRequest {
@@ -92,4 +92,17 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
     forwarded: checkOptionalBool('forwarded', b.forwarded) ?? false,
     wid: checkWid(b.wid),
   };
+}
+
+/**
+ * The body a coordinator hands to another coordinator for this attempt of a
+ * put: the client's body, marked forwarded, with the attempt's context. After
+ * an attempt fenced on a stale ring wrote here, that context names the
+ * attempt's dot, so the next coordinator's version supersedes it instead of
+ * becoming its sibling with the same write id (merges then keep the smaller
+ * dot of the two, not the one the client is told about). Peers trust
+ * contexts without a MAC, so the changed context needs none.
+ */
+export function forwardedBody(body: unknown, req: PutRequest): Record<string, unknown> {
+  return { ...(body as object), forwarded: true, ...(req.contextGiven ? { context: clockToWire(req.context) } : {}) };
 }

@@ -123,7 +123,11 @@ interface WriteRecord {
   dot: [string, number] | null;
 }
 
-interface StrongRead { readonly key: string; readonly startMs: number; readonly endMs: number; readonly clock: WireClock }
+interface StrongRead {
+  readonly key: string; readonly startMs: number; readonly endMs: number; readonly clock: WireClock;
+  /** It returned a live value (not only tombstones, not nothing). */
+  readonly found: boolean;
+}
 
 type Level = { consistency?: string; r?: number; w?: number };
 
@@ -143,6 +147,8 @@ class Run {
   private readonly restarting = new Set<string>();
   /** Crashed to be removed: not restarted unless the removal was refused. */
   private readonly doomed = new Set<string>();
+  /** Every node that ever stored a version (key NUL actor:counter). */
+  private readonly holders = new Map<string, Set<string>>();
   ops = 0;
   failed = 0;
   /** A key to log every client operation of (debugging a seed). */
@@ -204,6 +210,10 @@ class Run {
     const inner = node.store.onChange;
     node.store.onChange = (key, hash, before, after) => {
       inner?.(key, hash, before, after);
+      for (const sib of after?.siblings ?? []) {
+        const dot = `${key}\u0000${sib.actor}:${sib.counter}`;
+        (this.holders.get(dot) ?? this.holders.set(dot, new Set()).get(dot)!).add(id);
+      }
       if (key === this.trace) {
         const f = (o: VersionedObject | undefined): string => (o ? JSON.stringify(o.siblings.map((x) => [x.actor, x.counter % 100000000])) : '-');
         console.log(`${this.now} ${id} change ${key}: ${f(before)} -> ${f(after)}`);
@@ -240,7 +250,7 @@ class Run {
     if (!res.ok) { this.failed++; return; }
     const body = res.body as GetReplyBody;
     contexts.set(key, body.context);
-    if (level.consistency === 'strong') this.strongReads.push({ key, startMs, endMs: this.now, clock: body.context });
+    if (level.consistency === 'strong') this.strongReads.push({ key, startMs, endMs: this.now, clock: body.context, found: body.values.length > 0 });
   }
 
   private async write(to: string, key: string, value: string | null, level: Level, contexts: Map<string, WireClock>, r: Random): Promise<void> {
@@ -489,12 +499,25 @@ class Run {
       const final = (await this.replicaStates(key))[0];
       for (const s of final?.siblings ?? []) {
         if (s.value === null) continue;
-        const killer = this.writes.find((w) => w.acked && w.key === key && covers(w.context, s.actor, s.counter));
+        // A killer that died with its only copy never reached the others.
+        const killer = this.writes.find((w) => w.acked && w.key === key && covers(w.context, s.actor, s.counter) && !this.diedWithItsOnlyCopy(w));
         if (killer) {
           this.violations.push(`resurrected: ${key} holds ${s.actor}:${s.counter}, superseded by an acknowledged ${killer.isDelete ? 'delete' : 'put'} (acked ${killer.ackedMs})`);
         }
       }
     }
+  }
+
+  /** An acknowledged write at W=1 (`eventual`) that only nodes killed for
+   * good (data destroyed, never restarted) ever stored: it was promised one
+   * copy, and that copy died before any replica took it (a partition, a
+   * crashed replica, no fallback). Dynamo's W=1 promises no more; the
+   * checkers excuse exactly this, nothing at W >= 2 and nothing a
+   * surviving node ever held. */
+  private diedWithItsOnlyCopy(w: WriteRecord): boolean {
+    if (w.level !== JSON.stringify({ consistency: 'eventual' }) || w.dot === null) return false;
+    const held = this.holders.get(`${w.key}\u0000${w.dot[0]}:${w.dot[1]}`);
+    return held !== undefined && [...held].every((id) => this.doomed.has(id) || this.cluster.gone.has(id));
   }
 
   async checkWrites(keys: string[]): Promise<void> {
@@ -509,7 +532,7 @@ class Run {
         || (s.wid !== null && Buffer.compare(s.wid, w.wid) === 0));
       if (present) continue;
       const superseded = this.writes.some((o) => o !== w && o.key === w.key && covers(o.context, actor, counter));
-      if (!superseded) {
+      if (!superseded && !this.diedWithItsOnlyCopy(w)) {
         this.violations.push(`acknowledged write lost: ${w.key} dot ${actor}:${counter} (${w.isDelete ? 'delete' : 'put'} at ${w.level}, acked ${w.ackedMs}); final ${JSON.stringify(final?.siblings.map((s) => [s.actor, s.counter]))}`);
       }
     }
@@ -525,6 +548,11 @@ class Run {
       for (const a of reads) {
         for (const b of reads) {
           if (a.endMs >= b.startMs) continue;
+          // Both saw the key absent (deleted, then maybe reaped): nothing a
+          // caller can observe went back, only the tombstone's metadata went
+          // (its purpose). An older value coming back after a reap is the
+          // resurrection checker's, and a lost delete the writes checker's.
+          if (!a.found && !b.found) continue;
           for (const [actor, counter] of a.clock) {
             if (covers(b.clock as VClock, actor, counter)) continue;
             const deleted = this.writes.some((d) => d.isDelete && d.key === a.key && d.sentMs < b.startMs && covers(d.context, actor, counter));

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { counterMintMax, liveSiblings, merge, mergeAll, sameVersions, update } from '../../src/core/clock/object.js';
+import { contextProblem, counterMintMax, liveSiblings, merge, mergeAll, sameVersions, standInActor, update } from '../../src/core/clock/object.js';
 import type { Sibling, VersionedObject } from '../../src/core/clock/object.js';
 import { clockProblem, covers, emptyClock, merge as clockMerge } from '../../src/core/clock/vclock.js';
 import type { VClock } from '../../src/core/clock/vclock.js';
@@ -373,4 +373,26 @@ t.test('what a node stores it can load again; contexts are held to contextEntrie
   t.doesNotThrow(() => objectFromWire([[], [['n1', 5, 0, 1, 0, null, null]]]),
     'a sibling whose dot the clock does not cover is valid: prune() can drop that entry');
   t.throws(() => objectFromWire([[['n1', limits.clockCounterMax + 1, 0]], []]), { message: /object clock is not a tunekv causal context/ });
+});
+
+t.test('a coordinator that dropped its copy mints under a stand-in actor, which claims none of its earlier dots', async (t) => {
+  // A fallback wrote w1 as n5, handed it to the owners and dropped it.
+  const owners = put(undefined, 'n5', 'w1', emptyClock, 5);
+  // Standing in again with no copy: under its plain id the new entry
+  // (n5, c2) covers (n5, c1), and the owners' merge drops w1.
+  const plain = put(undefined, 'n5', 'w2', emptyClock, 9);
+  t.same(values(merge(owners, plain)), ['w2'], 'plain id: the earlier write is taken for superseded');
+  const actor = standInActor('n5', 9000);
+  t.equal(actor, `n5.${(9000).toString(36)}`);
+  t.equal(clockProblem([[actor, 1, 0]]), null, 'a stand-in actor is a valid clock actor');
+  const stood = put(undefined, actor, 'w2', emptyClock, 9);
+  t.same(values(merge(owners, stood)), ['w1', 'w2'], 'stand-in actor: both blind writes survive');
+  t.same(values(merge(stood, owners)), ['w1', 'w2']);
+  t.not(standInActor('n5', 9001), actor, 'another write, another actor');
+  t.equal(standInActor('x'.repeat(62), 9000), 'x'.repeat(62), 'an id too long for a suffix keeps its plain id');
+  // Contexts naming a stand-in actor of a member are not forged.
+  const isMember = (id: string): boolean => id === 'n5';
+  t.equal(contextProblem(undefined, [[actor, stood.siblings[0]!.counter, 9]], 10, isMember), null);
+  t.match(contextProblem(undefined, [['n9.abc', 1, 9]], 10, isMember), /not a member/);
+  t.match(contextProblem(undefined, [['n5.ABC', 1, 9]], 10, isMember), /not a member/, 'only the stand-in form counts');
 });

@@ -4,7 +4,9 @@
 
 import t from 'tap';
 import { pack } from '../../src/protocol/codec.js';
-import { parsePut } from '../../src/server/requests.js';
+import { forwardedBody, parsePut } from '../../src/server/requests.js';
+import { merge, update } from '../../src/core/clock/object.js';
+import { withDot } from '../../src/core/clock/vclock.js';
 import { TuneKvError } from '../../src/errors.js';
 
 function deep(n: number): unknown {
@@ -32,4 +34,31 @@ t.test('msgpack values are checked on the node', async (t) => {
     }
   }
   t.doesNotThrow(() => parsePut({ key: 'k', value: Uint8Array.of(0xc1), vtype: 0 }, 3, false), 'bytes are opaque');
+});
+
+t.test('a forwarded put carries the attempt\'s context, not the client\'s original one', async (t) => {
+  const wid = Buffer.alloc(12, 7);
+  const body = { key: 'k', value: Buffer.from('v'), vtype: 1, wid, context: [['n3', 411, 1]] };
+  const req = parsePut(body, 3, false);
+  // An attempt fenced on a stale ring wrote dot (n2, 3617) here; the retry
+  // supersedes exactly that (Coordinator.onPut widens the context so).
+  const retry = { ...req, context: withDot(req.context, 'n2', 3617, 2), contextGiven: true };
+  const onward = forwardedBody(body, retry);
+  t.equal(onward.forwarded, true);
+  t.same(parsePut(onward, 3, false).context.map(([a, c]) => [a, c]), [['n2', 3617], ['n3', 411]], 'the fenced attempt\'s dot travels on');
+  t.same(onward.wid, wid, 'same write id');
+  t.same(onward.value, body.value);
+  const blind = parsePut({ key: 'k', value: Buffer.from('v') }, 3, false);
+  t.equal(forwardedBody({ key: 'k', value: Buffer.from('v') }, blind).context, undefined, 'no context is invented for a put that sent none');
+
+  // Why it matters (seed 346): the next coordinator's version with the old
+  // context is a sibling of the fenced attempt's, with the same wid; merges
+  // keep the smaller dot, so the dot the client was told (n4's) is dropped
+  // and a write that superseded only the twin removes the acknowledged put.
+  const n2 = update(undefined, { context: [], value: Buffer.from('v'), vtype: 1, actor: 'n2', nowMs: 1000, lww: false, wid });
+  const n2dot = n2.siblings[0]!.counter;
+  const stale = update(undefined, { context: [], value: Buffer.from('v'), vtype: 1, actor: 'n4', nowMs: 2000, lww: false, wid });
+  t.same(merge(n2, stale).siblings.map((s) => s.actor), ['n2'], 'old context: the told dot (n4) loses to its twin');
+  const widened = update(undefined, { context: [['n2', n2dot, 1000]], value: Buffer.from('v'), vtype: 1, actor: 'n4', nowMs: 2000, lww: false, wid });
+  t.same(merge(n2, widened).siblings.map((s) => s.actor), ['n4'], 'attempt context: the told dot survives, its twin is superseded');
 });

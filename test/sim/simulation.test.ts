@@ -15,9 +15,7 @@ import { knobsFor, replayCommand, simulate } from '../../src/sim/simulator.js';
 const seeds = Number(process.env.TUNEKV_SIM_SEEDS ?? 1000);
 const from = Number(process.env.TUNEKV_SIM_FROM ?? 1);
 
-const knownFailing = new Set([
-  145, 627,
-]);
+const knownFailing = new Set<number>([]);
 
 t.test(`${seeds} seeded simulations`, async (t) => {
   let acked = 0;

@@ -35,6 +35,7 @@
 
 import * as vc from './vclock.js';
 import type { VClock } from './vclock.js';
+import { actorProblem } from './vclock.js';
 import { limits } from '../../limits.js';
 import { TuneKvError } from '../../errors.js';
 
@@ -205,6 +206,35 @@ function nextCounter(base: VersionedObject, put: PutInput): number {
   return counter;
 }
 
+/**
+ * The actor a node mints under when it coordinates a write of a key it is
+ * not a read-set primary of (a fallback standing in for primaries that are
+ * all down). A fallback hands its copy to the owners and deletes it, so the
+ * next time it stands in for the key it holds none of its earlier dots
+ * there; a clock entry under its plain id would then claim them (an entry
+ * (a, c) says "has seen every dot of a up to c") and every replica that
+ * merged the new write would drop the earlier one, acknowledged or not.
+ * A stand-in actor is used until the node next removes a copy of
+ * any key, so while it is in use the node holds every dot it minted under
+ * it (Riak's vnode epochs, kept per removal). `seq` must never repeat for a
+ * node (the coordinator keeps it increasing, above the wall clock in µs). Falls back
+ * to the plain id when the result would not be a valid node id (an id of
+ * more than about 52 characters): then the old risk remains.
+ */
+export function standInActor(node: string, seq: number): string {
+  const actor = `${node}.${Math.floor(seq).toString(36)}`;
+  return actorProblem(actor) === null ? actor : node;
+}
+
+/** The node that minted under `actor`: the actor itself, or for a stand-in
+ * actor (standInActor) the node id before its last '.', when that is what
+ * `isMember` knows. */
+function mintedByMember(actor: string, isMember: (id: string) => boolean): boolean {
+  if (isMember(actor)) return true;
+  const dot = actor.lastIndexOf('.');
+  return dot > 0 && /^[0-9a-z]+$/.test(actor.slice(dot + 1)) && isMember(actor.slice(0, dot));
+}
+
 /** update() keeps every clock it stores a valid context (clockProblem), so
  * a client can always send back what it read. Only contexts naming actors
  * that are not real coordinators (more than a ring can hold) get here;
@@ -260,7 +290,7 @@ export function contextProblem(local: VersionedObject | undefined, context: VClo
     // are judged.
     const held = known === undefined ? 0 : known(actor);
     if (counter > horizon && counter > held) return `context names counter ${counter} of ${actor}, which is in the future`;
-    if (held === 0 && !isMember(actor)) return `context names node ${actor}, which is not a member and never wrote this key`;
+    if (held === 0 && !mintedByMember(actor, isMember)) return `context names node ${actor}, which is not a member and never wrote this key`;
   }
   return null;
 }
