@@ -523,6 +523,10 @@ export class ClusterView {
         const cur = this.ringValue!;
         if (this.installedVersion < cur.version) {
           if (!(await this.pushAwait(cur))) return;
+          // A commit (or a newer ring) may have landed while we pushed: a
+          // step built on the older ring would replace it with one of equal
+          // version and silently drop its plan. Start over from the new one.
+          if (this.ringValue !== cur) continue;
           this.installedVersion = cur.version;
         } else if (i === 0) {
           this.repush(cur);
