@@ -390,6 +390,19 @@ export class ClusterView {
       this.d.log(`${this.id} queued plan (${describeChanges(changes)}) behind plan ${ring.plan}`);
       return { ring, queued: true };
     }
+    // Judged again against the ring now: a node that was claimant before
+    // may hold changes staged on an older ring that another claimant has
+    // applied since (committing them would put a member in twice). Those
+    // are dropped; the rest is committed.
+    const fresh: Change[] = [];
+    const stale: string[] = [];
+    for (const c of changes) {
+      const problem = changeProblem(ring, fresh, c);
+      if (problem) stale.push(`${describeChanges([c])}: ${problem}`); else fresh.push(c);
+    }
+    if (stale.length > 0) this.d.log(`${this.id} dropped staged changes the ring has overtaken: ${stale.join('; ')}`);
+    if (fresh.length === 0) throw changeRefused(stale.join('; '));
+    changes = fresh;
     const next = commitPlan(ring, changes, this.planId());
     await this.adoptRing(next);
     this.changeStats.plansCommitted++;

@@ -74,3 +74,32 @@ t.test('a commit made while a step pushes the ring is not overwritten by a queue
   t.ok(memberOf(now, 'n4'), 'n4 (plan A) is still a member');
   t.notOk(memberOf(now, 'n5'), 'n5 waits for plan A to finish');
 });
+
+t.test('changes staged on an older ring that another claimant applied since are dropped at commit', async (t) => {
+  const storage = new MemoryStorage();
+  await storage.open();
+  const store = new ObjectStore(storage, false);
+  const membership = { isUp: () => true, statuses: () => [], track: () => {} } as unknown as Membership;
+  const view = new ClusterView({
+    config: makeConfig({ id: 'n1', listen: '10.0.0.1:7000', dataDir: '/mem/n1' }),
+    clock: new ManualClock(), random: Math.random, store, membership, transport: {} as PeerTransport,
+    ask: async (): Promise<PeerReply> => ({ type: MsgType.OK, body: null }),
+    hintsPending: () => 0, sleep: async () => {}, log: () => {},
+  });
+  let ring: Ring = createRing(16, 3, { id: 'n1', addr: '10.0.0.1:7000' });
+  for (const id of ['n2', 'n3']) ring = claim(ring, { id, addr: `10.0.0.${id.slice(1)}:7000` });
+  await view.adoptRing(ring);
+  const call = (type: number, body: unknown): Promise<{ type: number; body: unknown }> => new Promise((resolve) => {
+    view.onChange(type, body, (rt, rb) => resolve({ type: rt, body: rb }), undefined);
+  });
+  t.equal((await call(MsgType.CLUSTER_STAGE, { op: 'join', addr: '10.0.0.4:7000', newId: 'n4' })).type, MsgType.OK);
+  t.equal((await call(MsgType.CLUSTER_STAGE, { op: 'join', addr: '10.0.0.5:7000', newId: 'n5' })).type, MsgType.OK);
+  // Meanwhile (n1 cut off) another claimant joined n4; n1 learns that ring.
+  await view.adoptRing(claim(ring, { id: 'n4', addr: '10.0.0.4:7000' }));
+  const r = await call(MsgType.CLUSTER_COMMIT, {});
+  t.equal(r.type, MsgType.OK, 'the commit goes through with what is still to do');
+  const now = view.ring!;
+  t.same(now.members.map((m) => m.id), ['n1', 'n2', 'n3', 'n4', 'n5'], 'n4 once, n5 joining');
+  t.equal(memberOf(now, 'n5')?.state, 'joining');
+  t.equal(memberOf(now, 'n4')?.state ?? 'valid', 'valid', 'n4 stays valid');
+});
