@@ -555,12 +555,18 @@ export class ClusterView {
           if (!inTransition(cur) && gone.length > 0) next = dropExited(cur, gone);
         }
         if (!next && !inTransition(cur) && this.queued.length > 0) {
-          const changes = this.queued.shift()!;
-          const problems = changes.map((c) => changeProblem(cur, [], c)).filter((x) => x !== null);
-          if (problems.length > 0) {
-            this.d.log(`${this.id} dropped a queued plan (${describeChanges(changes)}): ${problems.join('; ')}`);
-            continue;
+          // Every plan queued behind the transition goes in one plan (they
+          // were judged together when queued): a remove or replace of a
+          // dead member queued behind another change must not wait for a
+          // transition that gives that member partitions it will never take.
+          const changes: Change[] = [];
+          const problems: string[] = [];
+          for (const c of this.queued.splice(0).flat()) {
+            const problem = changeProblem(cur, changes, c);
+            if (problem) problems.push(`${describeChanges([c])}: ${problem}`); else changes.push(c);
           }
+          if (problems.length > 0) this.d.log(`${this.id} dropped queued changes: ${problems.join('; ')}`);
+          if (changes.length === 0) continue;
           next = commitPlan(cur, changes, this.planId());
           this.changeStats.plansCommitted++;
           this.d.log(`${this.id} committed queued plan ${next.plan}: ${describeChanges(changes)}`);

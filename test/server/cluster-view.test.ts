@@ -103,3 +103,47 @@ t.test('changes staged on an older ring that another claimant applied since are 
   t.equal(memberOf(now, 'n5')?.state, 'joining');
   t.equal(memberOf(now, 'n4')?.state ?? 'valid', 'valid', 'n4 stays valid');
 });
+
+t.test('plans queued behind a transition are committed together when it ends', async (t) => {
+  const storage = new MemoryStorage();
+  await storage.open();
+  const store = new ObjectStore(storage, false);
+  const membership = { isUp: () => true, statuses: () => [], track: () => {} } as unknown as Membership;
+  const view = new ClusterView({
+    config: makeConfig({ id: 'n1', listen: '10.0.0.1:7000', dataDir: '/mem/n1' }),
+    clock: new ManualClock(), random: Math.random, store, membership, transport: {} as PeerTransport,
+    ask: async (): Promise<PeerReply> => ({ type: MsgType.OK, body: null }),
+    hintsPending: () => 0, sleep: async () => {}, log: () => {},
+  });
+  let ring: Ring = createRing(16, 3, { id: 'n1', addr: '10.0.0.1:7000' });
+  for (const id of ['n2', 'n3', 'n4', 'n5', 'n6']) ring = claim(ring, { id, addr: `10.0.0.${id.slice(1)}:7000` });
+  await view.adoptRing(ring);
+  const call = (type: number, body: unknown): Promise<{ type: number; body: unknown }> => new Promise((resolve) => {
+    view.onChange(type, body, (rt, rb) => resolve({ type: rt, body: rb }), undefined);
+  });
+  const change = async (body: Record<string, unknown>): Promise<{ queued: boolean }> => {
+    t.equal((await call(MsgType.CLUSTER_STAGE, body)).type, MsgType.OK);
+    const r = await call(MsgType.CLUSTER_COMMIT, {});
+    t.equal(r.type, MsgType.OK);
+    return r.body as { queued: boolean };
+  };
+  t.equal((await change({ op: 'leave', id: 'n6' })).queued, false, 'leave n6 runs');
+  const running = view.ring!;
+  t.equal((await change({ op: 'leave', id: 'n5' })).queued, true, 'leave n5 is queued');
+  t.equal((await change({ op: 'remove', id: 'n4' })).queued, true, 'remove n4 is queued too');
+
+  // The transition ends (as the claimant's steps would end it).
+  const done: Ring = {
+    ...running, version: running.version + 10, owners: running.next!, next: null, phase: null,
+    members: running.members.filter((m) => m.id !== 'n6').map((m) => ({ ...m, state: 'valid' as const })),
+  };
+  await view.adoptRing(done);
+  await view.step();
+  const now = view.ring!;
+  t.ok(inTransition(now), 'a new transition runs');
+  t.not(now.plan, running.plan);
+  t.same(now.members.filter((m) => m.state === 'leaving').map((m) => m.id), ['n4', 'n5'], 'with both queued changes in one plan');
+  t.notOk(now.next!.includes('n4') || now.next!.includes('n5'), 'neither n4 nor n5 is given partitions');
+  const plan = await call(MsgType.CLUSTER_PLAN, {});
+  t.same((plan.body as { queued: unknown[] }).queued, [], 'nothing is left queued');
+});
