@@ -111,12 +111,17 @@ async function main(): Promise<void> {
 
     // A reader at quorum, throughout.
     const lat: { at: number; ms: number; ok: boolean }[] = [];
+    /** What the reads that did not return the one value were, by kind. */
+    const misses = new Map<string, number>();
+    const miss = (kind: string): false => { misses.set(kind, (misses.get(kind) ?? 0) + 1); return false; };
     let reading = true;
     const reader = (async () => {
       let i = 0;
       while (reading) {
         const s = performance.now();
-        const ok = await kv.get(`add:${(i++ * 7919) % keys}`, { consistency: 'quorum' }).then((r) => r.values.length === 1, () => false);
+        const ok = await kv.get(`add:${(i++ * 7919) % keys}`, { consistency: 'quorum' }).then(
+          (r) => r.values.length === 1 || miss(r.values.length === 0 ? 'not found' : 'siblings'),
+          (err: unknown) => miss((err as { code?: string }).code ?? String(err)));
         lat.push({ at: Date.now(), ms: performance.now() - s, ok });
       }
     })();
@@ -160,6 +165,7 @@ async function main(): Promise<void> {
     console.log(`CPU of all node processes during the add: ${cpuDuring.toFixed(1)} s (${os.cpus().length} cores, ${(cpuDuring / (doneMs / 1000) * 100).toFixed(0)}% of one)`);
     console.log(line('before', before));
     console.log(line('during', during));
+    if (misses.size > 0) console.log(`reads that did not return the value: ${JSON.stringify(Object.fromEntries(misses))}`);
     await kv.close();
   } finally {
     await stopCluster(dir, () => {});

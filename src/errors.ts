@@ -17,7 +17,7 @@ export const errorCodes = {
   UNAUTHORIZED: 'The caller has not proven who it is (no login, a wrong password or secret, or a peer message before the cluster-secret handshake). Nothing was changed.',
   FORBIDDEN: 'The caller is known but its role does not allow the request (read, write, admin). Nothing was changed.',
   STORAGE_FAILED: 'The node could not write to its disk and refuses writes until its storage works again (see the disk failure policy).',
-  STALE_RING: 'A replica refused a request coordinated on an older ring than its own (the cluster changed shape); the coordinator refreshes its ring and retries, so a client sees this only when the retries ran out.',
+  STALE_RING: 'A replica refused a request coordinated on an older ring than its own (the cluster changed shape); the coordinator refreshes its ring and retries until the request deadline, so a client sees this only when the ring kept changing that long.',
   CHANGE_REFUSED: 'A cluster change (join, leave, remove, replace, commit) cannot be made: it would leave fewer than N members, names an unknown or removed node, or another change is in progress. Nothing was changed.',
   NODE_REMOVED: 'The node was removed from the cluster: its peers refuse it until its data directory is wiped and it joins anew.',
   INTERNAL: 'A bug: an invariant broke on the node. The message says which.',

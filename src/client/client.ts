@@ -9,6 +9,14 @@
 // connection breaks after it was sent is retried on the next candidate too:
 // reads are idempotent, and every put or delete carries a random write id
 // that replicas use to apply it once even if both attempts arrive.
+//
+// The nodes it knows are the members of its ring, then the hosts it was
+// given. It refreshes the ring from a member every ringRefreshMs, and at
+// once when a node refuses the connection or says it was removed; a
+// request that no known node could take asks any node still answering for
+// its ring and tries the members it names. A node that leaves the ring is
+// dropped (its connection closed), so a client keeps working after every
+// host it was created with has left the cluster.
 
 import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
@@ -46,6 +54,10 @@ export interface ConnectOptions {
   readonly route?: boolean;
   /** How long an unreachable node is skipped, ms. Default 1000. */
   readonly hostRetryMs?: number;
+  /** How often the ring (the member list) is refreshed from a member, ms.
+   * Default 10000; 0 refreshes only when a node is unreachable or says
+   * its ring is newer. */
+  readonly ringRefreshMs?: number;
   /** Log in as this user (roles read, write, admin; see the README's
    * Security section). The password never crosses the wire: the client
    * proves it with a SCRAM exchange over scrypt, and checks the node's
@@ -200,6 +212,10 @@ export class TuneKvClient {
   private readonly route: boolean;
   private readonly hostRetryMs: number;
   private ringFetch: Promise<void> | undefined;
+  /** Addresses of members that left the ring (seeds among them are not tried). */
+  private readonly left = new Set<string>();
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private lastRefreshKickMs = Number.NEGATIVE_INFINITY;
   /** Write ids: 8 random bytes per client, then a counter. Unique across
    * clients with overwhelming probability, and cheaper than 12 fresh random
    * bytes a write. */
@@ -226,6 +242,12 @@ export class TuneKvClient {
     this.consistency = levelFields(opts, 'quorum').consistency;
     this.route = opts.route ?? true;
     this.hostRetryMs = opts.hostRetryMs ?? 1000;
+    const every = opts.ringRefreshMs ?? 10_000;
+    if (typeof every !== 'number' || !(every >= 0)) throw new TypeError('ringRefreshMs must be a number of ms, 0 or more');
+    if (every > 0) {
+      this.refreshTimer = setInterval(() => this.refreshFromKnown(), every);
+      this.refreshTimer.unref();
+    }
   }
 
   static async connect(opts: ConnectOptions): Promise<TuneKvClient> {
@@ -334,6 +356,7 @@ export class TuneKvClient {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.refreshTimer !== undefined) clearInterval(this.refreshTimer);
     for (const c of this.conns.values()) c.close();
     this.conns.clear();
   }
@@ -361,15 +384,47 @@ export class TuneKvClient {
     return up.length > 0 ? up : out;
   }
 
-  /** The given nodes' addresses first, then every other member, then seeds. */
+  /** The given nodes' addresses first, then every other member (exiting
+   * ones last: they are about to go), then seeds that did not leave. */
   private orderFrom(ring: Ring | undefined, first: readonly string[]): string[] {
     const out: string[] = [];
     const add = (a: string | undefined): void => { if (a && !out.includes(a)) out.push(a); };
     const byId = new Map((ring?.members ?? []).map((m) => [m.id, m.addr]));
     for (const id of first) add(byId.get(id));
+    for (const m of ring?.members ?? []) if (m.state !== 'exiting') add(m.addr);
     for (const m of ring?.members ?? []) add(m.addr);
-    for (const h of this.opts.hosts) add(h);
+    for (const h of this.opts.hosts) if (!this.left.has(h)) add(h);
     return out;
+  }
+
+  /** Refreshes the ring from the known nodes (those not skipped first);
+   * errors are left for the next refresh. */
+  private refreshFromKnown(): void {
+    if (this.closed) return;
+    this.lastRefreshKickMs = Date.now();
+    const all = this.orderFrom(this.ring, []);
+    const now = Date.now();
+    const up = all.filter((a) => (this.downUntil.get(a) ?? 0) <= now);
+    void this.refreshRing([...up, ...all.filter((a) => !up.includes(a))]).catch(() => {});
+  }
+
+  /** A node was unreachable or said it was removed: the members may have
+   * changed, so refresh the ring soon (at most once per hostRetryMs). */
+  private refreshSoon(): void {
+    if (Date.now() - this.lastRefreshKickMs >= this.hostRetryMs) this.refreshFromKnown();
+  }
+
+  /** Takes a newer ring: members that are no longer in it left the cluster. */
+  private adopt(ring: Ring): void {
+    const now = new Set(ring.members.map((m) => m.addr));
+    for (const m of this.ring?.members ?? []) {
+      if (now.has(m.addr)) continue;
+      this.left.add(m.addr);
+      this.conns.get(m.addr)?.close();
+      this.conns.delete(m.addr);
+    }
+    for (const a of now) this.left.delete(a);
+    this.ring = ring;
   }
 
   private connection(addr: string): RpcConnection {
@@ -401,22 +456,33 @@ export class TuneKvClient {
   private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, host?: string): Promise<unknown> {
     if (this.closed) throw new TuneKvError('UNAVAILABLE', 'the client is closed');
     if (host !== undefined && !parseHostPort(host)) throw invalid(`host "${host}" must be host:port`);
-    const targets = host !== undefined ? [host] : this.candidates(key);
+    const targets: string[] = [];
     let last: TuneKvError | undefined;
     let maybeApplied = false;
-    for (const addr of targets) {
-      try {
-        return await this.call(addr, type, body, timeoutMs);
-      } catch (err) {
-        if (!(err instanceof TuneKvError)) throw err;
-        last = err;
-        // STORAGE_FAILED: that node refused before applying anything (its
-        // disk failed); another coordinator can take the request.
-        if (err.code === 'STORAGE_FAILED') continue;
-        if (err.code !== 'UNAVAILABLE') throw err;
-        this.downUntil.set(addr, Date.now() + this.hostRetryMs);
-        maybeApplied ||= err.details.maybeApplied === true;
+    for (let round = 0; round < 2; round++) {
+      const these = host !== undefined ? [host] : this.candidates(key).filter((a) => !targets.includes(a));
+      for (const addr of these) {
+        targets.push(addr);
+        try {
+          return await this.call(addr, type, body, timeoutMs);
+        } catch (err) {
+          if (!(err instanceof TuneKvError)) throw err;
+          last = err;
+          // STORAGE_FAILED: that node refused before applying anything (its
+          // disk failed); another coordinator can take the request.
+          if (err.code === 'STORAGE_FAILED') continue;
+          if (err.code !== 'UNAVAILABLE' && err.code !== 'NODE_REMOVED') throw err;
+          this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+          maybeApplied ||= err.details.maybeApplied === true;
+          if (host === undefined) this.refreshSoon();
+        }
       }
+      if (host !== undefined || round > 0) break;
+      // No node we know took it: they may have left. Ask any node that
+      // still answers for the ring, and try the members it names.
+      const before = this.ring;
+      await this.refreshRing(this.orderFrom(this.ring, [])).catch(() => {});
+      if (this.ring === before) break;
     }
     if (last?.code === 'STORAGE_FAILED' && !maybeApplied) throw last;
     throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${targets.join(', ')}): ${last?.message ?? ''}`,
@@ -431,13 +497,13 @@ export class TuneKvClient {
           const reply = await this.call(addr, MsgType.RING_GET, {}, this.timeoutMs) as { ring?: unknown };
           if (ringProblem(reply.ring) === null) {
             const ring = reply.ring as Ring;
-            if (!this.ring || ring.version >= this.ring.version) this.ring = ring;
+            if (!this.ring || ring.version >= this.ring.version) this.adopt(ring);
             return;
           }
         } catch (err) {
           // Only an unreachable node sends us to the next one: a refusal
           // (UNAUTHORIZED, FORBIDDEN) would be the same everywhere.
-          if (!(err instanceof TuneKvError) || err.code !== 'UNAVAILABLE') throw err;
+          if (!(err instanceof TuneKvError) || (err.code !== 'UNAVAILABLE' && err.code !== 'NODE_REMOVED')) throw err;
           last = err;
           this.downUntil.set(addr, Date.now() + this.hostRetryMs);
         }

@@ -653,13 +653,20 @@ export class ClusterView {
         }
         if (!next && inTransition(cur) && this.queued.length > 0) next = this.amendForDeadReceivers(cur);
         if (!next && !inTransition(cur) && this.queued.length > 0) {
-          const changes = stillToDo(cur, this.queued.shift()!);
-          if (changes.length === 0) continue;
-          const problems = planProblems(cur, [], changes);
-          if (problems.length > 0) {
-            this.d.log(`${this.id} dropped a queued plan (${describeChanges(changes)}): ${problems.join('; ')}`);
-            continue;
+          // Every plan queued behind the transition goes in one plan (they
+          // were judged together when queued): a remove or replace of a
+          // dead member queued behind another change must not wait for a
+          // transition that gives that member partitions it will never
+          // take. Changes the ring has overtaken meanwhile (a join already
+          // made) are dropped as done; any other problem drops that change.
+          const changes: Change[] = [];
+          const problems: string[] = [];
+          for (const c of stillToDo(cur, this.queued.splice(0).flat())) {
+            const problem = changeProblem(cur, changes, c);
+            if (problem) problems.push(`${describeChanges([c])}: ${problem}`); else changes.push(c);
           }
+          if (problems.length > 0) this.d.log(`${this.id} dropped queued changes: ${problems.join('; ')}`);
+          if (changes.length === 0) continue;
           next = commitPlan(cur, changes, this.planId());
           this.rememberPlan(next.plan, changes);
           this.changeStats.plansCommitted++;

@@ -61,8 +61,12 @@ export interface CoordinatorStats {
   staleRingRetries: number;
 }
 
-/** Attempts of one request on successively newer rings (fencing). */
-const ringAttemptsMax = 3;
+/** Pause before running a fenced request again on a refreshed ring, after
+ * attempt n: the claimant steps only once every live member installed the
+ * last version, so a ring that moved once will not move again at once. */
+function staleRingBackoffMs(n: number): number {
+  return Math.min(100, 5 * 2 ** Math.min(n - 1, 5));
+}
 
 /** The replicas one request goes to on one ring: the sloppy quorum of the
  * partition's read set, plus, while it changes owners, the other set
@@ -71,8 +75,9 @@ interface Plan extends Targets {
   readonly groups: readonly QuorumGroup[] | undefined;
 }
 
-/** One attempt's bookkeeping: did a replica say our ring is older? */
-interface Attempt { readonly n: number; stalePeer: string | undefined }
+/** One attempt's bookkeeping: the time left until the request's deadline,
+ * and did a replica say our ring is older? */
+interface Attempt { readonly n: number; readonly timeoutMs: number; stalePeer: string | undefined }
 
 export interface CoordinatorDeps {
   readonly id: string;
@@ -157,21 +162,37 @@ export class Coordinator {
   }
 
   /** Runs `attempt` again on a newer ring when a replica fenced it (our
-   * ring was older than the replica's) and it failed for that. */
-  private withRetry(respond: Responder, attempt: (a: Attempt, reply: Responder) => void, n = 1): void {
-    const a: Attempt = { n, stalePeer: undefined };
-    attempt(a, (type, body) => {
-      const peer = a.stalePeer;
-      if (type !== MsgType.ERROR || peer === undefined || n >= ringAttemptsMax) return respond(type, body);
-      this.stats.staleRingRetries++;
-      this.d.refreshRing(peer).then(() => {
-        try {
-          this.withRetry(respond, attempt, n + 1);
-        } catch (err) {
-          respond(MsgType.ERROR, errorBody(asTuneKvError(err)));
-        }
-      }, () => respond(type, body));
-    });
+   * ring was older than the replica's) and it failed for that: after a
+   * short backoff, with the ring refreshed from that replica, for as long
+   * as the request's deadline (timeoutMs from now) allows. When the ring
+   * kept moving until then, the request fails with STALE_RING. */
+  private withRetry(respond: Responder, timeoutMs: number, attempt: (a: Attempt, reply: Responder) => void): void {
+    const deadline = this.d.clock.elapsedMs() + timeoutMs;
+    const left = (): number => deadline - this.d.clock.elapsedMs();
+    const run = (n: number): void => {
+      const a: Attempt = { n, timeoutMs: Math.max(1, left()), stalePeer: undefined };
+      attempt(a, (type, body) => {
+        const peer = a.stalePeer;
+        if (type !== MsgType.ERROR || peer === undefined) return respond(type, body);
+        const outOfTime = (): void => respond(MsgType.ERROR, staleRingBody(body, n, peer));
+        const waitMs = staleRingBackoffMs(n);
+        if (left() <= waitMs) return outOfTime();
+        this.stats.staleRingRetries++;
+        const h = this.d.clock.setTimer(waitMs, () => {
+          this.d.removeTimer(h);
+          this.d.refreshRing(peer).then(() => {
+            if (left() <= 0) return outOfTime();
+            try {
+              run(n + 1);
+            } catch (err) {
+              respond(MsgType.ERROR, errorBody(asTuneKvError(err)));
+            }
+          }, () => respond(type, body));
+        });
+        this.d.addTimer(h);
+      });
+    };
+    run(1);
   }
 
   // ---- gets ----
@@ -180,11 +201,11 @@ export class Coordinator {
     const req = parseGet(body, this.d.requireRing().n);
     this.admit();
     this.stats.gets++;
-    this.withRetry(respond, (a, reply) => {
+    this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
       const ring = this.d.requireRing();
       const { targets, down, groups } = this.targetsFor(ring, req.key, req.quorum, false);
       const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups });
-      this.drive(req.key, ring, a, { kind: 'get', fsm }, this.timeoutOf(req), (r) => {
+      this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (r) => {
         if (!r.ok) return this.respondFsmError(reply, r);
         reply(MsgType.GET_REPLY, this.getReply(req, r.object, r.replicas));
       }, 'get', req.quorum.level);
@@ -223,7 +244,7 @@ export class Coordinator {
       throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster (or was changed): pass the context string a read or put returned, unchanged');
     }
     let current = req;
-    this.withRetry(respond, (a, reply) => {
+    this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
       this.putAttempt(body, current, isDelete, fromPeer, a, reply, (written) => {
         // A retry supersedes what the failed attempt wrote here, and only that.
         if (written) current = { ...current, context: withDot(current.context, written[0], written[1], this.d.clock.nowMs()), contextGiven: true };
@@ -280,7 +301,7 @@ export class Coordinator {
     onWritten: (dot: [string, number] | undefined) => void): void {
     const readQuorum = { ...req.quorum, r: req.quorum.w };
     const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false, groups: t.groups?.map((g) => ({ ...g, required: readQuorum.r })) });
-    this.drive(req.key, ring, a, { kind: 'get', fsm }, this.timeoutOf(req), (reply) => {
+    this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const seen = reply.object;
       if (!seen || liveSiblings(seen).length === 0) {
@@ -333,7 +354,7 @@ export class Coordinator {
       const hint = selfHint === undefined ? Promise.resolve() : this.d.hints.add(selfHint, req.key);
       return { object: m.object, durable: Promise.all([m.durable, hint]).then(() => undefined) };
     };
-    this.drive(req.key, ring, a, { kind: 'put', fsm, coordinate }, this.timeoutOf(req), (reply) => {
+    this.drive(req.key, ring, a, { kind: 'put', fsm, coordinate }, a.timeoutMs, (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const obj = reply.object;
       assert.ok(obj !== undefined, 'a successful put replies with its object');
@@ -478,6 +499,20 @@ export class Coordinator {
     if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;
     this.d.peerRequest(to, MsgType.REPLICA_WRITE, body, timeoutMs, (err) => cb(err === null, err));
   }
+}
+
+/** The reply of a request whose ring kept moving until its deadline: the
+ * last attempt's facts (replicas asked, acks: a failed put may still be
+ * stored where it was acknowledged), under STALE_RING. */
+function staleRingBody(body: unknown, attempts: number, peer: string): Record<string, unknown> {
+  const last = (body ?? {}) as { code?: unknown; message?: unknown; details?: unknown };
+  const details = typeof last.details === 'object' && last.details !== null ? last.details as Record<string, unknown> : {};
+  return {
+    code: 'STALE_RING',
+    message: `the ring kept changing until the deadline: ${attempts} attempt(s), each refused by a replica on a newer ring (last ${peer}; `
+      + `the last attempt: ${typeof last.message === 'string' ? last.message : String(last.code)}); retry`,
+    details: { ...details, attempts, lastCode: last.code },
+  };
 }
 
 /** The primaries reads go to for `key` on `ring`. */

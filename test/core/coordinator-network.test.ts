@@ -166,3 +166,51 @@ t.test('last-writer-wins on request', async (t) => {
   await c.put('n3', { key: 'k', value: bytes('lww'), lww: true });
   t.same(((await c.get('n1', { key: 'k', r: 3 })).body as GetReplyBody).values.map(text), ['lww']);
 });
+
+/** Every message n1 sends to n2 or n3 first moves their ring on one version
+ * (as a claimant stepping a transition would), at most `steps` times: n1's
+ * replica requests keep naming a ring they have left behind. */
+function moveRingUnderN1(c: MemoryCluster, steps: number): { moved: () => number } {
+  let moved = 0;
+  c.network.policy = (from, to) => {
+    if (from === 'n1' && (to === 'n2' || to === 'n3') && moved < steps) {
+      moved++;
+      for (const id of ['n2', 'n3']) {
+        const ring = c.node(id).ring!;
+        void c.node(id).adoptRing({ ...ring, version: c.ringNow().version + 1 });
+      }
+    }
+    return { fate: 'deliver', delayMs: 1 };
+  };
+  return { moved: () => moved };
+}
+
+t.test('a fenced request is retried on the refreshed ring until it succeeds, past three steps', async (t) => {
+  const c = await cluster({ requestTimeoutMs: 2000 });
+  await c.put('n2', { key: 'k', value: bytes('other'), w: 3 });
+  const ring = moveRingUnderN1(c, 20);
+  const put = await c.put('n1', { key: 'k', value: bytes('mine'), consistency: 'strong' });
+  t.equal(put.type, MsgType.PUT_REPLY, 'the put succeeds once the ring stops moving');
+  t.equal(ring.moved(), 20, 'the ring moved twenty times under it');
+  t.ok(c.node('n1').coordinator.stats.staleRingRetries > 3, `retried ${c.node('n1').coordinator.stats.staleRingRetries} times`);
+  const got = (await c.get('n2', { key: 'k', r: 3 })).body as GetReplyBody;
+  // Each retry superseded what the attempt before it wrote, and only that:
+  // one 'mine' (not one per attempt), and the earlier 'other' survives.
+  t.same(got.values.map(text).sort(), ['mine', 'other']);
+  const strong = await c.get('n1', { key: 'k', consistency: 'strong' });
+  t.same((strong.body as GetReplyBody).values.map(text).sort(), ['mine', 'other'], 'a strong get through n1 works too');
+});
+
+t.test('a request whose ring keeps moving until its deadline fails with STALE_RING', async (t) => {
+  const c = await cluster({ requestTimeoutMs: 500 });
+  moveRingUnderN1(c, Number.POSITIVE_INFINITY);
+  const startMs = c.clock.nowMs();
+  const e = await expectError(t, c.put('n1', { key: 'k', value: bytes('v'), consistency: 'strong' }), 'STALE_RING');
+  const tookMs = c.clock.nowMs() - startMs;
+  t.ok(tookMs >= 400 && tookMs <= 700, `answered at the deadline (${tookMs} ms)`);
+  t.ok((e?.details.attempts as number) > 3, `more than three attempts (${String(e?.details.attempts)})`);
+  t.equal(e?.details.lastCode, 'QUORUM_UNAVAILABLE', 'the last attempt failed its quorum');
+  t.equal(e?.details.required, 2, 'and its facts are kept');
+  const g = await expectError(t, c.get('n1', { key: 'k', consistency: 'strong' }), 'STALE_RING');
+  t.ok((g?.details.attempts as number) > 3);
+});

@@ -5,10 +5,10 @@
 // for the checkers. A failure prints the seed, every knob and the replay
 // command.
 //
-// Known failures: issue 8 is not finished, and the seeds below still break
-// a checker (the README's "Not built yet" says what they show). The test
-// demands that the failing seeds are exactly these: a new failure fails it,
-// and so does a known seed that starts passing (take it off the list).
+// Known failures: none today. The list is for a seed that breaks a checker
+// and cannot be mended at once: the test demands that the failing seeds are
+// exactly the listed ones, so a new failure fails it, and so does a listed
+// seed that starts passing (take it off the list).
 import t from 'tap';
 import { knobsFor, replayCommand, simulate } from '../../src/sim/simulator.js';
 
