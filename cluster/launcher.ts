@@ -120,8 +120,12 @@ export interface StartOptions {
   readonly log?: (line: string) => void;
 }
 
-/** How long start waits for the cluster to form. */
-const readyTimeoutMs = 30_000;
+/** How long start (and restart) waits for a node to answer, ready. A node
+ * that exits is noticed at once; a live one may be opening a large store
+ * (it rebuilds its anti-entropy hashes by a scan: about 8 s per million
+ * keys on an idle machine, several times that on a busy one), so this is
+ * generous: 30 s failed a restart of 1M keys per node on a loaded machine. */
+const readyTimeoutMs = 120_000;
 /** How long stop waits for SIGTERM before SIGKILL. */
 const stopTimeoutMs = 10_000;
 /** How long add, leave and remove wait for a transition (transfers at the
