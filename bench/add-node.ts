@@ -121,7 +121,11 @@ async function main(): Promise<void> {
         const s = performance.now();
         const ok = await kv.get(`add:${(i++ * 7919) % keys}`, { consistency: 'quorum' }).then(
           (r) => r.values.length === 1 || miss(r.values.length === 0 ? 'not found' : 'siblings'),
-          (err: unknown) => miss((err as { code?: string }).code ?? String(err)));
+          (err: unknown) => {
+            const code = (err as { code?: string }).code ?? String(err);
+            if (!misses.has(code)) console.log(`  first ${code}: ${(err as Error).message} ${JSON.stringify((err as { details?: unknown }).details)}`);
+            return miss(code);
+          });
         lat.push({ at: Date.now(), ms: performance.now() - s, ok });
       }
     })();
