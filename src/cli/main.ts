@@ -142,9 +142,15 @@ function intOption(values: Record<string, unknown>, name: string, fallback?: num
 function floatOption(values: Record<string, unknown>, name: string): number {
   const raw = values[name];
   if (raw === undefined) return 0;
-  const v = Number(raw);
+  const v = decimal(raw);
   if (!Number.isFinite(v) || v < 0) throw new UsageError(`--${name} must be a non-negative number; got ${String(raw)}`);
   return v;
+}
+
+/** A plain decimal number (1, 0.5, 2e3), or NaN: Number() would also take
+ * hex, binary and blank strings. */
+function decimal(raw: unknown): number {
+  return typeof raw === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw.trim()) ? Number(raw) : Number.NaN;
 }
 
 function str(values: Record<string, unknown>, name: string): string | undefined {
@@ -244,6 +250,7 @@ async function cmdNode(args: string[]): Promise<void> {
   const dataDir = str(values, 'data');
   if (!id || !listen || !dataDir) throw new UsageError('node needs --id, --listen and --data');
   const join = str(values, 'join')?.split(',').map((s) => s.trim()).filter((s) => s.length > 0) ?? [];
+  if (values.standby === true && join.length > 0) throw new UsageError('node takes --join (join through these seeds now) or --standby (wait to be joined), not both');
   const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
   let running;
   try {
@@ -566,7 +573,7 @@ async function cmdChange(cmd: string, args: string[]): Promise<void> {
       case 'commit': need(0, 'no arguments'); return kv.commit(host);
       default: {
         need(1, 'a number of MB/s');
-        const mbps = Number(positionals[0]);
+        const mbps = decimal(positionals[0]);
         if (!(mbps > 0)) throw new UsageError(`transfer-limit needs a positive number of MB/s; got ${positionals[0]}`);
         const targets = host !== undefined ? [host] : await ringAddrs(kv);
         const done: string[] = [];

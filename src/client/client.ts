@@ -492,6 +492,7 @@ export class TuneKvClient {
   private refreshRing(hosts: readonly string[]): Promise<void> {
     this.ringFetch ??= (async () => {
       let last: TuneKvError | undefined;
+      let standby = false;
       for (const addr of hosts) {
         try {
           const reply = await this.call(addr, MsgType.RING_GET, {}, this.timeoutMs) as { ring?: unknown };
@@ -500,6 +501,9 @@ export class TuneKvClient {
             if (!this.ring || ring.version >= this.ring.version) this.adopt(ring);
             return;
           }
+          // A node on standby (not joined yet) answers with no ring: it is
+          // reachable, for status and transfer-limit with `host`.
+          if (reply.ring === null) standby = true;
         } catch (err) {
           // Only an unreachable node sends us to the next one: a refusal
           // (UNAUTHORIZED, FORBIDDEN) would be the same everywhere.
@@ -508,6 +512,7 @@ export class TuneKvClient {
           this.downUntil.set(addr, Date.now() + this.hostRetryMs);
         }
       }
+      if (standby) return;
       throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${hosts.join(', ')}): ${last?.message ?? ''}`, { tried: [...hosts] });
     })().finally(() => { this.ringFetch = undefined; });
     return this.ringFetch;

@@ -185,17 +185,26 @@ export class ClusterView {
         if (seed === this.d.config.listen) continue;
         const result = await this.askSeed(seed);
         if (result === null) return;
+        // A refusal is the claimant's answer, not a seed that failed: asking
+        // again would get the same one.
+        if (result instanceof TuneKvError) throw result;
         lastError = result;
       }
-      if (this.d.clock.nowMs() >= deadline) throw new Error(`could not join through ${this.d.config.join.join(', ')}: ${lastError}`);
+      if (this.d.clock.nowMs() >= deadline) {
+        throw new TuneKvError('UNAVAILABLE', `could not join through ${this.d.config.join.join(', ')}: ${lastError}`);
+      }
       await this.d.sleep(Math.min(1000, 100 * (attempt + 1)));
     }
   }
 
-  private askSeed(seed: string): Promise<string | null> {
+  private askSeed(seed: string): Promise<string | TuneKvError | null> {
     return new Promise((resolve) => {
       this.d.transport.requestAddr(seed, MsgType.JOIN, { id: this.id, addr: this.d.config.listen, inc: this.inc }, this.d.config.requestTimeoutMs,
         (err, _type, body) => {
+          if (err && (err.code === 'CHANGE_REFUSED' || err.code === 'NODE_REMOVED')) {
+            resolve(new TuneKvError(err.code, `${seed} refused the join: ${err.message}`));
+            return;
+          }
           if (err) {
             const hint = err.code === 'UNAUTHORIZED' ? ' (every node of a cluster needs the same --secret-file)' : '';
             resolve(`${seed}: ${err.message}${hint}`);
@@ -309,7 +318,8 @@ export class ClusterView {
    * in our ring, or a configured seed) and adopts it if newer. */
   pullRingFrom(addr: string): void {
     this.d.transport.requestAddr(addr, MsgType.RING_GET, {}, this.d.config.requestTimeoutMs, (err, _t, body) => {
-      if (err) return;
+      // A standby node answers with no ring: nothing to pull.
+      if (err || (body as { ring?: unknown } | null)?.ring === null) return;
       let ring: Ring;
       try {
         ring = ringFromWire((body as { ring?: unknown } | null)?.ring);
@@ -374,6 +384,15 @@ export class ClusterView {
     if (this.relayedToClaimant(ring, MsgType.JOIN, body, respond)) return;
     const existing = memberOf(ring, b.id);
     if (existing) {
+      // Only the member itself (the same data directory: its incarnation)
+      // may come back on a new address. Another node claiming a member's
+      // id would take over its partitions with none of its data, and two
+      // processes minting versions under one actor lose writes.
+      const sameNode = existing.inc !== undefined ? b.inc === existing.inc : existing.addr === b.addr;
+      if (!sameNode) {
+        throw changeRefused(`${b.id} is already a member${existing.inc !== undefined ? ', with another data directory' : ''}: `
+          + 'a new node needs an id of its own (a member whose data was lost is brought back with remove or replace, then a fresh join)');
+      }
       if (existing.addr !== b.addr) {
         let next: Ring;
         try {
@@ -426,7 +445,7 @@ export class ClusterView {
   /** Refuses a change while this node cannot see a majority of members. */
   private requireMajority(ring: Ring): void {
     if (!seesMajority(ring, this.isUp)) {
-      throw new TuneKvError('UNAVAILABLE', `${this.id} sees fewer than a majority of the ${ring.members.length} members up: ring changes wait until it does`);
+      throw changeRefused(`${this.id} sees fewer than a majority of the ${ring.members.length} members up: ring changes wait until it does`);
     }
   }
 

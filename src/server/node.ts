@@ -226,7 +226,9 @@ export class TuneNode implements NodeContext {
       onGet: (body, respond) => this.coordinator.onGet(body, respond),
       onPut: (body, isDelete, fromPeer, trusted, respond) => this.coordinator.onPut(body, isDelete, fromPeer, trusted, respond),
       onStatus: (detail, respond) => answer(respond, MsgType.STATUS_REPLY, this.statusFor(detail)),
-      onRingGet: (respond) => respond(MsgType.RING_REPLY, { ring: this.view.requireRing() }),
+      // A standby node has no ring yet: it says so (ring null) rather than
+      // failing, so a client can still reach it for status.
+      onRingGet: (respond) => respond(MsgType.RING_REPLY, { ring: this.view.ring ?? null }),
       onFaults: (body, respond) => {
         this.faults.set(parseFaultSpec(body));
         this.log(`${this.id} faults: ${JSON.stringify(this.faults.current)}`);

@@ -9,7 +9,7 @@ import {
   nextPrimaries, planProblems, readPreference, receivers, reportKey, stillToDo, takenOut,
 } from '../../src/core/ring/transition.js';
 
-const member = (i: number) => ({ id: `n${i}`, addr: `127.0.0.1:${7000 + i}` });
+const member = (i: number) => ({ id: `n${i}`, addr: `127.0.0.1:${7000 + i}`, inc: `c0ffee${i}` });
 
 function grow(nodes: number): Ring {
   let ring = createRing(16, 3, member(1));
@@ -73,6 +73,13 @@ t.test('leave and remove: refused below n, leavers exit, removed members drop at
   const gone = dropExited(ring, ['n2']);
   t.notOk(gone.members.some((m) => m.id === 'n2'));
   t.ok(gone.removed!.some((e) => e.startsWith('n2/')), 'remembered as removed');
+  // Its data directory (its incarnation) is refused under any id: the data
+  // is stale (a reaped delete would come back from it).
+  const n2inc = gone.removed!.find((e) => e.startsWith('n2/'))!.slice(3);
+  t.ok(n2inc.length > 0, 'the departed member had an incarnation');
+  t.match(changeProblem(gone, [], { op: 'join', id: 'n2', addr: 'x:9', inc: n2inc }), /removed from this cluster/, 'refused under its own id');
+  t.match(changeProblem(gone, [], { op: 'join', id: 'n9', addr: 'x:9', inc: n2inc }), /data directory was n2's/, 'and under a new one');
+  t.equal(changeProblem(gone, [], { op: 'join', id: 'n9', addr: 'x:9', inc: 'abc123' }), null, 'a fresh directory joins');
   let removed = commitPlan(four, [{ op: 'remove', id: 'n3' }], 6);
   for (let i = 0; i < 10 && inTransition(removed); i++) removed = advance(removed, allReports(removed), true) ?? removed;
   t.notOk(removed.members.some((m) => m.id === 'n3'), 'a removed (dead) member is dropped at once');

@@ -18,6 +18,8 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { adminDial, cliEntry, isNodeProcess, newestRing, probe, readCluster, secretFileOf } from '../../cluster/launcher.js';
 import type { Ring } from '../../src/core/ring/ring.js';
 import { connect, TuneKvError } from '../../src/index.js';
@@ -446,8 +448,39 @@ t.test('a removed node that comes back with its old data is refused and stops by
   t.match(out, /was removed from the cluster/, 'and says it was removed');
   t.match(out, /Wipe .* and join it anew/, 'and how to bring it back');
 
-  // The others never took it back: three members, every key readable.
+  // Nor under another id (its data directory is still n4's), nor a fresh
+  // node under a member's id: each is refused and stops at once.
+  const freshDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-impostor-'));
+  t.teardown(() => fs.rmSync(freshDir, { recursive: true, force: true }));
+  const seed = cluster.hosts[0]!;
+  for (const [id, dataDir, what] of [['n9', n4Args.dataDir, /data directory was n4's/], ['n2', freshDir, /already a member, with another data directory/]] as const) {
+    const r = spawnSync(process.execPath, [cliEntry, 'node', '--id', id, '--listen', `${n4Args.host}:${n4Args.port}`, '--data', dataDir,
+      '--secret-file', secretFileOf(cluster.dir), ...fastNodeArgs, '--metrics', 'off', '--join', seed], { encoding: 'utf8', timeout: transitionTimeoutMs });
+    t.equal(r.status, 1, `${id} on ${dataDir === freshDir ? 'a fresh directory' : "n4's directory"} is refused and exits 1`, { out: r.stdout, err: r.stderr });
+    t.match(r.stdout + r.stderr, /CHANGE_REFUSED/, 'coded CHANGE_REFUSED');
+    t.match(r.stdout + r.stderr, what, 'saying why');
+  }
+
+  // The others never took any of them: three members, every key readable.
   const ring = await ringNow(cluster);
   t.same(ring?.members.map((m) => m.id), ['n1', 'n2', 'n3'], 'the ring still has three members');
   t.same(await readAll(kv, 100, 'r:'), { wrong: [], failed: [] }, 'every key reads back at strong');
+
+  // A node on standby answers status and takes a transfer limit.
+  const standbyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-standby-'));
+  t.teardown(() => fs.rmSync(standbyDir, { recursive: true, force: true }));
+  const both = tunekv(cluster.root, 'node', '--id', 'n8', '--listen', `${n4Args.host}:${n4Args.port}`, '--data', freshDir, '--standby', '--join', seed);
+  t.equal(both.code, 2, '--standby with --join is a usage error');
+  const standby = spawn(process.execPath, [cliEntry, 'node', '--id', 'n8', '--listen', `${n4Args.host}:${n4Args.port}`, '--data', freshDir,
+    '--secret-file', secretFileOf(cluster.dir), '--standby', '--metrics', 'off'].map((a) => (a === freshDir ? standbyDir : a)), { stdio: 'ignore' });
+  t.teardown(() => { if (standby.exitCode === null) standby.kill('SIGKILL'); });
+  const at = `${n4Args.host}:${n4Args.port}`;
+  let st = tunekv(cluster.root, 'status', '--host', at, '--json');
+  for (let i = 0; i < 50 && st.code !== 0; i++) { await sleep(100); st = tunekv(cluster.root, 'status', '--host', at, '--json'); }
+  t.equal(st.code, 0, 'status of a standby node answers', { out: st.out, err: st.err });
+  t.match(JSON.parse(st.out), { nodeId: 'n8', ready: false, ring: null }, 'not ready, no ring');
+  const limit = tunekv(cluster.root, 'transfer-limit', '5', '--host', at);
+  t.equal(limit.code, 0, 'and takes a transfer limit', { out: limit.out, err: limit.err });
+  const hex = tunekv(cluster.root, 'transfer-limit', '0x10', '--host', at);
+  t.equal(hex.code, 2, 'a limit in hex is a usage error');
 });

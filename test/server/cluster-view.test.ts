@@ -147,3 +147,34 @@ t.test('plans queued behind a transition are committed together when it ends', a
   const plan = await call(MsgType.CLUSTER_PLAN, {});
   t.same((plan.body as { queued: unknown[] }).queued, [], 'nothing is left queued');
 });
+
+t.test('a JOIN under a member\'s id from another data directory is refused; the member itself may move', async (t) => {
+  const storage = new MemoryStorage();
+  await storage.open();
+  const store = new ObjectStore(storage, false);
+  const membership = { isUp: () => true, statuses: () => [], track: () => {} } as unknown as Membership;
+  const view = new ClusterView({
+    config: makeConfig({ id: 'n1', listen: '10.0.0.1:7000', dataDir: '/mem/n1' }),
+    clock: new ManualClock(), random: Math.random, store, membership, transport: {} as PeerTransport,
+    ask: async (): Promise<PeerReply> => ({ type: MsgType.OK, body: null }),
+    hintsPending: () => 0, sleep: async () => {}, log: () => {},
+  });
+  let ring: Ring = createRing(16, 3, { id: 'n1', addr: '10.0.0.1:7000', inc: 'a1' });
+  for (const i of [2, 3]) ring = claim(ring, { id: `n${i}`, addr: `10.0.0.${i}:7000`, inc: `a${i}` });
+  await view.adoptRing(ring);
+  const join = (body: Record<string, unknown>): Promise<{ type: number; body: unknown }> => new Promise((resolve, reject) => {
+    try {
+      view.onJoin(body, (type, b) => resolve({ type, body: b }));
+    } catch (err) {
+      reject(err);
+    }
+  });
+  await t.rejects(join({ id: 'n2', addr: '10.0.0.9:7000', inc: 'bad' }), { code: 'CHANGE_REFUSED', message: /already a member, with another data directory/ },
+    'an impostor with n2\'s id on a new address is refused');
+  await t.rejects(join({ id: 'n2', addr: '10.0.0.2:7000', inc: 'bad' }), { code: 'CHANGE_REFUSED' }, 'and on n2\'s own address');
+  await t.rejects(join({ id: 'n2', addr: '10.0.0.9:7000' }), { code: 'CHANGE_REFUSED' }, 'and with no incarnation at all');
+  t.equal(memberOf(view.ring!, 'n2')?.addr, '10.0.0.2:7000', 'n2 keeps its address');
+  const moved = await join({ id: 'n2', addr: '10.0.0.9:7000', inc: 'a2' });
+  t.equal(moved.type, MsgType.RING_REPLY, 'n2 itself (same incarnation) may come back on a new address');
+  t.equal(memberOf(view.ring!, 'n2')?.addr, '10.0.0.9:7000', 'and the ring says so');
+});

@@ -151,6 +151,15 @@ export function isRemoved(ring: Ring, id: string, inc: string | undefined): bool
   return (ring.removed ?? []).includes(`${id}/${inc ?? ''}`);
 }
 
+/** The id a removed or departed member had, when `inc` (a data directory's
+ * incarnation) is its: that directory holds stale data whatever id it
+ * comes back under. */
+export function removedWithInc(ring: Ring, inc: string | undefined): string | undefined {
+  if (inc === undefined || inc === '') return undefined;
+  const entry = (ring.removed ?? []).find((e) => e.endsWith(`/${inc}`));
+  return entry?.slice(0, entry.lastIndexOf('/'));
+}
+
 /** Plain words for why `change` cannot be staged after `staged`, or null. */
 export function changeProblem(ring: Ring, staged: readonly Change[], change: Change): string | null {
   if (staged.length >= limits.stagedChangesMax) return `at most ${limits.stagedChangesMax} changes may be staged at once`;
@@ -164,6 +173,10 @@ export function changeProblem(ring: Ring, staged: readonly Change[], change: Cha
     if (memberOf(ring, joining.id)) return `${joining.id} is already a member`;
     if (joining.inc !== undefined && isRemoved(ring, joining.id, joining.inc)) {
       return `${joining.id} was removed from this cluster and still has its old data: wipe its data directory, then join it anew`;
+    }
+    const formerly = removedWithInc(ring, joining.inc);
+    if (formerly !== undefined) {
+      return `${joining.id}'s data directory was ${formerly}'s, which left or was removed: its data is stale; wipe it, then join anew`;
     }
     if (ring.members.length + staged.filter((c) => c.op === 'join' || c.op === 'replace').length >= limits.nodesMax) {
       return `a ring holds at most ${limits.nodesMax} nodes`;
