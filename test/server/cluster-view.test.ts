@@ -21,6 +21,21 @@ import { ClusterView } from '../../src/server/cluster-view.js';
 import type { PeerReply } from '../../src/server/context.js';
 import { ObjectStore } from '../../src/server/object-store.js';
 
+/** n1 as the claimant, over a memory store, with peers that answer every
+ * message OK and a failure detector that sees everyone up. */
+async function claimantView(): Promise<ClusterView> {
+  const storage = new MemoryStorage();
+  await storage.open();
+  const store = new ObjectStore(storage, false);
+  const membership = { isUp: () => true, statuses: () => [], track: () => {} } as unknown as Membership;
+  return new ClusterView({
+    config: makeConfig({ id: 'n1', listen: '10.0.0.1:7000', dataDir: '/mem/n1' }),
+    clock: new ManualClock(), random: Math.random, store, membership, transport: {} as PeerTransport,
+    ask: async (): Promise<PeerReply> => ({ type: MsgType.OK, body: null }),
+    hintsPending: () => 0, sleep: async () => {}, log: () => {},
+  });
+}
+
 t.test('a commit made while a step pushes the ring is not overwritten by a queued plan', async (t) => {
   const storage = new MemoryStorage();
   await storage.open();
@@ -76,16 +91,7 @@ t.test('a commit made while a step pushes the ring is not overwritten by a queue
 });
 
 t.test('changes staged on an older ring that another claimant applied since are dropped at commit', async (t) => {
-  const storage = new MemoryStorage();
-  await storage.open();
-  const store = new ObjectStore(storage, false);
-  const membership = { isUp: () => true, statuses: () => [], track: () => {} } as unknown as Membership;
-  const view = new ClusterView({
-    config: makeConfig({ id: 'n1', listen: '10.0.0.1:7000', dataDir: '/mem/n1' }),
-    clock: new ManualClock(), random: Math.random, store, membership, transport: {} as PeerTransport,
-    ask: async (): Promise<PeerReply> => ({ type: MsgType.OK, body: null }),
-    hintsPending: () => 0, sleep: async () => {}, log: () => {},
-  });
+  const view = await claimantView();
   let ring: Ring = createRing(16, 3, { id: 'n1', addr: '10.0.0.1:7000' });
   for (const id of ['n2', 'n3']) ring = claim(ring, { id, addr: `10.0.0.${id.slice(1)}:7000` });
   await view.adoptRing(ring);
@@ -105,16 +111,7 @@ t.test('changes staged on an older ring that another claimant applied since are 
 });
 
 t.test('plans queued behind a transition are committed together when it ends', async (t) => {
-  const storage = new MemoryStorage();
-  await storage.open();
-  const store = new ObjectStore(storage, false);
-  const membership = { isUp: () => true, statuses: () => [], track: () => {} } as unknown as Membership;
-  const view = new ClusterView({
-    config: makeConfig({ id: 'n1', listen: '10.0.0.1:7000', dataDir: '/mem/n1' }),
-    clock: new ManualClock(), random: Math.random, store, membership, transport: {} as PeerTransport,
-    ask: async (): Promise<PeerReply> => ({ type: MsgType.OK, body: null }),
-    hintsPending: () => 0, sleep: async () => {}, log: () => {},
-  });
+  const view = await claimantView();
   let ring: Ring = createRing(16, 3, { id: 'n1', addr: '10.0.0.1:7000' });
   for (const id of ['n2', 'n3', 'n4', 'n5', 'n6']) ring = claim(ring, { id, addr: `10.0.0.${id.slice(1)}:7000` });
   await view.adoptRing(ring);
@@ -149,16 +146,7 @@ t.test('plans queued behind a transition are committed together when it ends', a
 });
 
 t.test('a JOIN under a member\'s id from another data directory is refused; the member itself may move', async (t) => {
-  const storage = new MemoryStorage();
-  await storage.open();
-  const store = new ObjectStore(storage, false);
-  const membership = { isUp: () => true, statuses: () => [], track: () => {} } as unknown as Membership;
-  const view = new ClusterView({
-    config: makeConfig({ id: 'n1', listen: '10.0.0.1:7000', dataDir: '/mem/n1' }),
-    clock: new ManualClock(), random: Math.random, store, membership, transport: {} as PeerTransport,
-    ask: async (): Promise<PeerReply> => ({ type: MsgType.OK, body: null }),
-    hintsPending: () => 0, sleep: async () => {}, log: () => {},
-  });
+  const view = await claimantView();
   let ring: Ring = createRing(16, 3, { id: 'n1', addr: '10.0.0.1:7000', inc: 'a1' });
   for (const i of [2, 3]) ring = claim(ring, { id: `n${i}`, addr: `10.0.0.${i}:7000`, inc: `a${i}` });
   await view.adoptRing(ring);
