@@ -59,6 +59,8 @@ export interface CoordinatorStats {
   sloppyWrites: number;
   /** Requests run again on a newer ring after a replica fenced them. */
   staleRingRetries: number;
+  /** Reads that asked one more replica because the first were slow. */
+  speculativeReads: number;
 }
 
 /** Pause before running a fenced request again on a refreshed ring, after
@@ -89,6 +91,8 @@ export interface CoordinatorDeps {
   readonly reaper: Reaper;
   readonly replica: Replica;
   readonly metrics: NodeMetrics;
+  /** Decides which reads ask every replica (readRepairChance). */
+  readonly random: () => number;
   requireRing(): Ring;
   /** Fetches the ring of `peer` (which said ours is older) and adopts it if
    * newer; resolves either way. */
@@ -114,7 +118,7 @@ type Running =
 export class Coordinator {
   readonly stats: CoordinatorStats = {
     gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
-    siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0, staleRingRetries: 0,
+    siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0, staleRingRetries: 0, speculativeReads: 0,
   };
   private inFlight = 0;
   /** The actor this node mints under when it coordinates as a fallback
@@ -204,7 +208,13 @@ export class Coordinator {
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
       const ring = this.d.requireRing();
       const { targets, down, groups } = this.targetsFor(ring, req.key, req.quorum, false);
-      const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups });
+      // This node first: its own read costs no message. Every replica is
+      // asked while the partition changes owners (two groups to satisfy)
+      // and for a readRepairChance sample.
+      const self = targets.findIndex((t) => t.node === this.d.id);
+      if (self > 0) targets.unshift(...targets.splice(self, 1));
+      const askAll = groups !== undefined || this.d.random() < this.d.config.readRepairChance;
+      const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll });
       this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (r) => {
         if (!r.ok) return this.respondFsmError(reply, r);
         reply(MsgType.GET_REPLY, this.getReply(req, r.object, r.replicas));
@@ -300,7 +310,9 @@ export class Coordinator {
   private readThenDelete(ring: Ring, req: PutRequest, t: Plan, a: Attempt, respond: Responder,
     onWritten: (dot: [string, number] | undefined) => void): void {
     const readQuorum = { ...req.quorum, r: req.quorum.w };
-    const fsm = new GetFsm({ replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false, groups: t.groups?.map((g) => ({ ...g, required: readQuorum.r })) });
+    const fsm = new GetFsm({
+      replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false, groups: t.groups?.map((g) => ({ ...g, required: readQuorum.r })), askAll: true,
+    });
     this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const seen = reply.object;
@@ -427,6 +439,7 @@ export class Coordinator {
     const acceptedMs = this.d.clock.nowMs();
     const timer = this.d.clock.setTimer(timeoutMs, () => { this.d.removeTimer(timer); run(r.fsm.onTimeout()); });
     this.d.addTimer(timer);
+    let speculation: TimerHandle | undefined;
     const run = (effects: Effect[]): void => {
       for (const e of effects) {
         switch (e.kind) {
@@ -456,12 +469,26 @@ export class Coordinator {
             onReply(e.reply);
             break;
           }
+          case 'speculate': {
+            assert.ok(r.kind === 'get', 'only gets speculate');
+            if (speculation !== undefined) { this.d.clock.clearTimer(speculation); this.d.removeTimer(speculation); }
+            const h = this.d.clock.setTimer(this.d.config.speculativeRetryMs, () => {
+              this.d.removeTimer(h);
+              if (speculation === h) speculation = undefined;
+              this.stats.speculativeReads++;
+              run(r.fsm.onSpeculate());
+            });
+            speculation = h;
+            this.d.addTimer(h);
+            break;
+          }
           case 'done':
             assert.ok(!done, 'an FSM is done once');
             done = true;
             this.inFlight--;
             this.d.clock.clearTimer(timer);
             this.d.removeTimer(timer);
+            if (speculation !== undefined) { this.d.clock.clearTimer(speculation); this.d.removeTimer(speculation); }
             this.stats.readRepairs += e.stats.readRepairs;
             this.stats.replicaTimeouts += e.stats.timedOut;
             break;

@@ -175,7 +175,7 @@ export class TuneNode implements NodeContext {
     });
     this.coordinator = new Coordinator({
       id: this.id, config: this.config, clock: this.clock, store: this.store, membership: this.membership,
-      hints: this.hints, reaper: this.reaper, replica: this.replica, metrics: this.metrics,
+      hints: this.hints, reaper: this.reaper, replica: this.replica, metrics: this.metrics, random: this.random,
       requireRing: () => this.view.requireRing(),
       refreshRing: (peer) => this.view.refreshFrom(peer),
       contextKey: contextKey(this.security.clusterKey),

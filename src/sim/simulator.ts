@@ -59,6 +59,9 @@ export interface SimKnobs {
   readonly partitions: number;
   /** Read repair on or off: off leaves convergence to hints and anti-entropy. */
   readonly readRepair: boolean;
+  /** Share of reads that ask every replica; the rest ask R (config.ts). */
+  readonly readRepairChance: number;
+  readonly speculativeRetryMs: number;
   /** Nodes joined during the client phase (stage + commit, one plan each). */
   readonly joins: number;
   /** Members asked to leave (refused while it would leave fewer than N). */
@@ -106,6 +109,8 @@ export function knobsFor(seed: number, fixed: Partial<SimKnobs> = {}): SimKnobs 
     leaves: pick(r, [0, 0, 1]),
     removes: pick(r, [0, 0, 0, 1]),
     crashJoiner: r() < 0.3,
+    readRepairChance: pick(r, [0, 0.1, 0.1, 1]),
+    speculativeRetryMs: pick(r, [2, 20, 200]),
     convergeWithinMs: 60_000,
     ...fixed,
   };
@@ -161,7 +166,7 @@ class Run {
       config: {
         gossipIntervalMs: 100, suspectAfterMs: 400, downAfterMs: 1000, handoffIntervalMs: 100,
         aaeIntervalMs: 500, aaeExchangePauseMs: 0, tombstoneReapDelayMs: 3000, peerConnectTimeoutMs: 500,
-        readRepair: knobs.readRepair,
+        readRepair: knobs.readRepair, readRepairChance: knobs.readRepairChance, speculativeRetryMs: knobs.speculativeRetryMs,
       },
     });
     this.cluster.network.policy = (from, to) => this.fate(from, to);

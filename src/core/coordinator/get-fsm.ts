@@ -4,7 +4,16 @@
 //      │                                   │                                  ▲
 //      └──────────── R met (not strong, or majority holds it) ────────────────┘
 //
-// reading:     a read was sent to every replica; count ok/notfound as success.
+// reading:     reads went to R replicas (or to every replica, see below);
+//              count ok/notfound as success. A replica that fails, or the
+//              speculative-retry timer (onSpeculate), sends the read to the
+//              next replica not asked yet, as Cassandra does.
+// Who is asked: with `askAll` (a read-repair sample, a transition's groups,
+// a delete's read) every replica at once, as Dynamo does; otherwise the
+// first R targets (the coordinator puts itself first), so a quorum read of
+// N=3 costs one remote read, not two. Replicas never asked are reported
+// `notasked`; they count as still possible for the quorum (not failed)
+// until the last one is asked.
 // writingBack: strong only. The merged result goes to the primaries that do not
 //              hold it; the reply waits until a majority of primaries holds it,
 //              so a later strong read cannot see an older state (no new-old
@@ -47,6 +56,9 @@ export interface GetFsmOptions {
    * R replies are needed from every group, and a strong read's write-back
    * must leave W holders in every group. */
   readonly groups?: readonly QuorumGroup[];
+  /** Ask every replica at once (default); false asks the first R targets
+   * and more only when one fails or onSpeculate() is called. */
+  readonly askAll?: boolean;
 }
 
 export class GetFsm {
@@ -58,6 +70,8 @@ export class GetFsm {
   private writingBack = false;
   private merged: VersionedObject | undefined;
   private replied = false;
+  /** Targets not asked yet, in order (askAll: false). */
+  private readonly reserve: ReplicaTarget[] = [];
 
   constructor(private readonly opts: GetFsmOptions) {
     const down = opts.down ?? [];
@@ -70,7 +84,7 @@ export class GetFsm {
   private get readTallies(): Tally[] {
     return groupTallies(this.groups, (n) => {
       const o = this.slots.get(n)?.outcome;
-      return o === 'ok' || o === 'notfound' ? 'ok' : o === 'pending' ? 'pending' : 'failed';
+      return o === 'ok' || o === 'notfound' ? 'ok' : o === 'pending' || o === 'notasked' ? 'pending' : 'failed';
     });
   }
 
@@ -89,7 +103,31 @@ export class GetFsm {
     if (groupsVerdict(this.readTallies) === 'unreachable') {
       return [...this.fail('QUORUM_UNAVAILABLE', this.readTallies), ...this.finish()];
     }
-    return this.opts.replicas.map((t) => ({ kind: 'read', to: t.node }));
+    if (this.opts.askAll ?? true) return this.opts.replicas.map((t) => ({ kind: 'read', to: t.node }));
+    const first = Math.min(this.opts.quorum.r, this.opts.replicas.length);
+    for (const t of this.opts.replicas.slice(first)) {
+      this.slots.get(t.node)!.outcome = 'notasked';
+      this.reserve.push(t);
+    }
+    const effects: Effect[] = this.opts.replicas.slice(0, first).map((t) => ({ kind: 'read', to: t.node }));
+    if (this.reserve.length > 0) effects.push({ kind: 'speculate' });
+    return effects;
+  }
+
+  /** The speculative-retry timer fired: while the quorum is not met, ask
+   * one more replica (a slow one is not waited for alone). */
+  onSpeculate(): Effect[] {
+    if (this.state !== 'reading' || this.replied) return [];
+    return this.askNext();
+  }
+
+  private askNext(): Effect[] {
+    const t = this.reserve.shift();
+    if (t === undefined) return [];
+    this.slots.get(t.node)!.outcome = 'pending';
+    const effects: Effect[] = [{ kind: 'read', to: t.node }];
+    if (this.reserve.length > 0) effects.push({ kind: 'speculate' });
+    return effects;
   }
 
   onRead(from: string, result: ReadResult): Effect[] {
@@ -105,6 +143,7 @@ export class GetFsm {
       const v = groupsVerdict(this.readTallies);
       if (v === 'met') return [...this.quorumMet(), ...this.maybeFinish()];
       if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.readTallies), ...this.maybeFinish()];
+      if (!result.ok) return this.askNext();
     }
     return this.maybeFinish();
   }
@@ -142,7 +181,8 @@ export class GetFsm {
       this.state = 'collecting';
       return this.replyOk();
     }
-    const targets = [...this.slots.values()].filter((s) => s.outcome !== 'failed' && !sameVersions(s.object, this.merged));
+    const targets = [...this.slots.values()].filter((s) => (s.outcome === 'ok' || s.outcome === 'notfound' || s.outcome === 'pending')
+      && !sameVersions(s.object, this.merged));
     for (const s of targets) this.wrote.set(s.target.node, 'pending');
     this.writingBack = true;
     if (groupsVerdict(this.writeTallies) === 'unreachable') return this.fail('QUORUM_UNAVAILABLE', this.writeTallies, 'write-back');

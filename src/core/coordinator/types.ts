@@ -16,8 +16,11 @@ export interface ReplicaTarget {
   readonly hintFor?: string | undefined;
 }
 
-/** What one replica did for a request, reported back to the caller. */
-export type ReplicaOutcome = 'ok' | 'notfound' | 'failed' | 'pending';
+/** What one replica did for a request, reported back to the caller:
+ * `pending` was asked and had not answered at the reply; `notasked` was
+ * never asked (a read goes to R replicas, more only on a failure or a slow
+ * one). */
+export type ReplicaOutcome = 'ok' | 'notfound' | 'failed' | 'pending' | 'notasked';
 
 export interface ReplicaReport {
   readonly node: string;
@@ -43,6 +46,9 @@ export type Effect =
    * answers with onCoordinated(object) as soon as it is built, then
    * onWrite(self, ok) when it is durable. */
   | { readonly kind: 'coordinate' }
+  /** Get only: arm the speculative-retry timer; when it fires before the
+   * quorum is met, the shell calls onSpeculate(). */
+  | { readonly kind: 'speculate' }
   | { readonly kind: 'reply'; readonly reply: FsmReply }
   /** Nothing more will happen: the shell may forget the FSM. */
   | { readonly kind: 'done'; readonly stats: FsmStats };
