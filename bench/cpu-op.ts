@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readCluster, secretFileOf, startCluster, stopCluster } from '../cluster/launcher.js';
 import { readSecretFile } from '../src/security/secret.js';
-import { connect } from '../src/index.js';
+import { connect } from '../src/client/index.js';
 import { percentiles } from './histogram.js';
 import { closedLoop, parseLevel } from './loops.js';
 import type { ContextCache } from './loops.js';

@@ -1,0 +1,12 @@
+// The client library's own entry point (`tunekv/client`): the client, its
+// types and the errors, and nothing of the node: no LevelDB binding, no
+// metrics registry, no server code is loaded. An application that only
+// talks to a cluster imports this; `tunekv` (src/index.ts) adds the node.
+
+export { connect, TuneKvClient, encodeContext, decodeContext } from './client.js';
+export type {
+  ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
+} from './client.js';
+export { TuneKvError, errorCodes, isErrorCode } from '../errors.js';
+export type { ErrorCode, ErrorDetails } from '../errors.js';
+export type { Consistency } from '../core/quorum/levels.js';
