@@ -363,7 +363,8 @@ export class Coordinator {
       if (m.changed && mine) onWritten([mine.actor, mine.counter]);
       // A resolving put clears the oversized flag; a merge may have set it.
       if (m.changed) this.d.replica.noteSiblings(req.key, m.object);
-      const hint = selfHint === undefined ? Promise.resolve() : this.d.hints.add(selfHint, req.key);
+      if (selfHint === undefined) return { object: m.object, durable: m.durable };
+      const hint = this.d.hints.add(selfHint, req.key);
       return { object: m.object, durable: Promise.all([m.durable, hint]).then(() => undefined) };
     };
     this.drive(req.key, ring, a, { kind: 'put', fsm, coordinate }, a.timeoutMs, (reply) => {

@@ -88,7 +88,8 @@ export class Replica {
       return sameVersions(merged, cur) ? cur : merged;
     });
     if (m.changed && m.object) this.noteSiblings(key, m.object);
-    await Promise.all([m.durable, hint]);
+    if (hintFor === undefined) await m.durable;
+    else await Promise.all([m.durable, hint]);
   }
 
   /** Flags (or unflags) a key whose siblings passed siblingsMax. */
@@ -124,6 +125,9 @@ export class Replica {
     const key = checkKey(b.key);
     this.fence(b);
     this.stats.replicaReads++;
+    // A cached object answers at once: no storage round trip, no promise.
+    const known = this.d.store.peek(key);
+    if (known !== unknown) return respond(MsgType.REPLICA_READ_REPLY, { object: known ? wireOf(known) : null });
     answer(respond, MsgType.REPLICA_READ_REPLY, this.d.store.read(key).then((obj) => ({ object: obj ? wireOf(obj) : null })));
   }
 
