@@ -122,7 +122,8 @@ t.test('strong read writes back to a majority before replying', async (t) => {
 });
 
 t.test('read repair brings a stale replica up to date after a quorum read', async (t) => {
-  const c = await cluster();
+  // Every read asks all three here, so the stale n3 is read and repaired.
+  const c = await cluster({ readRepairChance: 1 });
   c.network.policy = (from, to) => (from === 'n1' && to === 'n3' ? { fate: 'drop' } : { fate: 'deliver', delayMs: 1 });
   await c.put('n1', { key: 'k', value: bytes('v'), w: 2 });
   await c.runFor(2000);
@@ -213,4 +214,41 @@ t.test('a request whose ring keeps moving until its deadline fails with STALE_RI
   t.equal(e?.details.required, 2, 'and its facts are kept');
   const g = await expectError(t, c.get('n1', { key: 'k', consistency: 'strong' }), 'STALE_RING');
   t.ok((g?.details.attempts as number) > 3);
+});
+
+t.test('a quorum read asks two replicas, the coordinator first; the third is notasked', async (t) => {
+  const c = await cluster({ readRepairChance: 0 });
+  await c.put('n1', { key: 'k', value: bytes('v'), w: 3 });
+  const body = (await c.get('n2', { key: 'k' })).body as GetReplyBody;
+  t.same(body.values.map(text), ['v']);
+  const asked = body.replicas.filter((r) => r.outcome === 'ok').map((r) => r.node);
+  t.equal(asked.length, 2, 'R=2 replicas asked');
+  t.ok(asked.includes('n2'), 'the coordinator reads its own copy');
+  t.equal(body.replicas.filter((r) => r.outcome === 'notasked').length, 1, 'the third is reported notasked');
+  const eventual = (await c.get('n3', { key: 'k', consistency: 'eventual' })).body as GetReplyBody;
+  t.same(eventual.replicas.map((r) => [r.node, r.outcome]).filter(([, o]) => o !== 'notasked'), [['n3', 'ok']], 'eventual reads only the coordinator');
+});
+
+t.test('an asked replica that stays silent: the read asks the next after speculativeRetryMs', async (t) => {
+  const c = await cluster({ readRepairChance: 0, speculativeRetryMs: 20, requestTimeoutMs: 2000 });
+  await c.put('n1', { key: 'k', value: bytes('v'), w: 3 });
+  const first = (await c.get('n1', { key: 'k' })).body as GetReplyBody;
+  const other = first.replicas.find((r) => r.outcome === 'ok' && r.node !== 'n1')!.node;
+  const spare = first.replicas.find((r) => r.outcome === 'notasked')!.node;
+  c.network.policy = (_from, to) => (to === other ? { fate: 'drop' } : { fate: 'deliver', delayMs: 1 });
+  const before = c.clock.nowMs();
+  const got = (await c.get('n1', { key: 'k' })).body as GetReplyBody;
+  const tookMs = c.clock.nowMs() - before;
+  t.same(got.values.map(text), ['v'], 'answered by the coordinator and the spare');
+  t.same(got.replicas.find((r) => r.node === spare)?.outcome, 'ok', `${spare} was asked once ${other} stayed silent`);
+  t.same(got.replicas.find((r) => r.node === other)?.outcome, 'pending', `${other} never answered`);
+  t.ok(tookMs >= 20 && tookMs < 100, `answered after the speculative retry, not the deadline (${tookMs} ms)`);
+  t.equal(c.node('n1').coordinator.stats.speculativeReads, 1, 'counted');
+});
+
+t.test('readRepairChance 1 asks every replica on every read', async (t) => {
+  const c = await cluster({ readRepairChance: 1 });
+  await c.put('n1', { key: 'k', value: bytes('v'), w: 3 });
+  const got = (await c.get('n1', { key: 'k', consistency: 'eventual' })).body as GetReplyBody;
+  t.equal(got.replicas.filter((r) => r.outcome === 'notasked').length, 0, 'nobody left out');
 });
