@@ -138,8 +138,10 @@ async function startRedis(bin: string, value: Buffer): Promise<Peer> {
     const c = new Redis({ host: '127.0.0.1', port: port!, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     await until('redis', Date.now() + peerReadyMs, children, async () => {
       const probe = new Redis({ host: '127.0.0.1', port: port!, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => { /* refused until the server listens: the attempt's rejection says so */ });
       try { await probe.connect(); await probe.ping(); } finally { probe.disconnect(); }
     });
+    c.on('error', () => { /* a failed request rejects and is counted by the loop */ });
     await c.connect();
     client = c;
     return {

@@ -189,10 +189,12 @@ export function summary(r: BenchReport): string {
     if ('skipped' in p) rows.push(`| ${p.name} | skipped: ${p.skipped} | | | | | | |`);
     else rows.push(summaryRow(r, p.name, p.name, peerStale[p.name] ?? ''));
   }
-  const calls = callouts(r, [...levels, ...r.peers.filter((p) => !('skipped' in p)).map((p) => p.name)]);
+  // Between tunekv's levels only: the peers promise other things, and
+  // their gap to tunekv is the summary's own subject.
+  const calls = callouts(r, levels);
   const spreadNote = runs < 2
     ? 'Each cell ran once, so no difference is called out: on a shared machine one run moves by more than most gaps between levels (`--full` repeats each cell).'
-    : `Each loaded cell ran ${runs} times: the median, then the range (min–max). Differences beyond the range:\n\n${calls.length > 0 ? calls.join('\n') : '- none: every level\'s range overlaps every other\'s.'}`;
+    : `Each loaded cell ran ${runs} times: the median, then the range (min–max). Differences between levels beyond the range:\n\n${calls.length > 0 ? calls.join('\n') : '- none: every level\'s range overlaps every other\'s.'}`;
   const peerLines = r.peers.filter((p) => !('skipped' in p)).map((p) => `- **${p.name}**: ${(p as { promise: string }).promise}. ${(p as { setup: string }).setup}.`);
   return `${rows.join('\n')}
 
