@@ -13,8 +13,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Etcd3 } from 'etcd3';
-import { Redis } from 'ioredis';
+// Types only: the clients are dev dependencies, loaded when a peer runs, so
+// `tunekv bench` (and the CLI that imports it) works without them.
+import type { Etcd3 } from 'etcd3';
+import type { Redis } from 'ioredis';
 import { benchKey } from './loops.js';
 import type { Store } from './loops.js';
 
@@ -121,6 +123,7 @@ async function until(what: string, deadline: number, children: ChildProcess[], a
 }
 
 async function startRedis(bin: string, value: Buffer): Promise<Peer> {
+  const { Redis } = await import('ioredis');
   const { dir } = tempDir('tunekv-bench-redis-');
   const children: ChildProcess[] = [];
   let client: Redis | undefined;
@@ -162,6 +165,7 @@ async function startRedis(bin: string, value: Buffer): Promise<Peer> {
 }
 
 async function startEtcd(bin: string, value: Buffer): Promise<Peer> {
+  const { Etcd3 } = await import('etcd3');
   const { dir, tmpfs } = tempDir('tunekv-bench-etcd-');
   const children: ChildProcess[] = [];
   let client: Etcd3 | undefined;
@@ -210,8 +214,14 @@ async function startEtcd(bin: string, value: Buffer): Promise<Peer> {
 export async function startPeer(name: PeerName, value: Buffer): Promise<Peer | PeerSkipped> {
   const binary = name === 'redis' ? 'redis-server' : 'etcd';
   const install = name === 'redis' ? 'apt-get install redis-server' : 'apt-get install etcd-server';
+  const clientPackage = name === 'redis' ? 'ioredis' : 'etcd3';
   const bin = findBinary(binary);
   if (bin === undefined) return { name, skipped: `\`${binary}\` is not installed (Debian: \`${install}\`)` };
+  try {
+    await import(clientPackage);
+  } catch {
+    return { name, skipped: `its client \`${clientPackage}\` is not installed (\`npm install --save-dev ${clientPackage}\`)` };
+  }
   try {
     return await (name === 'redis' ? startRedis(bin, value) : startEtcd(bin, value));
   } catch (err) {
