@@ -196,6 +196,7 @@ export function summary(r: BenchReport): string {
     ? 'Each cell ran once, so no difference is called out: on a shared machine one run moves by more than most gaps between levels (`--full` repeats each cell).'
     : `Each loaded cell ran ${runs} times: the median, then the range (min–max). Differences between levels beyond the range:\n\n${calls.length > 0 ? calls.join('\n') : '- none: every level\'s range overlaps every other\'s.'}`;
   const peerLines = r.peers.filter((p) => !('skipped' in p)).map((p) => `- **${p.name}**: ${(p as { promise: string }).promise}. ${(p as { setup: string }).setup}.`);
+  if (r.peers.length === 0) peerLines.push('- The peers (redis, etcd) were not run: `--full` or `--peers redis,etcd` runs them with the same load.');
   return `${rows.join('\n')}
 
 Staleness: the share of reads at R returning a write acknowledged at W just before (t = 0), without / with the injected delay (the level's R and W; \`strong\` reads a majority and writes the merge back). ${r.cpuNote}
