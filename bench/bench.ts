@@ -38,6 +38,7 @@ import { MsgType } from '../src/protocol/messages.js';
 import { cpuBetween, cpuPerOp, sampleCpu } from './cpu.js';
 import { measureEcho } from './echo.js';
 import { curve, hgrm, percentiles } from './histogram.js';
+import type { Histogram, Percentiles } from './histogram.js';
 import { closedLoop, openLoop, parseLevel, tunekvStore } from './loops.js';
 import type { ContextCache, LevelSpec, LoadSpec, LoopResult, Store } from './loops.js';
 import { isSkipped, peerNames, startPeer } from './peers.js';
@@ -287,8 +288,8 @@ export async function runBench(options: Partial<BenchOptions> = {}, say: (line: 
   let profileDir: string | undefined;
   let kv: TuneKvClient | undefined;
   let clusterText = '';
-  let echo;
-  let echoH;
+  let echo: Percentiles | undefined;
+  let echoH: Histogram | undefined;
   let pids: number[] | null = null;
 
   const record = (m: CellMeta, r: LoopResult, cpu: CellCpu): void => {
