@@ -14,7 +14,7 @@ import { readCluster, secretFileOf, startCluster, stopCluster } from '../cluster
 import { readSecretFile } from '../src/security/secret.js';
 import { connect } from '../src/client/index.js';
 import { percentiles } from './histogram.js';
-import { closedLoop, parseLevel } from './loops.js';
+import { closedLoop, parseLevel, tunekvStore } from './loops.js';
 import type { ContextCache } from './loops.js';
 import { cpuBetween, cpuPerOp, sampleCpu } from './cpu.js';
 
@@ -55,15 +55,16 @@ async function main(): Promise<void> {
       }
     }));
     for (const level of levels) {
-      const spec = { level, workload, distribution: 'uniform' as const, keys, value, seed: 1 };
-      await closedLoop(kv, spec, clients, 1000, contexts, () => {});
+      const spec = { workload, distribution: 'uniform' as const, keys, seed: 1 };
+      const store = tunekvStore(kv, level, value, contexts);
+      await closedLoop(store, spec, clients, 1000, () => {});
       const toggle = (): void => {
         if (!values.signal) return;
         for (const pid of [...pids, process.pid]) if (pid) process.kill(pid, 'SIGUSR2');
       };
       toggle();
       const a = sampleCpu(pids);
-      const r = await closedLoop(kv, spec, clients, durationMs, contexts, () => {});
+      const r = await closedLoop(store, spec, clients, durationMs, () => {});
       const use = cpuBetween(a, sampleCpu(pids));
       toggle();
       const per = cpuPerOp(use, r.ops);

@@ -3,6 +3,10 @@
 // on a fixed schedule whatever the store does, each timed from when it was
 // *due*, not when it could be sent, so a stall shows up in the latency of
 // every request it delayed (no coordinated omission).
+//
+// The loops drive a Store: one read or one write of key number k. tunekv at
+// a consistency level is one Store (tunekvStore); the peers (bench/peers.ts)
+// are others, so every store sees the same key sequence and mix.
 
 import type { GetOptions, PutOptions, TuneKvClient } from '../src/index.js';
 import { TuneKvError } from '../src/errors.js';
@@ -30,12 +34,18 @@ export function parseLevel(text: string): LevelSpec {
   return { name: `r=${r},w=${w}`, read: { r }, write: { w } };
 }
 
-export interface CellSpec {
-  readonly level: LevelSpec;
+/** What a loop drives: a read or a write of key number k (the key's name
+ * and the value are the store's business). */
+export interface Store {
+  read(k: number): Promise<void>;
+  write(k: number): Promise<void>;
+}
+
+/** The request mix of a cell: which keys, which share of reads, the seed. */
+export interface LoadSpec {
   readonly workload: WorkloadName;
   readonly distribution: Distribution;
   readonly keys: number;
-  readonly value: Buffer;
   readonly seed: number;
 }
 
@@ -52,20 +62,25 @@ export interface LoopResult {
  * siblings; only truly concurrent updates become siblings. */
 export type ContextCache = Map<number, string>;
 
-function recordUs(h: Histogram, startNs: bigint): void {
-  h.recordValue(Math.max(1, Math.round(Number(process.hrtime.bigint() - startNs) / 1000)));
+export const benchKey = (k: number): string => `bench:${k}`;
+
+/** tunekv at one consistency level. */
+export function tunekvStore(kv: TuneKvClient, level: LevelSpec, value: Buffer, contexts: ContextCache): Store {
+  return {
+    read: async (k) => {
+      const got = await kv.get(benchKey(k), level.read);
+      contexts.set(k, got.context);
+    },
+    write: async (k) => {
+      const ctx = contexts.get(k);
+      const res = await kv.put(benchKey(k), value, ctx === undefined ? level.write : { ...level.write, context: ctx });
+      contexts.set(k, res.context);
+    },
+  };
 }
 
-async function op(kv: TuneKvClient, spec: CellSpec, contexts: ContextCache, isRead: boolean, k: number): Promise<void> {
-  const key = `bench:${k}`;
-  if (isRead) {
-    const got = await kv.get(key, spec.level.read);
-    contexts.set(k, got.context);
-  } else {
-    const ctx = contexts.get(k);
-    const res = await kv.put(key, spec.value, ctx === undefined ? spec.level.write : { ...spec.level.write, context: ctx });
-    contexts.set(k, res.context);
-  }
+function recordUs(h: Histogram, startNs: bigint): void {
+  h.recordValue(Math.max(1, Math.round(Number(process.hrtime.bigint() - startNs) / 1000)));
 }
 
 function countError(errors: Record<string, number>, err: unknown): void {
@@ -73,8 +88,8 @@ function countError(errors: Record<string, number>, err: unknown): void {
   errors[code] = (errors[code] ?? 0) + 1;
 }
 
-export async function closedLoop(kv: TuneKvClient, spec: CellSpec, clients: number, durationMs: number,
-  contexts: ContextCache, tick: () => void): Promise<LoopResult> {
+export async function closedLoop(store: Store, spec: LoadSpec, clients: number, durationMs: number,
+  tick: () => void): Promise<LoopResult> {
   const reads = newHistogram();
   const writes = newHistogram();
   const errors: Record<string, number> = {};
@@ -87,9 +102,10 @@ export async function closedLoop(kv: TuneKvClient, spec: CellSpec, clients: numb
     const mix = seededRandom(spec.seed * 7919 + c);
     while (Date.now() < end) {
       const isRead = mix() < readShare;
+      const k = keys.next();
       const t0 = process.hrtime.bigint();
       try {
-        await op(kv, spec, contexts, isRead, keys.next());
+        await (isRead ? store.read(k) : store.write(k));
         recordUs(isRead ? reads : writes, t0);
         ops++;
       } catch (err) {
@@ -101,8 +117,14 @@ export async function closedLoop(kv: TuneKvClient, spec: CellSpec, clients: numb
   return { reads, writes, ops, errors, elapsedMs: Date.now() - start };
 }
 
-export async function openLoop(kv: TuneKvClient, spec: CellSpec, ratePerSec: number, durationMs: number,
-  contexts: ContextCache, tick: () => void, inFlightMax = 4096): Promise<LoopResult> {
+/** How long past its scheduled end an open loop keeps issuing: a store that
+ * cannot keep up would otherwise stretch a 2 s step to the time it needs to
+ * serve every request, and the sweep would wait on a point it already knows
+ * is saturated. Requests never issued count as not achieved. */
+const openLoopOverrunMs = 1000;
+
+export async function openLoop(store: Store, spec: LoadSpec, ratePerSec: number, durationMs: number,
+  tick: () => void, inFlightMax = 4096): Promise<LoopResult> {
   const reads = newHistogram();
   const writes = newHistogram();
   const errors: Record<string, number> = {};
@@ -112,6 +134,7 @@ export async function openLoop(kv: TuneKvClient, spec: CellSpec, ratePerSec: num
   const intervalNs = BigInt(Math.round(1e9 / ratePerSec));
   const total = Math.floor((ratePerSec * durationMs) / 1000);
   const t0 = process.hrtime.bigint();
+  const issueEndNs = t0 + BigInt((durationMs + openLoopOverrunMs) * 1e6);
   let inFlight = 0;
   let ops = 0;
   let waiters: (() => void)[] = [];
@@ -119,12 +142,13 @@ export async function openLoop(kv: TuneKvClient, spec: CellSpec, ratePerSec: num
   for (let i = 0; i < total; i++) {
     const due = t0 + BigInt(i) * intervalNs;
     const now = process.hrtime.bigint();
+    if (now > issueEndNs) break;
     if (due > now) await new Promise((r) => setTimeout(r, Math.max(0, Number(due - now) / 1e6 - 0.5)));
     while (inFlight >= inFlightMax) await new Promise<void>((r) => waiters.push(r));
     const isRead = mix() < readShare;
     const k = keys.next();
     inFlight++;
-    pending.push(op(kv, spec, contexts, isRead, k).then(
+    pending.push((isRead ? store.read(k) : store.write(k)).then(
       () => { recordUs(isRead ? reads : writes, due); ops++; },
       (err) => countError(errors, err),
     ).finally(() => {
