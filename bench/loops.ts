@@ -8,7 +8,7 @@
 // a consistency level is one Store (tunekvStore); the peers (bench/peers.ts)
 // are others, so every store sees the same key sequence and mix.
 
-import type { GetOptions, PutOptions, TuneKvClient } from '../src/index.js';
+import type { GetOptions, PutOptions, TuneKvClient } from '../src/client/index.js';
 import { TuneKvError } from '../src/errors.js';
 import { newHistogram } from './histogram.js';
 import type { Histogram } from './histogram.js';
