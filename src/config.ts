@@ -205,8 +205,9 @@ export function configProblem(c: NodeConfig): string | null {
     ?? (c.tlsCa === null || c.tlsCert !== null ? null : 'tlsCa needs tlsCert and tlsKey')
     ?? (typeof c.readRepairChance === 'number' && c.readRepairChance >= 0 && c.readRepairChance <= 1 ? null
       : `readRepairChance (${c.readRepairChance}) must be a number from 0 to 1`)
-    ?? (Number.isInteger(c.speculativeRetryMs) && c.speculativeRetryMs >= 1 && c.speculativeRetryMs <= limits.requestTimeoutMaxMs ? null
-      : `speculativeRetryMs (${c.speculativeRetryMs}) must be an integer from 1 to ${limits.requestTimeoutMaxMs}`)
+    ?? (Number.isInteger(c.speculativeRetryMs) && c.speculativeRetryMs >= 1 && c.speculativeRetryMs < c.requestTimeoutMs ? null
+      : `speculativeRetryMs (${c.speculativeRetryMs}) must be an integer from 1 to below requestTimeoutMs (${c.requestTimeoutMs}): `
+        + 'a retry after the deadline never happens, and a read with one silent replica would time out')
     ?? positiveProblem('gossipFanout', c.gossipFanout)
     ?? positiveProblem('suspectAfterMs', c.suspectAfterMs)
     ?? (c.downAfterMs > c.suspectAfterMs ? null : `downAfterMs (${c.downAfterMs}) must exceed suspectAfterMs (${c.suspectAfterMs})`)

@@ -136,8 +136,10 @@ function parse(args: string[], options: Options): { values: Record<string, strin
 function intOption(values: Record<string, unknown>, name: string, fallback?: number): number | undefined {
   const raw = values[name];
   if (raw === undefined) return fallback;
-  const v = Number(raw);
-  if (!Number.isInteger(v)) throw new UsageError(`--${name} must be an integer; got ${String(raw)}`);
+  // Decimal digits only: Number() would take '' as 0, '0x10' as 16 and
+  // ' 7' as 7, none of which anyone typing a count means.
+  const v = typeof raw === 'string' && /^[+-]?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(v)) throw new UsageError(`--${name} must be a decimal integer; got "${String(raw)}"`);
   return v;
 }
 
@@ -152,7 +154,7 @@ function floatOption(values: Record<string, unknown>, name: string): number {
 /** A plain decimal number (1, 0.5, 2e3), or NaN: Number() would also take
  * hex, binary and blank strings. */
 function decimal(raw: unknown): number {
-  return typeof raw === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw.trim()) ? Number(raw) : Number.NaN;
+  return typeof raw === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw) ? Number(raw) : Number.NaN;
 }
 
 function str(values: Record<string, unknown>, name: string): string | undefined {

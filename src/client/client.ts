@@ -29,7 +29,7 @@ import { TuneKvError, invalid } from '../errors.js';
 import { RpcConnection } from '../io/connection.js';
 import type { DialAuth } from '../io/connection.js';
 import { limits } from '../limits.js';
-import { clusterKey } from '../security/secret.js';
+import { clusterKey, decodeSecretText, secretBytesMin } from '../security/secret.js';
 import { parseHostPort } from '../io/transport.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { MsgType } from '../protocol/messages.js';
@@ -65,9 +65,11 @@ export interface ConnectOptions {
    * loopback clients read and write. */
   readonly user?: string;
   readonly password?: string;
-  /** The cluster secret (the content of cluster.secret), for admin tools:
-   * proving it grants every role. Prefer users for applications. */
-  readonly secret?: Uint8Array;
+  /** The cluster secret, for admin tools: proving it grants every role.
+   * Prefer users for applications. Either the text of cluster.secret (as
+   * read from the file; surrounding whitespace ignored) or the decoded
+   * bytes readSecretFile() returns. */
+  readonly secret?: Uint8Array | string;
   /** TLS to the nodes: true for the system CAs, or node:tls options (`ca`
    * to trust a private CA, `cert`/`key` for a client certificate). */
   readonly tls?: boolean | ConnectionOptions;
@@ -521,9 +523,12 @@ export class TuneKvClient {
 
 function authOf(opts: ConnectOptions): DialAuth | undefined {
   if (opts.secret !== undefined) {
-    if (!(opts.secret instanceof Uint8Array) || opts.secret.length < 32) throw new TypeError('secret must be the cluster secret (at least 32 bytes)');
+    const bytes = typeof opts.secret === 'string' ? decodeSecretText(opts.secret.trim()) : opts.secret;
+    if (!(bytes instanceof Uint8Array) || bytes.length < secretBytesMin) {
+      throw new TypeError(`secret must be the cluster secret: the text of cluster.secret, or its ${secretBytesMin}+ decoded bytes (readSecretFile)`);
+    }
     if (opts.user !== undefined) throw new TypeError('give either user/password or secret, not both');
-    return { kind: 'secret', key: clusterKey(Buffer.from(opts.secret)), as: 'admin' };
+    return { kind: 'secret', key: clusterKey(Buffer.from(bytes)), as: 'admin' };
   }
   if (opts.user === undefined && opts.password === undefined) return undefined;
   if (typeof opts.user !== 'string' || !/^[A-Za-z0-9_.@-]{1,64}$/.test(opts.user)) throw new TypeError('user must be 1-64 characters of A-Z a-z 0-9 _ . @ -');

@@ -8,5 +8,6 @@ export type {
   ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
 } from './client.js';
 export { TuneKvError, errorCodes, isErrorCode } from '../errors.js';
+export { readSecretFile } from '../security/secret.js';
 export type { ErrorCode, ErrorDetails } from '../errors.js';
 export type { Consistency } from '../core/quorum/levels.js';

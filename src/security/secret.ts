@@ -109,7 +109,7 @@ function checkSecret(secret: unknown): asserts secret is Buffer {
   if (secret.length < secretBytesMin) throw new TypeError(`secret has ${secret.length} bytes; at least ${secretBytesMin} are needed`);
 }
 
-function decodeSecretText(text: string): Buffer {
+export function decodeSecretText(text: string): Buffer {
   if (/^[A-Za-z0-9_-]+$/.test(text)) {
     const bytes = Buffer.from(text, 'base64url');
     if (bytes.toString('base64url') === text) return bytes;

@@ -473,7 +473,9 @@ export class Coordinator {
           case 'speculate': {
             assert.ok(r.kind === 'get', 'only gets speculate');
             if (speculation !== undefined) { this.d.clock.clearTimer(speculation); this.d.removeTimer(speculation); }
-            const h = this.d.clock.setTimer(this.d.config.speculativeRetryMs, () => {
+            // A request whose own deadline is short speculates by half of it.
+            const afterMs = Math.min(this.d.config.speculativeRetryMs, Math.max(1, Math.floor(timeoutMs / 2)));
+            const h = this.d.clock.setTimer(afterMs, () => {
               this.d.removeTimer(h);
               if (speculation === h) speculation = undefined;
               this.stats.speculativeReads++;
