@@ -177,10 +177,24 @@ export const limits = {
   reapQueueMax: 100_000,
   /** Keys scanned per storage page (anti-entropy builds, hint loads). */
   scanPageMax: 10_000,
-  /** Bytes of decoded objects a node keeps cached (least recently used
-   * out first). Hot reads and the read half of every read-modify-write then
+  /** Bytes of decoded objects a node keeps cached by default (least
+   * recently used out first; config objectCacheBytes), charged at their
+   * real heap cost (object-store.ts). Hot reads and the read half of every read-modify-write then
    * skip LevelDB, whose single gets top out near 70k/s here. */
   objectCacheBytesMax: 64 * 1024 * 1024,
+  /** The most a node may be told to cache (config objectCacheBytes): far
+   * past any heap Node gives by default, so a typo in megabytes cannot
+   * promise more memory than a process can have. */
+  objectCacheBytesSettingMax: 16 * 1024 * 1024 * 1024,
+  /** LevelDB's block cache (classic-level cacheSize), bytes: uncompressed
+   * data blocks of recent reads. LevelDB's own default; the object cache
+   * above serves hot keys, so this mostly holds index and filter reads'
+   * neighbours. Counted in a node's memory budget (README). */
+  levelBlockCacheBytes: 8 * 1024 * 1024,
+  /** LevelDB's memtable (classic-level writeBufferSize), bytes. Two may be
+   * alive at once (one being flushed), so up to twice this is resident.
+   * LevelDB's default, 4 MiB. */
+  levelWriteBufferBytes: 4 * 1024 * 1024,
 } as const;
 
 export type Limits = typeof limits;
@@ -210,5 +224,6 @@ assert.ok(limits.writeBatchMax <= limits.writeQueueMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.inFlightPerConnectionMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.requestsInFlightMax);
 assert.ok(limits.objectCacheBytesMax >= 4 * limits.objectBytesMax, 'a few of the largest objects fit in the cache');
+assert.ok(limits.objectCacheBytesMax <= limits.objectCacheBytesSettingMax, 'the default cache is a valid setting');
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));

@@ -25,6 +25,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
+import { limits } from '../limits.js';
 import { messageWithCauses } from './storage.js';
 import type { RangeOptions, Storage, StorageOp } from './storage.js';
 
@@ -41,7 +42,11 @@ export class LevelStorage implements Storage {
   private recovery: Promise<void> | undefined;
 
   constructor(readonly location: string) {
-    this.db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    // Sized in limits.ts and counted in a node's memory budget (README).
+    this.db = new Level<string, Uint8Array>(location, {
+      keyEncoding: 'utf8', valueEncoding: 'view',
+      cacheSize: limits.levelBlockCacheBytes, writeBufferSize: limits.levelWriteBufferBytes,
+    });
   }
 
   /** The error to throw for `err`: its causes in the message, code kept. */

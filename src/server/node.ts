@@ -135,7 +135,9 @@ export class TuneNode implements NodeContext {
         ? `${this.id} storage failed (${cause}); refusing writes, probing every ${this.health.probeIntervalMs} ms`
         : `${this.id} storage works again; accepting writes`),
     });
-    this.store = new ObjectStore(deps.storage, deps.config.fsync, { health: this.health, log: (l) => this.log(`${this.id} ${l}`) });
+    this.store = new ObjectStore(deps.storage, deps.config.fsync, {
+      health: this.health, log: (l) => this.log(`${this.id} ${l}`), cacheBytesMax: deps.config.objectCacheBytes,
+    });
     this.membership = new Membership(this.id, this.startedMs, deps.config);
     this.faults = new Faults(deps.clock, deps.random);
     this.transport = this.faults.wrap(deps.transport(this));
