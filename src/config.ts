@@ -113,8 +113,8 @@ export interface NodeConfig {
   readonly tlsCa: string | null;
   /** Bytes of decoded objects this node keeps cached, least recently used
    * out first, charged at what they really cost the heap (object-store.ts:
-   * about 1 KiB for a key with a 100-byte value). Default 64 MiB
-   * (limits.objectCacheBytesMax): some 60k such keys, so hot reads and the
+   * about 1 KiB for a key with a 100-byte value). Default 32 MiB
+   * (limits.objectCacheBytesMax): some 32k such keys, so hot reads and the
    * read half of every read-modify-write skip LevelDB, within the node's
    * memory budget (README, "Memory and start-up"). 0 caches nothing. */
   readonly objectCacheBytes: number;

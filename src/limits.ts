@@ -179,9 +179,12 @@ export const limits = {
   scanPageMax: 10_000,
   /** Bytes of decoded objects a node keeps cached by default (least
    * recently used out first; config objectCacheBytes), charged at their
-   * real heap cost (object-store.ts). Hot reads and the read half of every read-modify-write then
+   * real heap cost (object-store.ts): about 32k keys of 100-byte values.
+   * 32 MiB keeps a node with 1M keys within its memory budget (README):
+   * V8 lets its heap grow to a few times the live bytes between
+   * collections, and this cache is most of what is live. Hot reads and the read half of every read-modify-write then
    * skip LevelDB, whose single gets top out near 70k/s here. */
-  objectCacheBytesMax: 64 * 1024 * 1024,
+  objectCacheBytesMax: 32 * 1024 * 1024,
   /** The most a node may be told to cache (config objectCacheBytes): far
    * past any heap Node gives by default, so a typo in megabytes cannot
    * promise more memory than a process can have. */
