@@ -226,7 +226,7 @@ assert.ok(limits.vclockEntriesMax >= limits.replicasMax,
 assert.ok(limits.writeBatchMax <= limits.writeQueueMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.inFlightPerConnectionMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.requestsInFlightMax);
-assert.ok(limits.objectCacheBytesMax >= 4 * limits.objectBytesMax, 'a few of the largest objects fit in the cache');
+assert.ok(limits.objectCacheBytesMax >= 2 * limits.objectBytesMax, 'two of the largest objects fit in the default cache');
 assert.ok(limits.objectCacheBytesMax <= limits.objectCacheBytesSettingMax, 'the default cache is a valid setting');
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));
