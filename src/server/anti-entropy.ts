@@ -1,8 +1,20 @@
 // Active anti-entropy: replicas of a partition compare segment hashes and
 // exchange only the keys that differ.
 //
-// The segment hashes (core/antientropy/segments.ts) are built from storage
-// when the node opens and kept current by the object store's change feed.
+// The segment hashes (core/antientropy/segments.ts) are kept current by the
+// object store's change feed. When the node opens they come from one of:
+//   - the copy written at the last clean stop (persist()), which holds only
+//     if no write reached storage after it: it is written after the last
+//     write of a run, once the store is closed and drained with nothing in
+//     doubt, by a synced write; and open() removes it (synced) before
+//     anything else can write, so a run that crashes leaves none behind.
+//     A copy that fails its checksum or format is not used;
+//   - otherwise a scan of every stored key (seconds per million keys).
+// A stale copy would be worse than none (replicas that differ would compare
+// equal), hence the rule: trusted only when removed before the first write.
+// One gap: with fsync off, a power cut after a clean stop may lose writes
+// LevelDB had not synced while the synced copy survives; fsync off already
+// accepts losing a node's last writes to a power cut (config.ts).
 // A round walks the partitions this node leads (it is the first live
 // primary), and for each other live primary: fetch its segment hashes,
 // list keys only in segments that differ, and for keys that differ merge
@@ -22,7 +34,7 @@
 
 import { mergeAll, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
-import { SegmentHashes, differingSegments, elementHash } from '../core/antientropy/segments.js';
+import { SegmentHashes, decodeSegmentHashes, differingSegments, elementHash, encodeSegmentHashes } from '../core/antientropy/segments.js';
 import { keyHash } from '../core/ring/hash.js';
 import { readPreference } from '../core/ring/transition.js';
 import type { Ring } from '../core/ring/ring.js';
@@ -33,7 +45,7 @@ import { messageWithCauses } from '../io/storage.js';
 import { MsgType } from '../protocol/messages.js';
 import { decodeObject, objectFromWire, objectToWire } from '../protocol/object-codec.js';
 import { mapLimit } from './concurrency.js';
-import { dataKeyRange, segmentKeyRange, userKeyOf } from './keyspace.js';
+import { aaeHashesKey, dataKeyRange, segmentKeyRange, userKeyOf } from './keyspace.js';
 import { RateLimiter } from './context.js';
 import type { NodeContext } from './context.js';
 
@@ -70,7 +82,37 @@ export class AntiEntropy {
     this.limiter = new RateLimiter(ctx.config.aaeKeysPerSecMax, ctx.clock.elapsedMs());
   }
 
-  /** Builds the hashes from everything stored (once, when the node opens);
+  /** Loads the hashes when the node opens: the copy persisted at the last
+   * clean stop if there is a sound one (removed from storage first, synced,
+   * so a crash from here on leaves none), else a scan. Resolves to the keys
+   * they cover and where they came from. Throws if the copy cannot be
+   * removed: trusting it without that could trust it after a crash. */
+  async open(): Promise<{ keys: number; from: 'persisted' | 'scan' }> {
+    const bytes = await this.ctx.storage.get(aaeHashesKey);
+    if (bytes !== undefined) {
+      await this.ctx.storage.write([{ key: aaeHashesKey, value: null }], true);
+      const persisted = decodeSegmentHashes(bytes);
+      if (typeof persisted !== 'string') {
+        this.hashes.adopt(persisted);
+        return { keys: persisted.keys, from: 'persisted' };
+      }
+      this.ctx.log(`${this.ctx.id} ignored its persisted anti-entropy hashes (${persisted}); rebuilding them from storage`);
+    }
+    return { keys: await this.build(), from: 'scan' };
+  }
+
+  /** Writes the hashes for the next open (a clean stop, after the store is
+   * closed and drained, so no write can follow). `sound`: the store says
+   * its change feed matches storage (nothing in doubt, nothing set aside
+   * unhashed); otherwise nothing is written and the next open scans. */
+  async persist(sound: boolean): Promise<boolean> {
+    if (!sound) return false;
+    await this.ctx.storage.write([{ key: aaeHashesKey, value: encodeSegmentHashes(this.hashes) }], true);
+    return true;
+  }
+
+  /** Builds the hashes from everything stored (when the node opens without
+   * a sound persisted copy);
    * resolves to the number of keys hashed. Undecodable objects are set
    * aside, never thrown. */
   async build(): Promise<number> {

@@ -533,6 +533,16 @@ export class ObjectStore {
     return done;
   }
 
+  /** Whether the change feed has described exactly what storage holds
+   * since this store was made, for good: the store is closed (no write can
+   * be staged), every write landed (none queued, none in doubt) and nothing
+   * was set aside (a set-aside object's element stays in the hashes fed).
+   * Checked at a clean stop, after drain(), before persisting the hashes. */
+  get feedMatchesStorage(): boolean {
+    return this.closed && this.queue.length === 0 && !this.flushing && this.doubts.size === 0
+      && this.settingAside.size === 0 && this.stats.quarantined === 0;
+  }
+
   /** Resolves once every queued write is on storage. */
   async drain(): Promise<void> {
     while (this.flushing || this.queue.length > 0) await new Promise<void>((r) => setImmediate(r));
