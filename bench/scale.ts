@@ -51,6 +51,11 @@ export interface ScalePoint {
   opsPerSec: number;
   cpuUsPerOp: number;
   rssMb: number[];
+  /** The same split: anonymous memory (heap, LevelDB's caches, malloc) and
+   * file pages mapped (LevelDB reads its tables through mmap, so table
+   * pages it touched count in VmRSS though the kernel may drop them). */
+  rssAnonMb: number[];
+  rssFileMb: number[];
 }
 
 export interface ScaleResult {
@@ -85,10 +90,10 @@ const snapshotMetaFile = 'scale-keys.json';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function rssMb(pid: number | null): number {
+export function rssMb(pid: number | null, field: 'VmRSS' | 'RssAnon' | 'RssFile' = 'VmRSS'): number {
   if (!pid) return 0;
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Math.round(Number(m[1]) / 1024) : 0;
   } catch {
     return 0;
@@ -164,7 +169,9 @@ async function measure(kv: TuneKvClient, dir: string, keys: number, opts: ScaleO
       insertCpuUsPerOp: cpuPerOp(ins, inserted).total,
       opsPerSec: Math.round(r.ops / (r.elapsedMs / 1000)),
       cpuUsPerOp: cpuPerOp(use, r.ops).total,
-      rssMb: pids.map(rssMb),
+      rssMb: pids.map((pid) => rssMb(pid)),
+      rssAnonMb: pids.map((pid) => rssMb(pid, 'RssAnon')),
+      rssFileMb: pids.map((pid) => rssMb(pid, 'RssFile')),
     },
   };
 }
@@ -220,7 +227,8 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       result.points.push(m.point);
       const p = m.point;
       log(`${String(p.keys).padStart(8)} keys: insert ${p.insertOpsPerSec} ops/s ${p.insertCpuUsPerOp} µs CPU/op; `
-        + `YCSB A ${p.opsPerSec} ops/s ${p.cpuUsPerOp} µs CPU/op; RSS ${p.rssMb.join(' / ')} MB`);
+        + `YCSB A ${p.opsPerSec} ops/s ${p.cpuUsPerOp} µs CPU/op; RSS ${p.rssMb.join(' / ')} MB `
+        + `(anonymous ${p.rssAnonMb.join(' / ')}, file ${p.rssFileMb.join(' / ')})`);
     }
     await kv.close();
     kv = undefined;

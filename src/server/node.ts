@@ -22,12 +22,14 @@
 // and close storage.
 
 import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
 import { Membership } from '../core/membership/membership.js';
 import { memberOf, partitionOfKey } from '../core/ring/ring.js';
 import { holds } from '../core/ring/transition.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { Clock, TimerHandle } from '../io/clock.js';
 import type { Storage } from '../io/storage.js';
 import type { Caller, PeerTransport, Responder } from '../io/transport.js';
@@ -327,6 +329,9 @@ export class TuneNode implements NodeContext {
    * with no ring and no seeds founds a cluster; one with seeds must join()
    * after it listens. */
   async open(): Promise<void> {
+    // Process-wide, and the same for every node of a process: the memory
+    // budget (README) assumes the heap stays near what is alive.
+    setFlagsFromString(`--heap-growing-percent=${limits.heapGrowthPercent}`);
     await this.storage.open();
     await this.view.load(await this.storage.get(ringKey), await this.storage.get(incKey));
     await this.hints.load();
