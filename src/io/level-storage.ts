@@ -108,6 +108,24 @@ export class LevelStorage implements Storage {
     }
   }
 
+  scanSnapshot(range: { readonly gte: string; readonly lt: string }, pageMax: number): AsyncGenerator<[string, Uint8Array][]> {
+    // LevelDB takes the iterator's snapshot when it is created, here,
+    // before the generator first runs.
+    const it = this.db.iterator({ gte: range.gte, lt: range.lt });
+    const failure = (err: unknown): Error => this.failure(err);
+    return (async function* pages() {
+      try {
+        for (;;) {
+          const page = await it.nextv(pageMax).catch((err: unknown) => { throw failure(err); });
+          if (page.length > 0) yield page;
+          if (page.length < pageMax) return;
+        }
+      } finally {
+        await it.close().catch(() => {});
+      }
+    })();
+  }
+
   /** Reads wait out a reopen under way, and retry one that failed. */
   private async readable(): Promise<void> {
     if (this.recovery) await this.recovery.catch(() => {});

@@ -337,9 +337,10 @@ export class TuneNode implements NodeContext {
     await this.hints.load();
     const t0 = this.clock.elapsedMs();
     const { keys, from } = await this.aae.open();
-    if (keys > 0 || this.hints.pending > 0) {
-      this.log(`${this.id} opened ${keys} keys, ${this.hints.pending} hints; anti-entropy hashes ${from === 'persisted'
-        ? 'from the last clean stop' : 'rebuilt by a scan'} in ${Math.round(this.clock.elapsedMs() - t0)} ms`);
+    if (keys > 0 || from === 'background' || this.hints.pending > 0) {
+      const how = { persisted: 'from the last clean stop', scan: 'rebuilt by a scan', background: 'being rebuilt in the background' }[from];
+      this.log(`${this.id} opened ${from === 'background' ? 'its' : keys} keys, ${this.hints.pending} hints; anti-entropy hashes ${how} `
+        + `(${Math.round(this.clock.elapsedMs() - t0)} ms)`);
     }
   }
 
@@ -430,6 +431,7 @@ export class TuneNode implements NodeContext {
     // hashes persisted below describe storage as the next open finds it.
     this.store.close();
     await this.store.drain();
+    await this.aae.stop();
     if (clean) {
       const persisted = await this.aae.persist(this.store.feedMatchesStorage && this.health.writable).catch((err: Error) => {
         this.log(`${this.id} could not persist its anti-entropy hashes: ${err.message}`);

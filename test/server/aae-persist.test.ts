@@ -75,6 +75,8 @@ t.test('a crash after an open from the persisted copy leaves no copy: the next o
   await c.crash('n1');
   await writeBehind(storage, 'behind');
   const node = await c.startNode('n1');
+  await node.aae.whenBuilt();
+  t.ok(node.aae.ready);
   t.ok(sameHashes(node.aae.hashes, await scanned(storage)), 'rebuilt from storage: every key, the late writes and the one behind its back');
   t.equal(node.aae.hashes.keys, 61);
   await c.stopAll();
@@ -94,8 +96,59 @@ t.test('a damaged persisted copy is never trusted: the open scans', async (t) =>
   await storage.close();
   await writeBehind(storage, 'behind');
   const node = await c.startNode('n1');
+  await node.aae.whenBuilt();
   t.ok(sameHashes(node.aae.hashes, await scanned(storage)), 'rebuilt from storage');
   t.equal(await storage.get(aaeHashesKey), undefined, 'the damaged copy is gone');
+  await c.stopAll();
+});
+
+t.test('a background rebuild with writes, overwrites and removals racing it ends with the hashes of storage', async (t) => {
+  const c = new MemoryCluster({ nodes: 3, q: 16, background: false });
+  await c.start();
+  await writeKeys(c, 'n1', 0, 300);
+  const storage = c.storages.get('n1')!;
+  await c.crash('n1');
+  // Small pages, so the scan and the writes below take turns.
+  const scan = storage.scanSnapshot.bind(storage);
+  storage.scanSnapshot = (range, _pageMax) => scan(range, 7);
+  const node = await c.startNode('n1');
+  t.notOk(node.aae.ready, 'rebuilding');
+  t.throws(() => node.aae.segmentsFor({ partition: 0, q: c.ring.q }), { code: 'UNAVAILABLE' }, 'a peer is not shown a partial summary');
+  await t.rejects(node.aae.exchangeStrict(c.ring, 0, 'n2'), { code: 'UNAVAILABLE' }, 'and no exchange runs from here');
+  const racing: Promise<unknown>[] = [];
+  for (let i = 0; i < 300; i += 3) {
+    racing.push(node.store.mutate(`k${i}`, (cur) => update(cur, { actor: 'n1', value: Buffer.from('new'), vtype: 1, context: cur?.clock ?? emptyClock, nowMs: 2, lww: false, wid: null })).then((m) => m.durable));
+    racing.push(node.store.remove(`k${i + 1}`, () => true));
+    racing.push(node.store.mutate(`fresh${i}`, () => version(`f${i}`)).then((m) => m.durable));
+  }
+  await Promise.all(racing);
+  await node.aae.whenBuilt();
+  await node.store.drain();
+  t.ok(node.aae.ready, 'built');
+  t.ok(sameHashes(node.aae.hashes, await scanned(storage)), 'the summary of storage as it is now');
+  t.equal(node.aae.hashes.keys, 300, '300 - 100 removed + 100 new');
+  storage.scanSnapshot = scan;
+  await c.stopAll();
+});
+
+t.test('a stop during a background rebuild persists nothing, and the next open rebuilds', async (t) => {
+  const c = new MemoryCluster({ nodes: 3, q: 16, background: false });
+  await c.start();
+  await writeKeys(c, 'n1', 0, 100);
+  const storage = c.storages.get('n1')!;
+  await c.crash('n1');
+  const scan = storage.scanSnapshot.bind(storage);
+  storage.scanSnapshot = (range, _pageMax) => scan(range, 3);
+  const node = await c.startNode('n1');
+  t.notOk(node.aae.ready);
+  await node.close();
+  t.equal(await (async () => { await storage.open(); const v = await storage.get(aaeHashesKey); await storage.close(); return v; })(), undefined,
+    'no copy of a partial summary');
+  storage.scanSnapshot = scan;
+  await c.crash('n1');
+  const again = await c.startNode('n1');
+  await again.aae.whenBuilt();
+  t.ok(sameHashes(again.aae.hashes, await scanned(storage)));
   await c.stopAll();
 });
 

@@ -78,6 +78,18 @@ export class SegmentHashes {
     this.valueBytes = from.valueBytes;
   }
 
+  /** Folds in another summary of disjoint changes: words XOR, counts add.
+   * A background build sums a scan of storage as it was at open with the
+   * changes fed since (states left XOR states entered), which is the
+   * summary of storage now. Counts per segment wrap modulo 2^32 while the
+   * changes alone are negative and come right once added. */
+  combine(other: SegmentHashes): void {
+    for (let i = 0; i < this.words.length; i++) this.words[i] = (this.words[i]! ^ other.words[i]!) >>> 0;
+    for (let i = 0; i < this.keyCounts.length; i++) this.keyCounts[i] = this.keyCounts[i]! + other.keyCounts[i]!;
+    this.keys += other.keys;
+    this.valueBytes += other.valueBytes;
+  }
+
   toggle(segment: number, element: readonly [number, number]): void {
     this.words[segment * 2] = (this.words[segment * 2]! ^ element[0]) >>> 0;
     this.words[segment * 2 + 1] = (this.words[segment * 2 + 1]! ^ element[1]) >>> 0;
