@@ -69,6 +69,8 @@ export interface AaeStats {
   keysRepaired: number;
   /** When the last full round ended (node clock), or 0. */
   lastRoundEndMs: number;
+  /** False while the hashes are rebuilt in the background (no exchanges). */
+  hashesReady: boolean;
 }
 
 /** Segment listings and key repairs in flight at once per exchange: enough
@@ -81,12 +83,19 @@ type KeyEntry = [string, number, number];
 export class AntiEntropy {
   readonly hashes = new SegmentHashes();
   readonly stats: AaeStats = {
-    rounds: 0, lastRoundSegmentsDiffering: 0, exchanges: 0, segmentsDiffering: 0, keysCompared: 0, keysRepaired: 0, lastRoundEndMs: 0,
+    rounds: 0, lastRoundSegmentsDiffering: 0, exchanges: 0, segmentsDiffering: 0, keysCompared: 0, keysRepaired: 0, lastRoundEndMs: 0, hashesReady: true,
   };
   private readonly limiter: RateLimiter;
   private running = false;
   /** False while the hashes are rebuilt in the background: no exchange. */
-  private hashesReady = true;
+  private get hashesReady(): boolean {
+    return this.stats.hashesReady;
+  }
+
+  private set hashesReady(ready: boolean) {
+    this.stats.hashesReady = ready;
+  }
+
   /** The node is stopping: a background build ends at its next page. */
   private stopping = false;
   /** The background build, so a stop can end it before storage closes. */
