@@ -3,7 +3,7 @@
 //
 //   node dist/bench/scale.js [--keys 1000000] [--step 100000] [--first 10000] [--value-bytes 100]
 //                            [--insert-ms 3000] [--ycsb-ms 5000] [--node-args "--cache-mb 8"]
-//                            [--dir DIR --snapshot SNAP] [--json]
+//                            [--dir DIR --snapshot SNAP] [--no-starts] [--json]
 //
 // A 3-node cluster (N=3, Q=64) takes new keys (`bench:<i>`, 100-byte
 // values) at `quorum`, 64 in flight. At each point (the first at `first`
@@ -78,6 +78,8 @@ export interface ScaleOptions {
   readonly nodeArgs: readonly string[];
   readonly dir?: string;
   readonly snapshot?: string;
+  /** Time a node's start (clean and after SIGKILL) at the end. Default true. */
+  readonly starts?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -197,9 +199,11 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
   let kv: TuneKvClient | undefined;
   try {
     let keys = 0;
+    let restored = 0;
     fs.rmSync(dir, { recursive: true, force: true });
     if (snapshot !== undefined && fs.existsSync(path.join(snapshot, snapshotMetaFile))) {
       keys = (JSON.parse(fs.readFileSync(path.join(snapshot, snapshotMetaFile), 'utf8')) as { keys: number }).keys;
+      restored = keys;
       fs.cpSync(snapshot, dir, { recursive: true });
       await start(dir, opts.nodeArgs, false);
       log(`restarted the cluster of ${keys} keys copied from ${snapshot}`);
@@ -232,7 +236,9 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     }
     await kv.close();
     kv = undefined;
-    if (snapshot !== undefined) {
+    // A snapshot is (re)written only when this run loaded past it (the
+    // measurements add a few thousand keys; those are not worth a copy).
+    if (snapshot !== undefined && (restored === 0 || opts.keys > restored)) {
       await stopCluster(dir, () => {});
       fs.rmSync(snapshot, { recursive: true, force: true });
       fs.cpSync(dir, snapshot, { recursive: true });
@@ -240,6 +246,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
       await start(dir, opts.nodeArgs, false);
       log(`kept a copy of the cluster of ${keys} keys in ${snapshot}`);
     }
+    if (opts.starts === false) return result;
     result.startMs = await timeStart(dir, 'SIGTERM');
     log(`start of a node holding ${keys} keys (clean stop before): ${result.startMs} ms`);
     result.crashStartMs = await timeStart(dir, 'SIGKILL');
@@ -258,12 +265,12 @@ async function main(): Promise<void> {
     first: { type: 'string', default: '10000' }, 'value-bytes': { type: 'string', default: '100' },
     'insert-ms': { type: 'string', default: '3000' }, 'ycsb-ms': { type: 'string', default: '5000' },
     'node-args': { type: 'string', default: '' }, dir: { type: 'string' }, snapshot: { type: 'string' },
-    json: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false }, 'no-starts': { type: 'boolean', default: false },
   } });
   const opts: ScaleOptions = {
     keys: Number(values.keys), step: Number(values.step), first: Number(values.first), valueBytes: Number(values['value-bytes']),
     insertMs: Number(values['insert-ms']), ycsbMs: Number(values['ycsb-ms']),
-    nodeArgs: values['node-args'].split(' ').filter((s) => s.length > 0),
+    nodeArgs: values['node-args'].split(' ').filter((s) => s.length > 0), starts: !values['no-starts'],
     ...(values.dir === undefined ? {} : { dir: values.dir }), ...(values.snapshot === undefined ? {} : { snapshot: values.snapshot }),
   };
   for (const [name, v] of Object.entries({ keys: opts.keys, step: opts.step, first: opts.first, valueBytes: opts.valueBytes })) {
