@@ -115,10 +115,12 @@ export class LevelStorage implements Storage {
     const failure = (err: unknown): Error => this.failure(err);
     return (async function* pages() {
       try {
+        // nextv() returns at most pageMax entries, fewer when its byte
+        // budget fills first: only an empty answer means the end.
         for (;;) {
           const page = await it.nextv(pageMax).catch((err: unknown) => { throw failure(err); });
-          if (page.length > 0) yield page;
-          if (page.length < pageMax) return;
+          if (page.length === 0) return;
+          yield page;
         }
       } finally {
         await it.close().catch(() => {});
