@@ -2,7 +2,7 @@
 // store grows? Dynamo's and Riak's contract says it must.
 //
 //   node dist/bench/scale.js [--keys 1000000] [--step 100000] [--first 10000] [--value-bytes 100]
-//                            [--insert-ms 3000] [--ycsb-ms 5000] [--node-args "--cache-mb 8"]
+//                            [--insert-ms 3000] [--ycsb-ms 5000] [--node-args="--cache-mb 8"]
 //                            [--dir DIR --snapshot SNAP] [--no-starts] [--json]
 //
 // A 3-node cluster (N=3, Q=64) takes new keys (`bench:<i>`, 100-byte
@@ -29,7 +29,7 @@
 // it holds (measuring that point first); a run that loads keeps a copy of
 // the cluster at its last point in SNAP. --node-args sets every node's
 // extra `tunekv node` flags (a restored snapshot takes them too), e.g.
-// "--cache-mb 1" to compare sizes without the small case fitting in the
+// --node-args="--cache-mb 1" to compare sizes without the small case fitting in the
 // object cache.
 
 import fs from 'node:fs';
