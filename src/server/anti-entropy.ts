@@ -115,7 +115,11 @@ export class AntiEntropy {
   async open(): Promise<{ keys: number; from: 'persisted' | 'scan' | 'background' }> {
     const bytes = await this.ctx.storage.get(aaeHashesKey);
     if (bytes !== undefined) {
-      await this.ctx.storage.write([{ key: aaeHashesKey, value: null }], true);
+      // Refusing to start is the safe side: kept, the copy would be trusted
+      // at a later open even if writes landed after it.
+      await this.ctx.storage.write([{ key: aaeHashesKey, value: null }], true).catch((err: unknown) => {
+        throw new Error(`could not remove the persisted anti-entropy hashes before serving (the disk refuses writes; free it and start again): ${messageWithCauses(err)}`, { cause: err });
+      });
       const persisted = decodeSegmentHashes(bytes);
       if (typeof persisted !== 'string') {
         this.hashes.adopt(persisted);
