@@ -108,9 +108,15 @@ export const fullBenchOptions: Partial<BenchOptions> = {
  * results.json.
  */
 export interface ScaleOptions {
+  readonly keys: number;
+  readonly step: number;
+  /** The first (small) point. */
+  readonly first: number;
   readonly valueBytes: number;
-  readonly clients: number;
-  readonly seed: number;
+  readonly insertMs: number;
+  readonly ycsbMs: number;
+  /** Extra `tunekv node` flags (none: default settings, as the RSS budget is stated). */
+  readonly nodeArgs: readonly string[];
   /** A line for the progress display. */
   readonly log: (line: string) => void;
 }
@@ -257,8 +263,11 @@ export function estimateBenchSeconds(opts: BenchOptions): { typical: number; mos
   const sweepTypical = sweepMost / 2;
   const profileS = opts.profile ? d + 5 : 0;
   const peerS = opts.peers.length * (5 + preloadS + d * (opts.repeats + 1));
-  const fixed = 3 + startS + preloadS + cellsS + stalenessS + profileS + peerS;
-  return { typical: fixed + sweepTypical, most: fixed + sweepMost, note: opts.scale ? ', plus the scale phase (its own estimate)' : '' };
+  // The scale phase loads 1M keys at about 3,000 quorum puts/s here, and
+  // measures five sizes (inserts and YCSB A, 5 s each) and two restarts.
+  const scaleS = opts.scale ? 1_000_000 / 3000 + 5 * 13 + 40 : 0;
+  const fixed = 3 + startS + preloadS + cellsS + stalenessS + profileS + peerS + scaleS;
+  return { typical: fixed + sweepTypical, most: fixed + sweepMost, note: opts.scale ? ' (the scale phase loads 1M keys: about 7 minutes of it)' : '' };
 }
 
 export async function runBench(options: Partial<BenchOptions> = {}, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)):
@@ -530,7 +539,9 @@ async function runScalePhase(opts: BenchOptions, log: (line: string) => void): P
     throw err;
   }
   if (typeof mod.runScale !== 'function') return { ran: false, note: 'The scale phase was not run: bench/scale.ts exports no runScale.', points: [] };
-  const result = await mod.runScale({ valueBytes: opts.valueBytes, clients: opts.clients, seed: opts.seed, log });
+  const result = await mod.runScale({
+    keys: 1_000_000, step: 250_000, first: 10_000, valueBytes: opts.valueBytes, insertMs: 5000, ycsbMs: 5000, nodeArgs: [], log,
+  });
   return {
     ran: true,
     note: 'The scale phase (bench/scale.ts): one cluster, its key space grown, ops/s, CPU per operation and each node\'s RSS measured at each size.',

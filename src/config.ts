@@ -124,6 +124,13 @@ export interface NodeConfig {
   /** The CA that signs every node's certificate: peers must present one it
    * signed (mutual TLS), and nodes check each other's against it. */
   readonly tlsCa: string | null;
+  /** Bytes of decoded objects this node keeps cached, least recently used
+   * out first, charged at what they really cost the heap (object-store.ts:
+   * about 1 KiB for a key with a 100-byte value). Default 32 MiB
+   * (limits.objectCacheBytesMax): some 32k such keys, so hot reads and the
+   * read half of every read-modify-write skip LevelDB, within the node's
+   * memory budget (README, "Memory and start-up"). 0 caches nothing. */
+  readonly objectCacheBytes: number;
 }
 
 export const defaultConfig = {
@@ -158,6 +165,7 @@ export const defaultConfig = {
   tlsCert: null,
   tlsKey: null,
   tlsCa: null,
+  objectCacheBytes: limits.objectCacheBytesMax,
 } satisfies Partial<NodeConfig>;
 
 export type NodeConfigInput = Pick<NodeConfig, 'id' | 'listen' | 'dataDir'> & Partial<NodeConfig>;
@@ -220,6 +228,8 @@ export function configProblem(c: NodeConfig): string | null {
     ?? positiveProblem('aaeKeysPerSecMax', c.aaeKeysPerSecMax)
     ?? (typeof c.transferMBps === 'number' && c.transferMBps >= limits.transferMBpsMin && c.transferMBps <= limits.transferMBpsMax ? null : `transferMBps (${c.transferMBps}) must be a number from ${limits.transferMBpsMin} to ${limits.transferMBpsMax}`)
     ?? positiveProblem('transferIntervalMs', c.transferIntervalMs)
+    ?? (Number.isSafeInteger(c.objectCacheBytes) && c.objectCacheBytes >= 0 && c.objectCacheBytes <= limits.objectCacheBytesSettingMax ? null
+      : `objectCacheBytes (${c.objectCacheBytes}) must be an integer from 0 to ${limits.objectCacheBytesSettingMax}`)
     ?? (c.tombstoneReapDelayMs > c.requestTimeoutMs ? null
       : `tombstoneReapDelayMs (${c.tombstoneReapDelayMs}) must exceed requestTimeoutMs (${c.requestTimeoutMs})`);
 }

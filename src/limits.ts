@@ -177,10 +177,35 @@ export const limits = {
   reapQueueMax: 100_000,
   /** Keys scanned per storage page (anti-entropy builds, hint loads). */
   scanPageMax: 10_000,
-  /** Bytes of decoded objects a node keeps cached (least recently used
-   * out first). Hot reads and the read half of every read-modify-write then
+  /** Bytes of decoded objects a node keeps cached by default (least
+   * recently used out first; config objectCacheBytes), charged at their
+   * real heap cost (object-store.ts): about 32k keys of 100-byte values.
+   * 32 MiB keeps a node with 1M keys within its memory budget (README):
+   * V8 lets its heap grow to a few times the live bytes between
+   * collections, and this cache is most of what is live. Hot reads and the read half of every read-modify-write then
    * skip LevelDB, whose single gets top out near 70k/s here. */
-  objectCacheBytesMax: 64 * 1024 * 1024,
+  objectCacheBytesMax: 32 * 1024 * 1024,
+  /** The most a node may be told to cache (config objectCacheBytes): far
+   * past any heap Node gives by default, so a typo in megabytes cannot
+   * promise more memory than a process can have. */
+  objectCacheBytesSettingMax: 16 * 1024 * 1024 * 1024,
+  /** LevelDB's block cache (classic-level cacheSize), bytes: uncompressed
+   * data blocks of recent reads. LevelDB's own default; the object cache
+   * above serves hot keys, so this mostly holds index and filter reads'
+   * neighbours. Counted in a node's memory budget (README). */
+  levelBlockCacheBytes: 8 * 1024 * 1024,
+  /** LevelDB's memtable (classic-level writeBufferSize), bytes. Two may be
+   * alive at once (one being flushed), so up to twice this is resident.
+   * LevelDB's default, 4 MiB. */
+  levelWriteBufferBytes: 4 * 1024 * 1024,
+  /** How far V8 lets the old generation grow past what the last full
+   * collection found alive before collecting again, in percent (V8's
+   * --heap-growing-percent, set when a node opens). Left to itself, V8
+   * grows it up to 4x under a steady write load: measured, a node with
+   * ~70 MB alive held a 180-220 MB heap and 300-390 MB RSS. At 50% the heap
+   * stays near 1.5x what is alive, for a full collection more often
+   * (concurrent marking; the README's budget has the figures). */
+  heapGrowthPercent: 50,
 } as const;
 
 export type Limits = typeof limits;
@@ -209,6 +234,7 @@ assert.ok(limits.vclockEntriesMax >= limits.replicasMax,
 assert.ok(limits.writeBatchMax <= limits.writeQueueMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.inFlightPerConnectionMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.requestsInFlightMax);
-assert.ok(limits.objectCacheBytesMax >= 4 * limits.objectBytesMax, 'a few of the largest objects fit in the cache');
+assert.ok(limits.objectCacheBytesMax >= 2 * limits.objectBytesMax, 'two of the largest objects fit in the default cache');
+assert.ok(limits.objectCacheBytesMax <= limits.objectCacheBytesSettingMax, 'the default cache is a valid setting');
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));

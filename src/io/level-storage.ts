@@ -25,6 +25,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
+import { limits } from '../limits.js';
 import { messageWithCauses } from './storage.js';
 import type { RangeOptions, Storage, StorageOp } from './storage.js';
 
@@ -47,7 +48,11 @@ export class LevelStorage implements Storage {
   private recovery: Promise<void> | undefined;
 
   constructor(readonly location: string) {
-    this.db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    // Sized in limits.ts and counted in a node's memory budget (README).
+    this.db = new Level<string, Uint8Array>(location, {
+      keyEncoding: 'utf8', valueEncoding: 'view',
+      cacheSize: limits.levelBlockCacheBytes, writeBufferSize: limits.levelWriteBufferBytes,
+    });
   }
 
   /** The error to throw for `err`: its causes in the message, code kept. */
@@ -121,6 +126,26 @@ export class LevelStorage implements Storage {
     } catch (err) {
       throw this.failure(err);
     }
+  }
+
+  scanSnapshot(range: { readonly gte: string; readonly lt: string }, pageMax: number): AsyncGenerator<[string, Uint8Array][]> {
+    // LevelDB takes the iterator's snapshot when it is created, here,
+    // before the generator first runs.
+    const it = this.db.iterator({ gte: range.gte, lt: range.lt });
+    const failure = (err: unknown): Error => this.failure(err);
+    return (async function* pages() {
+      try {
+        // nextv() returns at most pageMax entries, fewer when its byte
+        // budget fills first: only an empty answer means the end.
+        for (;;) {
+          const page = await it.nextv(pageMax).catch((err: unknown) => { throw failure(err); });
+          if (page.length === 0) return;
+          yield page;
+        }
+      } finally {
+        await it.close().catch(() => {});
+      }
+    })();
   }
 
   /** Reads wait out a reopen under way, and retry one that failed. */

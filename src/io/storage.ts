@@ -26,6 +26,12 @@ export interface Storage {
   get(key: string): Promise<Uint8Array | undefined>;
   write(ops: readonly StorageOp[], sync: boolean): Promise<void>;
   range(opts: RangeOptions): Promise<[string, Uint8Array][]>;
+  /** A range as it is at the moment of the call (a snapshot, taken before
+   * this returns: writes after the call are never seen), a page of at most
+   * pageMax entries at a time. The caller must run it to the end or call
+   * return() on it before close(). Optional: without it, a node rebuilds
+   * its anti-entropy hashes before it serves. */
+  scanSnapshot?(range: { readonly gte: string; readonly lt: string }, pageMax: number): AsyncGenerator<[string, Uint8Array][]>;
 }
 
 /** In-memory twin. Survives close()/open() like a disk, so the simulator can
@@ -64,6 +70,21 @@ export class MemoryStorage implements Storage {
       if (op.value === null) this.data.delete(op.key);
       else this.data.set(op.key, Uint8Array.from(op.value));
     }
+  }
+
+  scanSnapshot(range: { readonly gte: string; readonly lt: string }, pageMax: number): AsyncGenerator<[string, Uint8Array][]> {
+    this.check();
+    // Values are never mutated in place (write() stores copies), so the
+    // entries as they are now are the snapshot.
+    const inRange = (k: string): boolean => byteOrder(k, range.gte) >= 0 && byteOrder(k, range.lt) < 0;
+    const entries = [...this.data.entries()].filter(([k]) => inRange(k)).sort(([a], [b]) => byteOrder(a, b));
+    const self = this;
+    return (async function* pages() {
+      for (let at = 0; at < entries.length; at += pageMax) {
+        if (self.failReads) throw self.failReads;
+        yield entries.slice(at, at + pageMax);
+      }
+    })();
   }
 
   async range(opts: RangeOptions): Promise<[string, Uint8Array][]> {

@@ -7,6 +7,10 @@
 //                              directory: a removed node is known by it)
 //   m:xfer:<plan>:<p>          a transfer's cursor: the last storage key
 //                              of partition p received in that plan
+//   m:aae                      the anti-entropy segment hashes, written at
+//                              a clean stop and removed when the node next
+//                              opens (anti-entropy.ts): present only while
+//                              no write happened since they were written
 //   m:probe                    the disk-health probe's scratch key (its
 //                              value is the time of the last probe)
 //   q<data key>                a stored object that could not be decoded,
@@ -24,6 +28,7 @@ import { keyHash, partitionRange } from '../core/ring/hash.js';
 export const ringKey = 'm:ring';
 export const incKey = 'm:inc';
 export const probeKey = 'm:probe';
+export const aaeHashesKey = 'm:aae';
 
 function hex8(n: number): string {
   return n.toString(16).padStart(8, '0');

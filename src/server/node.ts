@@ -22,12 +22,14 @@
 // and close storage.
 
 import { randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
 import { Membership } from '../core/membership/membership.js';
 import { memberOf, partitionOfKey } from '../core/ring/ring.js';
 import { holds } from '../core/ring/transition.js';
 import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
 import { TuneKvError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { Clock, TimerHandle } from '../io/clock.js';
 import type { Storage } from '../io/storage.js';
 import type { Caller, PeerTransport, Responder } from '../io/transport.js';
@@ -135,7 +137,9 @@ export class TuneNode implements NodeContext {
         ? `${this.id} storage failed (${cause}); refusing writes, probing every ${this.health.probeIntervalMs} ms`
         : `${this.id} storage works again; accepting writes`),
     });
-    this.store = new ObjectStore(deps.storage, deps.config.fsync, { health: this.health, log: (l) => this.log(`${this.id} ${l}`) });
+    this.store = new ObjectStore(deps.storage, deps.config.fsync, {
+      health: this.health, log: (l) => this.log(`${this.id} ${l}`), cacheBytesMax: deps.config.objectCacheBytes,
+    });
     this.membership = new Membership(this.id, this.startedMs, deps.config);
     this.faults = new Faults(deps.clock, deps.random);
     this.transport = this.faults.wrap(deps.transport(this));
@@ -325,11 +329,19 @@ export class TuneNode implements NodeContext {
    * with no ring and no seeds founds a cluster; one with seeds must join()
    * after it listens. */
   async open(): Promise<void> {
+    // Process-wide, and the same for every node of a process: the memory
+    // budget (README) assumes the heap stays near what is alive.
+    setFlagsFromString(`--heap-growing-percent=${limits.heapGrowthPercent}`);
     await this.storage.open();
     await this.view.load(await this.storage.get(ringKey), await this.storage.get(incKey));
     await this.hints.load();
-    const keys = await this.aae.build();
-    if (keys > 0 || this.hints.pending > 0) this.log(`${this.id} opened ${keys} keys, ${this.hints.pending} hints`);
+    const t0 = this.clock.elapsedMs();
+    const { keys, from } = await this.aae.open();
+    if (keys > 0 || from === 'background' || this.hints.pending > 0) {
+      const how = { persisted: 'from the last clean stop', scan: 'rebuilt by a scan', background: 'being rebuilt in the background' }[from];
+      this.log(`${this.id} opened ${from === 'background' ? 'its' : keys} keys, ${this.hints.pending} hints; anti-entropy hashes ${how} `
+        + `(${Math.round(this.clock.elapsedMs() - t0)} ms)`);
+    }
   }
 
   get needsJoin(): boolean {
@@ -405,15 +417,28 @@ export class TuneNode implements NodeContext {
     this.membership.heardFrom(id, this.clock.nowMs());
   }
 
-  async close(): Promise<void> {
+  /** Stops the node. `clean` (a real stop) persists the anti-entropy
+   * hashes for the next open; the simulator's crash passes false, as a
+   * killed process writes nothing on its way out. */
+  async close(clean = true): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) this.clock.clearTimer(t);
     this.timers.clear();
     this.transport.close();
     this.health.close();
-    await this.store.drain();
+    // Refuse first, then drain: no write can land after the drain, so the
+    // hashes persisted below describe storage as the next open finds it.
     this.store.close();
+    await this.store.drain();
+    await this.aae.stop();
+    if (clean) {
+      const persisted = await this.aae.persist(this.store.feedMatchesStorage && this.health.writable).catch((err: Error) => {
+        this.log(`${this.id} could not persist its anti-entropy hashes: ${err.message}`);
+        return false;
+      });
+      if (!persisted) this.log(`${this.id} did not persist its anti-entropy hashes; the next start rebuilds them by a scan`);
+    }
     await this.storage.close();
   }
 

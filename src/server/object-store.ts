@@ -13,9 +13,11 @@
 //     onChange with the states before and after, in order; the `before` of a
 //     report is always the `after` of the previous one, so the XOR segment
 //     hashes fed by it describe exactly the states reported;
-//   - a bounded cache (objectCacheBytesMax) holds recently used objects and
-//     known-absent keys; every change goes through it, so it never serves a
-//     state older than the last one staged; hot reads never touch LevelDB;
+//   - a bounded cache (config objectCacheBytes) holds recently used objects
+//     and known-absent keys; every change goes through it, so it never
+//     serves a state older than the last one staged; hot reads never touch
+//     LevelDB. It is charged what its entries really cost the heap, and a
+//     cached object's values own their memory (never a view into a frame);
 //   - writes that arrive while a batch is being written wait and go out
 //     together in the next batch (group commit), at most writeBatchMax each;
 //     more than writeQueueMax waiting writes are refused with OVERLOADED;
@@ -99,6 +101,10 @@ export interface ObjectStoreOptions {
   readonly health?: DiskHealth;
   /** Set-aside objects and (without a health to tell) failed batches. */
   readonly log?: (line: string) => void;
+  /** Bytes the object cache may hold, as charged by cacheCharge() (what
+   * the heap really spends on an entry). Default limits.objectCacheBytesMax;
+   * a node takes config.objectCacheBytes. 0 caches nothing. */
+  readonly cacheBytesMax?: number;
 }
 
 /** A write staged for a data key: the overlay entry until it settles. */
@@ -146,8 +152,28 @@ const removed = null;
 const absent = null;
 /** peek() of a key the cache does not know. */
 export const unknown: unique symbol = Symbol('unknown');
-/** Bytes charged for a cached absence. */
-const absentBytes = 64;
+/**
+ * What one cache entry really costs, in bytes (V8 heap plus ArrayBuffer
+ * memory), measured with process.memoryUsage() after gc() over 100k entries
+ * of decoded objects (Node 20, x64): 1025 bytes for one clock entry and one
+ * sibling of a 100-byte value and a 16-byte write id (the accounting before
+ * this charged 240); +156 per further clock entry; +480 per further sibling;
+ * a value's bytes 1:1. Each constant below is rounded up from those figures,
+ * so the cache's charge is never below what it holds. The bytes of the
+ * ArrayBuffers its values and write ids live in are charged as they are
+ * (see retainedBytes), which compactObject() keeps close to the values' own.
+ */
+const cacheEntryBytes = 400;
+const cacheClockEntryBytes = 160;
+const cacheSiblingBytes = 400;
+/** A known absence: the Map entry and its key. */
+const cacheAbsentBytes = 128;
+/** A value or write id whose ArrayBuffer exceeds the object's own bytes by
+ * more than this is copied out before it is cached: a value decoded from a
+ * peer's frame is a view into the socket chunk it arrived in (msgpackr does
+ * not copy), and caching the view would keep the whole chunk alive, many
+ * kilobytes charged as a hundred bytes. */
+const compactSlackBytes = 1024;
 /** Bytes of rejected states kept for their keys' next writes. A quarter of
  * the object cache: a disk that fails under a full write queue rejects
  * more than that, and past it the oldest are forgotten (counted in
@@ -161,6 +187,7 @@ export class ObjectStore {
   /** Insertion-ordered, so the first key is the least recently used. */
   private readonly cache = new Map<string, VersionedObject | typeof absent>();
   private cacheBytes = 0;
+  private readonly cacheBytesMax: number;
   private readonly doubts = new Map<string, Doubt>();
   /** Rejected states with versions storage lacks, oldest first. */
   private readonly rebases = new Map<string, VersionedObject>();
@@ -183,6 +210,13 @@ export class ObjectStore {
   constructor(private readonly storage: Storage, private readonly sync: boolean, options: ObjectStoreOptions = {}) {
     this.health = options.health;
     this.log = options.log;
+    this.cacheBytesMax = options.cacheBytesMax ?? limits.objectCacheBytesMax;
+    assert.ok(Number.isSafeInteger(this.cacheBytesMax) && this.cacheBytesMax >= 0, 'cacheBytesMax is a byte count');
+  }
+
+  /** What the object cache holds: entries and their charge (tests, status). */
+  get cacheUse(): { keys: number; bytes: number; bytesMax: number } {
+    return { keys: this.cache.size, bytes: this.cacheBytes, bytesMax: this.cacheBytesMax };
   }
 
   get queuedWrites(): number {
@@ -240,8 +274,8 @@ export class ObjectStore {
     }
   }
 
-  private sizeOf(v: VersionedObject | typeof absent): number {
-    return v === absent ? absentBytes : objectBytes(v) + 64;
+  private sizeOf(sk: string, v: VersionedObject | typeof absent): number {
+    return cacheCharge(sk, v);
   }
 
   /** Moves a key to the most recently used end. */
@@ -252,12 +286,14 @@ export class ObjectStore {
 
   private remember(sk: string, v: VersionedObject | typeof absent): void {
     this.forget(sk);
-    this.cache.set(sk, v);
-    this.cacheBytes += this.sizeOf(v);
+    if (this.cacheBytesMax === 0) return;
+    const entry = v === absent ? absent : compactObject(v);
+    this.cache.set(sk, entry);
+    this.cacheBytes += this.sizeOf(sk, entry);
     for (const [k, e] of this.cache) {
-      if (this.cacheBytes <= limits.objectCacheBytesMax) break;
+      if (this.cacheBytes <= this.cacheBytesMax) break;
       this.cache.delete(k);
-      this.cacheBytes -= this.sizeOf(e);
+      this.cacheBytes -= this.sizeOf(k, e);
     }
   }
 
@@ -265,7 +301,7 @@ export class ObjectStore {
   private forget(sk: string): void {
     const old = this.cache.get(sk);
     if (old === undefined) return;
-    this.cacheBytes -= this.sizeOf(old);
+    this.cacheBytes -= this.sizeOf(sk, old);
     this.cache.delete(sk);
   }
 
@@ -497,8 +533,69 @@ export class ObjectStore {
     return done;
   }
 
+  /** Whether the change feed has described exactly what storage holds
+   * since this store was made, for good: the store is closed (no write can
+   * be staged), every write landed (none queued, none in doubt) and nothing
+   * was set aside (a set-aside object's element stays in the hashes fed).
+   * Checked at a clean stop, after drain(), before persisting the hashes. */
+  get feedMatchesStorage(): boolean {
+    return this.closed && this.queue.length === 0 && !this.flushing && this.doubts.size === 0
+      && this.settingAside.size === 0 && this.stats.quarantined === 0;
+  }
+
   /** Resolves once every queued write is on storage. */
   async drain(): Promise<void> {
     while (this.flushing || this.queue.length > 0) await new Promise<void>((r) => setImmediate(r));
   }
+}
+
+/** The bytes of the distinct ArrayBuffers an object's values and write ids
+ * live in (what caching it keeps alive besides its JS objects). */
+export function retainedBytes(obj: VersionedObject): number {
+  let bytes = 0;
+  const seen: ArrayBufferLike[] = [];
+  for (const s of obj.siblings) {
+    for (const b of [s.value, s.wid]) {
+      if (b === null || seen.includes(b.buffer)) continue;
+      seen.push(b.buffer);
+      bytes += b.buffer.byteLength;
+    }
+  }
+  return bytes;
+}
+
+/** What a cache entry of storage key `sk` costs the heap (see cacheEntryBytes). */
+export function cacheCharge(sk: string, v: VersionedObject | null): number {
+  if (v === null) return cacheAbsentBytes + sk.length;
+  let bytes = cacheEntryBytes + sk.length + retainedBytes(v);
+  for (const [actor] of v.clock) bytes += cacheClockEntryBytes + actor.length;
+  for (const s of v.siblings) bytes += cacheSiblingBytes + s.actor.length;
+  return bytes;
+}
+
+/** The object itself when its values and write ids own their memory (no
+ * ArrayBuffer larger than all of them plus compactSlackBytes), else a copy
+ * whose values and write ids share one new ArrayBuffer of exactly their
+ * bytes, as a decoded stored object does. */
+export function compactObject(obj: VersionedObject): VersionedObject {
+  let own = 0;
+  for (const s of obj.siblings) own += (s.value?.byteLength ?? 0) + (s.wid?.byteLength ?? 0);
+  let loose = false;
+  for (const s of obj.siblings) {
+    if ((s.value !== null && s.value.buffer.byteLength > own + compactSlackBytes)
+      || (s.wid !== null && s.wid.buffer.byteLength > own + compactSlackBytes)) loose = true;
+  }
+  if (!loose) return obj;
+  // Buffers, as msgpackr decodes bins; allocUnsafeSlow is never a slice
+  // of Node's shared pool (which would be the same trouble again).
+  const slab = Buffer.allocUnsafeSlow(own);
+  let at = 0;
+  const copy = (b: Uint8Array | null): Uint8Array | null => {
+    if (b === null) return null;
+    slab.set(b, at);
+    const out = slab.subarray(at, at + b.byteLength);
+    at += b.byteLength;
+    return out;
+  };
+  return { clock: obj.clock, siblings: obj.siblings.map((s) => ({ ...s, value: copy(s.value), wid: copy(s.wid) })) };
 }

@@ -135,7 +135,7 @@ export class MemoryCluster {
     if (!node) return;
     this.network.detach(id);
     this.nodes.delete(id);
-    await node.close();
+    await node.close(false);
   }
 
   isRunning(id: string): boolean {

@@ -117,6 +117,7 @@ t.test('an undecodable stored object does not stop a node from starting: it is s
 
   const node = await c.startNode(victim);
   t.pass('the node started');
+  await node.aae.whenBuilt();
   await node.store.drain();
   t.equal(node.store.stats.quarantined, 1, 'counted');
   t.equal(await storage.get(dataKey(key)), undefined, 'out of the data range');

@@ -12,6 +12,7 @@
 // only keys that differ: the cost grows with the number of differences, not
 // with the number of keys.
 
+import { createHash } from 'node:crypto';
 import type { VersionedObject } from '../clock/object.js';
 
 export const segmentBits = 16;
@@ -69,6 +70,26 @@ export class SegmentHashes {
    * scan (a transfer source says so, for the receiver's ETA). */
   readonly keyCounts = new Uint32Array(segmentCount);
 
+  /** Takes another summary's state (a persisted one, decoded). */
+  adopt(from: SegmentHashes): void {
+    this.words.set(from.words);
+    this.keyCounts.set(from.keyCounts);
+    this.keys = from.keys;
+    this.valueBytes = from.valueBytes;
+  }
+
+  /** Folds in another summary of disjoint changes: words XOR, counts add.
+   * A background build sums a scan of storage as it was at open with the
+   * changes fed since (states left XOR states entered), which is the
+   * summary of storage now. Counts per segment wrap modulo 2^32 while the
+   * changes alone are negative and come right once added. */
+  combine(other: SegmentHashes): void {
+    for (let i = 0; i < this.words.length; i++) this.words[i] = (this.words[i]! ^ other.words[i]!) >>> 0;
+    for (let i = 0; i < this.keyCounts.length; i++) this.keyCounts[i] = this.keyCounts[i]! + other.keyCounts[i]!;
+    this.keys += other.keys;
+    this.valueBytes += other.valueBytes;
+  }
+
   toggle(segment: number, element: readonly [number, number]): void {
     this.words[segment * 2] = (this.words[segment * 2]! ^ element[0]) >>> 0;
     this.words[segment * 2 + 1] = (this.words[segment * 2 + 1]! ^ element[1]) >>> 0;
@@ -113,4 +134,60 @@ export function differingSegments(p: number, q: number, mine: Uint8Array, theirs
     if (a[i * 2] !== b[i * 2] || a[i * 2 + 1] !== b[i * 2 + 1]) out.push(first + i);
   }
   return out;
+}
+
+// ---- persisted form ----
+//
+// A node writes its summary at a clean stop and reads it back at the next
+// open instead of hashing every stored key (seconds per million keys). The
+// bytes only say what the summary was; whether it still describes storage
+// is the node's to know (node.ts: written after every other write, removed
+// before the first write of the next run). Here: the bytes are exactly one
+// summary written by this format, or they are refused.
+//
+//   magic "TKAE" | version u32 | keys f64 | valueBytes f64
+//   | words (2 x segmentCount u32) | keyCounts (segmentCount u32)
+//   | SHA-256 of everything before (32 bytes)           all little-endian
+
+const persistMagic = 0x45414b54; // "TKAE" read as a little-endian u32
+const persistVersion = 1;
+const persistHeaderBytes = 4 + 4 + 8 + 8;
+const persistDigestBytes = 32;
+export const persistedHashesBytes = persistHeaderBytes + segmentCount * 2 * 4 + segmentCount * 4 + persistDigestBytes;
+
+function digest(bytes: Uint8Array): Buffer {
+  return createHash('sha256').update(bytes).digest();
+}
+
+export function encodeSegmentHashes(h: SegmentHashes): Uint8Array {
+  const out = Buffer.alloc(persistedHashesBytes);
+  out.writeUInt32LE(persistMagic, 0);
+  out.writeUInt32LE(persistVersion, 4);
+  out.writeDoubleLE(h.keys, 8);
+  out.writeDoubleLE(h.valueBytes, 16);
+  let at = persistHeaderBytes;
+  for (const w of h.words) { out.writeUInt32LE(w, at); at += 4; }
+  for (const c of h.keyCounts) { out.writeUInt32LE(c, at); at += 4; }
+  digest(out.subarray(0, at)).copy(out, at);
+  return out;
+}
+
+/** The summary the bytes hold, or why they are refused (never a guess). */
+export function decodeSegmentHashes(bytes: Uint8Array): SegmentHashes | string {
+  if (bytes.byteLength !== persistedHashesBytes) return `${bytes.byteLength} bytes, not ${persistedHashesBytes}`;
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const body = persistedHashesBytes - persistDigestBytes;
+  if (!digest(b.subarray(0, body)).equals(b.subarray(body))) return 'checksum mismatch';
+  if (b.readUInt32LE(0) !== persistMagic) return 'not a segment-hash file';
+  if (b.readUInt32LE(4) !== persistVersion) return `format version ${b.readUInt32LE(4)}, not ${persistVersion}`;
+  const h = new SegmentHashes();
+  h.keys = b.readDoubleLE(8);
+  h.valueBytes = b.readDoubleLE(16);
+  let at = persistHeaderBytes;
+  for (let i = 0; i < h.words.length; i++) { h.words[i] = b.readUInt32LE(at); at += 4; }
+  let counted = 0;
+  for (let i = 0; i < h.keyCounts.length; i++) { h.keyCounts[i] = b.readUInt32LE(at); counted += h.keyCounts[i]!; at += 4; }
+  if (!Number.isSafeInteger(h.keys) || h.keys !== counted) return `key count ${h.keys} is not the sum of the segments' (${counted})`;
+  if (!Number.isSafeInteger(h.valueBytes) || h.valueBytes < 0) return `value bytes ${h.valueBytes} is not a byte count`;
+  return h;
 }
