@@ -45,6 +45,7 @@ import { Hints } from './hints.js';
 import { incKey, ringKey, segmentOfStorageKey } from './keyspace.js';
 import { NodeMetrics } from './metrics.js';
 import { ObjectStore } from './object-store.js';
+import type { BatchWindow } from './object-store.js';
 import { Reaper } from './reaper.js';
 import { answer } from './replies.js';
 import { Replica } from './replica.js';
@@ -66,6 +67,11 @@ export interface NodeDeps {
   /** How callers prove who they are. Default (the simulator, tests): a
    * random cluster key and no users, so only in-process callers get in. */
   readonly security?: Security;
+  /** When a storage batch starts after a quiet spell (object-store.ts):
+   * at the end of the event loop's turn (default, real nodes), or in the
+   * next microtask (the simulator, whose manual clock would otherwise fire
+   * the next timer before a write lands). */
+  readonly batchWindow?: BatchWindow;
   log?(line: string): void;
 }
 
@@ -138,6 +144,7 @@ export class TuneNode implements NodeContext {
         : `${this.id} storage works again; accepting writes`),
     });
     this.store = new ObjectStore(deps.storage, deps.config.fsync, {
+      batchWindow: deps.batchWindow ?? 'turn',
       health: this.health, log: (l) => this.log(`${this.id} ${l}`), cacheBytesMax: deps.config.objectCacheBytes,
     });
     this.membership = new Membership(this.id, this.startedMs, deps.config);

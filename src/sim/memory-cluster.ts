@@ -114,6 +114,7 @@ export class MemoryCluster {
       random: derive(this.seed, `${id}#${generation}`),
       transport: () => this.network.transport(id),
       security: this.security,
+      batchWindow: 'microtask',
       ...(process.env.TUNEKV_SIM_LOG ? { log: (l: string) => console.log(`${this.clock.nowMs() - 1_700_000_000_000} ${l}`) } : {}),
     });
     await node.open();
