@@ -97,7 +97,10 @@ t.test('sweep: geometric rates, stop when the rate falls short or p99 explodes',
   t.equal(sweepVerdict({ offered: 1000, achieved: 850, p50Ms: 0.3, p99Ms: 1 }, undefined, c), 'rate-short', 'the first step judges only its rate');
   t.equal(sweepVerdict({ offered: 4000, achieved: 3700, p50Ms: 1, p99Ms: 9 }, first, c), 'ok', '92.5% achieved, p99 9×');
   t.equal(sweepVerdict({ offered: 4000, achieved: 3500, p50Ms: 1, p99Ms: 2 }, first, c), 'rate-short', '87.5% achieved');
-  t.equal(sweepVerdict({ offered: 4000, achieved: 4000, p50Ms: 5, p99Ms: 11 }, first, c), 'p99-exploded');
+  t.equal(sweepVerdict({ offered: 4000, achieved: 4000, p50Ms: 5, p99Ms: 11 }, first, c), 'ok', 'p99 11× but 11 ms: queueing, not saturation');
+  t.equal(sweepVerdict({ offered: 4000, achieved: 4000, p50Ms: 5, p99Ms: 101 }, first, c), 'p99-exploded', 'past 10× and past 100 ms');
+  const slow = { offered: 1000, achieved: 1000, p50Ms: 5, p99Ms: 20 };
+  t.equal(sweepVerdict({ offered: 4000, achieved: 4000, p50Ms: 50, p99Ms: 150 }, slow, c), 'ok', 'past 100 ms but under 10× a slow first step');
 });
 
 t.test('spread: a difference is called out only beyond both ranges', async (t) => {
