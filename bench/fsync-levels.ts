@@ -1,6 +1,6 @@
 // Why a W=1 put can be slower than a W=2 put with --fsync: one client,
-// puts only, back to back and then with a pause between them, at each
-// level. With a pause every replica's log is idle when a put arrives; back
+// puts only, the levels taking turns put by put, back to back and then
+// with a pause between puts. With a pause every replica's log is idle when a put arrives; back
 // to back, a put acknowledged at W=1 leaves the other replicas' fsyncs in
 // flight, and the next put (coordinated by another replica of its key)
 // waits behind one of them before its own fsync starts.
@@ -32,16 +32,21 @@ async function main(): Promise<void> {
     const c = readCluster(dir)!;
     const kv = await connect({ hosts: c.nodes.map((nd) => `${nd.host}:${nd.port}`), timeoutMs: 10_000, secret: readSecretFile(secretFileOf(dir)) });
     const value = Buffer.alloc(100, 0x78);
+    const levels: Consistency[] = ['eventual', 'quorum', 'strong'];
     for (const pause of [0, pauseMs]) {
-      for (const level of ['eventual', 'quorum', 'strong'] as Consistency[]) {
-        const ms: number[] = [];
-        for (let i = 0; i < puts; i++) {
+      // Levels take turns put by put, so each sees the same disk and machine.
+      const ms = new Map<Consistency, number[]>(levels.map((l) => [l, []]));
+      for (let i = 0; i < puts; i++) {
+        for (const level of levels) {
           const t0 = performance.now();
           await kv.put(`fsync:${level}:${pause}:${i}`, value, { consistency: level });
-          ms.push(performance.now() - t0);
+          ms.get(level)!.push(performance.now() - t0);
           if (pause > 0) await new Promise((r) => setTimeout(r, pause));
         }
-        console.log(`${pause === 0 ? 'back to back' : `${pause} ms apart`.padEnd(12)} ${level.padEnd(8)} put p50 ${pct(ms, 50).toFixed(2)} ms, p99 ${pct(ms, 99).toFixed(2)} ms`);
+      }
+      for (const level of levels) {
+        const xs = ms.get(level)!;
+        console.log(`${pause === 0 ? 'back to back' : `${pause} ms apart`.padEnd(12)} ${level.padEnd(8)} put p50 ${pct(xs, 50).toFixed(2)} ms, p99 ${pct(xs, 99).toFixed(2)} ms`);
       }
     }
     await kv.close();
