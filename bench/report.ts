@@ -248,7 +248,7 @@ function sweepSection(r: BenchReport): string {
     }
   }
   const ended = r.sweep.map((s) => `- \`${s.level}\`: ${s.ended}`).join('\n');
-  return `An open loop (YCSB A, requests on a schedule, each timed from when it was due, so queueing is charged: coordinated omission corrected) at rising offered rates, per level, until the store is saturated: it achieves less than 90% of the offered rate, or its p99 grows past 10× the p99 of the first step.
+  return `An open loop (YCSB A, requests on a schedule, each timed from when it was due, so queueing is charged: coordinated omission corrected) at rising offered rates, per level, until the store is saturated: it achieves less than 90% of the offered rate, or its p99 grows past both 10× the p99 of the first step and 100 ms.
 
 ![Latency against throughput](sweep.svg)
 
