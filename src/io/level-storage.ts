@@ -91,7 +91,7 @@ export class LevelStorage implements Storage {
       // 6 µs per read, 100k keys, on this machine). The price: a read that
       // must go to a disk holds the event loop for that disk's latency, so a
       // node whose data is far larger than its memory pays it in every
-      // request's latency (README, Memory and start-up).
+      // request's latency (README, Where the CPU goes).
       const value = this.db.status === 'open' ? this.db.getSync(key) : await this.db.get(key);
       return value ?? undefined;
     } catch (err) {
