@@ -25,6 +25,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { addNodes, adminAuth, adminCall, adminDial, probe, readCluster, secretFileOf, startCluster, stopCluster } from '../cluster/launcher.js';
 import { MsgType } from '../src/protocol/messages.js';
+import { processCpuSeconds } from './cpu.js';
 import { connect } from '../src/index.js';
 import { readSecretFile } from '../src/security/secret.js';
 
@@ -43,17 +44,6 @@ function pct(xs: number[], p: number): number {
   return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
-/** CPU seconds (user + system) a process has used, or 0 once it is gone. */
-function cpuSeconds(pid: number | null | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return 0;
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -131,7 +121,7 @@ async function main(): Promise<void> {
     })();
     await sleep(5000);
     const pidsBefore = (readCluster(dir)?.nodes ?? []).map((nd) => nd.pid);
-    const cpuBefore = pidsBefore.map(cpuSeconds);
+    const cpuBefore = pidsBefore.map(processCpuSeconds);
     const c0 = Date.now();
     let added: string[] = [];
     // Every node's limit, the new one's too: it takes the limit once it answers.
@@ -151,7 +141,7 @@ async function main(): Promise<void> {
     reading = false;
     await reader;
     const c = readCluster(dir)!;
-    const cpuAfter = c.nodes.map((nd) => cpuSeconds(nd.pid));
+    const cpuAfter = c.nodes.map((nd) => processCpuSeconds(nd.pid));
     const cpuDuring = cpuAfter.reduce((a, x, i) => a + x - (cpuBefore[i] ?? 0), 0);
     const newNode = c.nodes.find((nd) => nd.id === added[0])!;
     const st = await probe(newNode.host, newNode.port, 2000, adminAuth(dir));

@@ -48,6 +48,7 @@ import type { ProfileSummary } from './profile.js';
 import { Progress } from './progress.js';
 import { latencyChart, scaleCharts, stalenessChart, sweepChart, writeReport } from './report.js';
 import type { BenchReport, CellCpu, CellReport, Chart, PeerReport, ScaleReport, SweepCurve, Target } from './report.js';
+import type { ScaleOptions } from './scale.js';
 import { measureStaleness } from './staleness.js';
 import type { StalenessCurve } from './staleness.js';
 import { defaultSweepConfig, sweepRates, sweepVerdict } from './sweep.js';
@@ -107,19 +108,7 @@ export const fullBenchOptions: Partial<BenchOptions> = {
  * flat-with-size target. Extra fields in the result are kept in
  * results.json.
  */
-export interface ScaleOptions {
-  readonly keys: number;
-  readonly step: number;
-  /** The first (small) point. */
-  readonly first: number;
-  readonly valueBytes: number;
-  readonly insertMs: number;
-  readonly ycsbMs: number;
-  /** Extra `tunekv node` flags (none: default settings, as the RSS budget is stated). */
-  readonly nodeArgs: readonly string[];
-  /** A line for the progress display. */
-  readonly log: (line: string) => void;
-}
+export type { ScaleOptions } from './scale.js';
 export interface ScaleResult {
   readonly points: { readonly keys: number; readonly opsPerSec: number; readonly cpuUsPerOp: number; readonly rssMb: number[] }[];
   readonly [more: string]: unknown;
