@@ -14,7 +14,8 @@
 // not kept waiting for its owner: its object goes to the key's other live
 // primaries instead (the owner then catches up by anti-entropy), and the
 // hint is dropped. A hint for an owner that is no longer a ring member (it
-// was removed) goes the same way at once: that owner will never take it.
+// was removed) goes the same way at once: that owner will never take it;
+// so does one for a member that no longer holds the key's partition.
 // All of it is counted in status.
 //
 // A hint is never lost to its own handoff (compare-and-delete, handOff): it
@@ -28,7 +29,8 @@
 // handoff loop does not run: it could send objects but not drop hints.
 
 import { sameVersions } from '../core/clock/object.js';
-import { memberOf, preferenceListForKey } from '../core/ring/ring.js';
+import { memberOf, partitionOfKey, preferenceListForKey } from '../core/ring/ring.js';
+import { holds } from '../core/ring/transition.js';
 import { TuneKvError } from '../errors.js';
 import { limits } from '../limits.js';
 import { scanRange } from '../io/scan.js';
@@ -177,7 +179,14 @@ export class Hints {
     const ring = this.ctx.ring;
     // Without a ring, membership is unknown: the owner is treated as a member.
     if (ring && memberOf(ring, owner) === undefined) return this.handOffPages(owner, (sk) => this.primariesOtherThanSelf(sk), 'rehomed');
-    if (this.ctx.membership.isUp(owner)) return this.handOffPages(owner, () => [owner], 'delivered');
+    // An owner still in the ring may no longer hold the key's partition (a
+    // join moved it): its copy would sit on a non-owner until that node's
+    // sweep, and a reap meanwhile (every current primary holding the
+    // tombstone) let the sweep bring the old value back (seed 582 with
+    // hedged reads). Such a hint goes to the key's current primaries.
+    if (this.ctx.membership.isUp(owner)) {
+      return this.handOffPages(owner, (sk) => (!ring || holds(ring, owner, partitionOfKey(ring, userKeyOf(sk))) ? [owner] : this.primariesOtherThanSelf(sk)), 'delivered');
+    }
     return this.expire(owner);
   }
 
