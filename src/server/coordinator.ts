@@ -214,7 +214,14 @@ export class Coordinator {
       const self = targets.findIndex((t) => t.node === this.d.id);
       if (self > 0) targets.unshift(...targets.splice(self, 1));
       const askAll = groups !== undefined || this.d.random() < this.d.config.readRepairChance;
-      const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll });
+      // R=1 is answered by this node's own copy, which no remote replica
+      // beats. For R >= 2 one replica more than R is asked (a hedge): the
+      // reply then waits for the fastest R-1 of R remote replicas, not for
+      // all of them. Without it a one-client `quorum` get of N=3 measured
+      // 0.41-0.43 ms p50 against 0.35-0.38 ms asking all three, and asking
+      // one replica less showed no CPU saving beyond the spread.
+      const hedge = req.quorum.r >= 2 ? 1 : 0;
+      const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll, hedge });
       this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (r) => {
         if (!r.ok) return this.respondFsmError(reply, r);
         reply(MsgType.GET_REPLY, this.getReply(req, r.object, r.replicas));

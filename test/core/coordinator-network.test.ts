@@ -216,26 +216,39 @@ t.test('a request whose ring keeps moving until its deadline fails with STALE_RI
   t.ok((g?.details.attempts as number) > 3);
 });
 
-t.test('a quorum read asks two replicas, the coordinator first; the third is notasked', async (t) => {
-  const c = await cluster({ readRepairChance: 0 });
-  await c.put('n1', { key: 'k', value: bytes('v'), w: 3 });
+/** Five nodes, N=5: a quorum read (R=3) asks R+1 = 4, so one is left. */
+async function cluster5(config = {}): Promise<MemoryCluster> {
+  const c = new MemoryCluster({ nodes: 5, n: 5, config });
+  await c.start();
+  return c;
+}
+
+t.test('a quorum read asks R replicas and one more, the coordinator first; the rest are notasked', async (t) => {
+  const c = await cluster5({ readRepairChance: 0 });
+  await c.put('n1', { key: 'k', value: bytes('v'), w: 5 });
   const body = (await c.get('n2', { key: 'k' })).body as GetReplyBody;
   t.same(body.values.map(text), ['v']);
-  const asked = body.replicas.filter((r) => r.outcome === 'ok').map((r) => r.node);
-  t.equal(asked.length, 2, 'R=2 replicas asked');
+  const asked = body.replicas.filter((r) => r.outcome !== 'notasked').map((r) => r.node);
+  t.equal(asked.length, 4, 'R=3 of N=5 asked, plus one (the hedge)');
   t.ok(asked.includes('n2'), 'the coordinator reads its own copy');
-  t.equal(body.replicas.filter((r) => r.outcome === 'notasked').length, 1, 'the third is reported notasked');
-  const eventual = (await c.get('n3', { key: 'k', consistency: 'eventual' })).body as GetReplyBody;
+  t.equal(body.replicas.filter((r) => r.outcome === 'notasked').length, 1, 'the fifth is reported notasked');
+  const n3 = await cluster({ readRepairChance: 0 });
+  await n3.put('n1', { key: 'k', value: bytes('v'), w: 3 });
+  const q3 = (await n3.get('n2', { key: 'k' })).body as GetReplyBody;
+  t.equal(q3.replicas.filter((r) => r.outcome === 'notasked').length, 0, 'N=3: a quorum read asks all three (R=2 plus one)');
+  const eventual = (await n3.get('n3', { key: 'k', consistency: 'eventual' })).body as GetReplyBody;
   t.same(eventual.replicas.map((r) => [r.node, r.outcome]).filter(([, o]) => o !== 'notasked'), [['n3', 'ok']], 'eventual reads only the coordinator');
 });
 
 t.test('an asked replica that stays silent: the read asks the next after speculativeRetryMs', async (t) => {
-  const c = await cluster({ readRepairChance: 0, speculativeRetryMs: 20, requestTimeoutMs: 2000 });
-  await c.put('n1', { key: 'k', value: bytes('v'), w: 3 });
+  const c = await cluster5({ readRepairChance: 0, speculativeRetryMs: 20, requestTimeoutMs: 2000 });
+  await c.put('n1', { key: 'k', value: bytes('v'), w: 5 });
   const first = (await c.get('n1', { key: 'k' })).body as GetReplyBody;
-  const other = first.replicas.find((r) => r.outcome === 'ok' && r.node !== 'n1')!.node;
+  // Two asked replicas silent: R=3 needs the coordinator, the one left, and the spare.
+  const others = first.replicas.filter((r) => r.outcome === 'ok' && r.node !== 'n1').map((r) => r.node).slice(0, 2);
+  const other = others[0]!;
   const spare = first.replicas.find((r) => r.outcome === 'notasked')!.node;
-  c.network.policy = (_from, to) => (to === other ? { fate: 'drop' } : { fate: 'deliver', delayMs: 1 });
+  c.network.policy = (_from, to) => (others.includes(to) ? { fate: 'drop' } : { fate: 'deliver', delayMs: 1 });
   const before = c.clock.nowMs();
   const got = (await c.get('n1', { key: 'k' })).body as GetReplyBody;
   const tookMs = c.clock.nowMs() - before;

@@ -90,3 +90,12 @@ t.test('askAll asks everyone, as before', async (t) => {
   const fsm = new GetFsm({ replicas, quorum: q({ consistency: 'eventual' }), readRepair: true, askAll: true });
   t.same(kinds(fsm.start()), ['read:n1', 'read:n2', 'read:n3']);
 });
+
+t.test('hedge asks that many replicas beyond R at the start', async (t) => {
+  const five = ['n1', 'n2', 'n3', 'n4', 'n5'].map((node) => ({ node, role: 'primary' as const }));
+  const quorum5 = resolveLevel({}, 5) as Quorum;
+  const fsm = new GetFsm({ replicas: five, quorum: quorum5, readRepair: true, askAll: false, hedge: 1 });
+  t.same(kinds(fsm.start()), ['read:n1', 'read:n2', 'read:n3', 'read:n4', 'speculate'], 'R=3 of N=5, plus one');
+  const all = new GetFsm({ replicas, quorum: q({}), readRepair: true, askAll: false, hedge: 1 });
+  t.same(kinds(all.start()), ['read:n1', 'read:n2', 'read:n3'], 'R=2 of N=3 plus one is everyone: nothing to speculate on');
+});

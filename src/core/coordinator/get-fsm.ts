@@ -10,8 +10,7 @@
 //              next replica not asked yet, as Cassandra does.
 // Who is asked: with `askAll` (a read-repair sample, a transition's groups,
 // a delete's read) every replica at once, as Dynamo does; otherwise the
-// first R targets (the coordinator puts itself first), so a quorum read of
-// N=3 costs one remote read, not two. Replicas never asked are reported
+// first R targets (the coordinator puts itself first) plus `hedge` more. Replicas never asked are reported
 // `notasked`; they count as still possible for the quorum (not failed)
 // until the last one is asked.
 // writingBack: strong only. The merged result goes to the primaries that do not
@@ -57,8 +56,10 @@ export interface GetFsmOptions {
    * must leave W holders in every group. */
   readonly groups?: readonly QuorumGroup[];
   /** Ask every replica at once (default); false asks the first R targets
-   * and more only when one fails or onSpeculate() is called. */
+   * (plus `hedge`) and more only when one fails or onSpeculate() is called. */
   readonly askAll?: boolean;
+  /** Replicas asked beyond R at the start (askAll: false). Default 0. */
+  readonly hedge?: number;
 }
 
 export class GetFsm {
@@ -104,7 +105,7 @@ export class GetFsm {
       return [...this.fail('QUORUM_UNAVAILABLE', this.readTallies), ...this.finish()];
     }
     if (this.opts.askAll ?? true) return this.opts.replicas.map((t) => ({ kind: 'read', to: t.node }));
-    const first = Math.min(this.opts.quorum.r, this.opts.replicas.length);
+    const first = Math.min(this.opts.quorum.r + (this.opts.hedge ?? 0), this.opts.replicas.length);
     for (const t of this.opts.replicas.slice(first)) {
       this.slots.get(t.node)!.outcome = 'notasked';
       this.reserve.push(t);
