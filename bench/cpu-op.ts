@@ -16,7 +16,7 @@ import { connect } from '../src/client/index.js';
 import { percentiles } from './histogram.js';
 import { closedLoop, parseLevel, tunekvStore } from './loops.js';
 import type { ContextCache } from './loops.js';
-import { cpuBetween, cpuPerOp, sampleCpu } from './cpu.js';
+import { cpuBetween, cpuPerOp, processSyscalls, sampleCpu } from './cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -63,15 +63,20 @@ async function main(): Promise<void> {
         for (const pid of [...pids, process.pid]) if (pid) process.kill(pid, 'SIGUSR2');
       };
       toggle();
+      const all = [...pids, null];
+      const calls = (): { reads: number; writes: number } => all.map(processSyscalls).reduce((s, x) => ({ reads: s.reads + x.reads, writes: s.writes + x.writes }));
+      const c0 = calls();
       const a = sampleCpu(pids);
       const r = await closedLoop(store, spec, clients, durationMs, () => {});
       const use = cpuBetween(a, sampleCpu(pids));
+      const c1 = calls();
       toggle();
       const per = cpuPerOp(use, r.ops);
       const rd = percentiles(r.reads);
       const wr = percentiles(r.writes);
       console.log(`${level.name.padEnd(9)} ${clients} clients: ${Math.round(r.ops / (r.elapsedMs / 1000))} ops/s, `
         + `CPU/op ${per.total} µs (nodes ${per.nodes}, client ${per.client}), ${use.cores.toFixed(2)} cores; `
+        + `syscalls/op: ${((c1.writes - c0.writes) / r.ops).toFixed(1)} writes, ${((c1.reads - c0.reads) / r.ops).toFixed(1)} reads; `
         + `get p50 ${rd.p50.toFixed(3)} p99 ${rd.p99.toFixed(3)} ms, put p50 ${wr.p50.toFixed(3)} p99 ${wr.p99.toFixed(3)} ms`
         + (Object.keys(r.errors).length > 0 ? ` errors ${JSON.stringify(r.errors)}` : ''));
     }

@@ -19,6 +19,20 @@ export function processCpuSeconds(pid: number | null | undefined): number {
   }
 }
 
+/** Read and write system calls a process has made so far (syscr, syscw
+ * of /proc/PID/io), or zeros once it is gone. Each socket write on
+ * loopback runs the whole TCP path and wakes the reader, so writes per
+ * operation explain much of the CPU per operation. */
+export function processSyscalls(pid: number | null | undefined): { reads: number; writes: number } {
+  try {
+    const io = fs.readFileSync(`/proc/${pid ?? 'self'}/io`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? 0);
+    return { reads: field('syscr'), writes: field('syscw') };
+  } catch {
+    return { reads: 0, writes: 0 };
+  }
+}
+
 export interface CpuSample {
   readonly nodes: number[];
   readonly client: number;
