@@ -21,6 +21,8 @@ export const errorCodes = {
   CHANGE_REFUSED: 'A cluster change (join, leave, remove, replace, commit) cannot be made: it would leave fewer than N members, names an unknown or removed node, or another change is in progress. Nothing was changed.',
   NODE_REMOVED: 'The node was removed from the cluster: its peers refuse it until its data directory is wiped and it joins anew.',
   INTERNAL: 'A bug: an invariant broke on the node. The message says which.',
+  COUNTER_OVERFLOW: 'A counter operation would take the value (or one node\'s running total) outside signed 64 bits; nothing was changed.',
+  SET_MEMBERS_LIMIT: 'A set add would pass setMembersMax members; remove members first. Nothing was changed.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

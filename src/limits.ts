@@ -206,6 +206,21 @@ export const limits = {
    * stays near 1.5x what is alive, for a full collection more often
    * (concurrent marking; the README's budget has the figures). */
   heapGrowthPercent: 50,
+  /** Members a set may hold: a coordinator refuses an add past it with
+   * SET_MEMBERS_LIMIT (replica merges never refuse, so concurrent adds on
+   * several coordinators can pass it by what one round adds). A set is one
+   * object read and rewritten whole on every operation, so 10,000 members
+   * of up to setMemberBytesMax stay within objectBytesMax and one frame. */
+  setMembersMax: 10_000,
+  /** One set member in UTF-8 bytes. */
+  setMemberBytesMax: 1024,
+  /** A counter or set key in UTF-8 bytes: keyBytesMax less the 3-byte
+   * prefix that gives typed keys their own key space. */
+  typedKeyBytesMax: 1024 - 3,
+  /** Recent write ids a counter or set remembers, so a retried operation is
+   * applied once; a retry older than this many later operations of the same
+   * key is applied again. 64 ids cost about 2.5 KiB per object. */
+  typedWriteIdsMax: 64,
 } as const;
 
 export type Limits = typeof limits;
@@ -238,3 +253,5 @@ assert.ok(limits.objectCacheBytesMax >= 2 * limits.objectBytesMax, 'two of the l
 assert.ok(limits.objectCacheBytesMax <= limits.objectCacheBytesSettingMax, 'the default cache is a valid setting');
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));
+assert.ok(limits.typedKeyBytesMax + 3 <= limits.keyBytesMax, 'a typed key with its prefix is a valid key');
+assert.ok(limits.setMembersMax * (limits.setMemberBytesMax + 64) + limits.typedWriteIdsMax * 64 < limits.objectBytesMax, 'a full set fits in an object');

@@ -11,6 +11,7 @@ import { vtypeMax, widBytesMax, widBytesMin } from '../core/clock/object.js';
 import type { Sibling, VersionedObject } from '../core/clock/object.js';
 import { actorProblem, clockProblem, counterProblem, timestampProblem } from '../core/clock/vclock.js';
 import type { VClock } from '../core/clock/vclock.js';
+import { typedObjectProblem } from '../core/crdt/typed-object.js';
 import { TuneKvError } from '../errors.js';
 import { limits } from '../limits.js';
 import { pack, unpack } from './codec.js';
@@ -91,6 +92,9 @@ export function objectFromWire(value: unknown): VersionedObject {
       throw new TuneKvError('INVALID_ARGUMENT', 'object siblings must be sorted by dot without duplicates');
     }
   }
+  // A counter or set must decode, or merge() could not join it later.
+  const typed = typedObjectProblem({ clock, siblings });
+  if (typed !== null) throw new TuneKvError('INVALID_ARGUMENT', `typed object is malformed: ${typed}`);
   return { clock, siblings };
 }
 

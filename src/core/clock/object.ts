@@ -38,6 +38,7 @@ import type { VClock } from './vclock.js';
 import { actorProblem } from './vclock.js';
 import { limits } from '../../limits.js';
 import { TuneKvError } from '../../errors.js';
+import { isTypedObject, mergeTyped, sameTyped } from '../crdt/typed-object.js';
 
 /** How a client encoded a value (Sibling.vtype). */
 export const ValueType = { Bytes: 0, Utf8: 1, Msgpack: 2 } as const;
@@ -312,6 +313,8 @@ export function update(local: VersionedObject | undefined, put: PutInput): Versi
 /** Two replicas' objects combined; see the invariants above. */
 export function merge(a: VersionedObject, b: VersionedObject): VersionedObject {
   if (a === b) return a;
+  // Counters and sets join by their type, never into siblings (crdt/typed-object.ts).
+  if (isTypedObject(a) || isTypedObject(b)) return mergeTyped(a, b);
   return { clock: vc.merge(a.clock, b.clock), siblings: collapseLww(dedupeRetries(mergeSiblings(a, b))) };
 }
 
@@ -369,6 +372,8 @@ export function mergeAll(objects: readonly VersionedObject[]): VersionedObject |
  * whose object is the same as the merged result needs no repair. */
 export function sameVersions(a: VersionedObject | undefined, b: VersionedObject | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
+  // A typed object's dot is a digest of its state; the bytes decide exactly.
+  if (isTypedObject(a) || isTypedObject(b)) return sameTyped(a, b);
   if (a.clock.length !== b.clock.length || a.siblings.length !== b.siblings.length) return false;
   for (let i = 0; i < a.clock.length; i++) {
     const x = a.clock[i]!;
