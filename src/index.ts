@@ -4,6 +4,8 @@ export { connect, TuneKvClient, encodeContext, decodeContext } from './client/cl
 export type {
   ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
 } from './client/client.js';
+export { CounterHandle, SetHandle } from './client/types.js';
+export type { CounterResult, SetMembersResult, SetUpdateResult, TypedReadOptions, TypedWriteOptions } from './client/types.js';
 export { TuneKvError, errorCodes, isErrorCode } from './errors.js';
 export type { ErrorCode, ErrorDetails } from './errors.js';
 export { limits } from './limits.js';

@@ -36,6 +36,8 @@ import { MsgType } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
 import { clockFromWire } from '../protocol/object-codec.js';
 import { checkKey, checkTimeout, checkValueBytes } from '../protocol/validate.js';
+import { CounterHandle, SetHandle } from './types.js';
+import type { TypedChannel } from './types.js';
 
 const agent = 'tunekv-js/0.1.0';
 
@@ -321,6 +323,25 @@ export class TuneKvClient {
       w: reply.w,
       coordinator: reply.coordinator,
       replicas: reply.replicas as ReplicaInfo[],
+    };
+  }
+
+  /** A counter merged on the replicas (client/types.ts). */
+  counter(key: string): CounterHandle {
+    return new CounterHandle(this.typedChannel, key);
+  }
+
+  /** An add-wins observed-remove set merged on the replicas (client/types.ts). */
+  set(key: string): SetHandle {
+    return new SetHandle(this.typedChannel, key);
+  }
+
+  private get typedChannel(): TypedChannel {
+    return {
+      send: (type, body, routeKey, timeoutMs, host) => this.send(type, body, routeKey, timeoutMs, host),
+      nextWid: () => this.nextWid(),
+      consistency: this.consistency,
+      timeoutMs: this.timeoutMs,
     };
   }
 

@@ -7,6 +7,8 @@ export { connect, TuneKvClient, encodeContext, decodeContext } from './client.js
 export type {
   ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
 } from './client.js';
+export { CounterHandle, SetHandle } from './types.js';
+export type { CounterResult, SetMembersResult, SetUpdateResult, TypedReadOptions, TypedWriteOptions } from './types.js';
 export { TuneKvError, errorCodes, isErrorCode } from '../errors.js';
 export { readSecretFile } from '../security/secret.js';
 export type { ErrorCode, ErrorDetails } from '../errors.js';

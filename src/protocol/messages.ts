@@ -70,6 +70,13 @@ export const MsgType = {
   CLUSTER_COMMIT: 64,
   /** Admin: this node's transfer limit in MB/s. */
   TRANSFER_LIMIT: 66,
+  // counters and sets (server/typed-requests.ts has the bodies)
+  /** A counter or set operation (write role); answered with TYPE_UPDATE_REPLY. */
+  TYPE_UPDATE: 70,
+  TYPE_UPDATE_REPLY: 71,
+  /** A counter's value or a set's members (read role). */
+  TYPE_READ: 72,
+  TYPE_READ_REPLY: 73,
 } as const;
 
 export type MsgTypeName = keyof typeof MsgType;
@@ -89,6 +96,7 @@ export const requestTypes: ReadonlySet<number> = new Set([
   MsgType.GOSSIP, MsgType.REPLICA_REAP, MsgType.AAE_SEGMENTS, MsgType.AAE_KEYS, MsgType.ADMIN_FAULTS,
   MsgType.NODE_INFO, MsgType.XFER_PAGE, MsgType.XFER_REPORT, MsgType.EXIT_DONE, MsgType.CLUSTER_STAGE,
   MsgType.CLUSTER_PLAN, MsgType.CLUSTER_COMMIT, MsgType.TRANSFER_LIMIT,
+  MsgType.TYPE_UPDATE, MsgType.TYPE_READ,
 ]);
 
 // ---- bodies (as they travel; values are msgpack types) ----
@@ -194,3 +202,18 @@ export interface ReplicaWriteBody {
   readonly hintFor?: string;
 }
 export interface JoinBody { readonly id: string; readonly addr: string }
+
+/** The reply to TYPE_UPDATE and TYPE_READ: a counter's value as a decimal
+ * string (exact at any size: merges may sum past 64 bits), or a set's
+ * members (sorted; only TYPE_READ sends them, an update sends the count). */
+export interface TypedReplyBody {
+  readonly found: boolean;
+  readonly value?: string;
+  readonly members?: string[];
+  readonly size?: number;
+  readonly level: string;
+  readonly r?: number;
+  readonly w?: number;
+  readonly coordinator: string;
+  readonly replicas: ReplicaReportWire[];
+}

@@ -46,6 +46,10 @@ import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
 import type { Replica } from './replica.js';
 import { forwardedBody, parseGet, parsePut } from './requests.js';
 import type { GetRequest, PutRequest } from './requests.js';
+import { checkPlainKey } from '../protocol/typed-keys.js';
+import { decideTyped } from '../core/crdt/typed-object.js';
+import { parseTypedRead, parseTypedUpdate } from './typed-requests.js';
+import { typedReadReply, typedUpdateReply } from './typed-replies.js';
 
 export interface CoordinatorStats {
   gets: number;
@@ -203,6 +207,26 @@ export class Coordinator {
 
   onGet(body: unknown, respond: Responder): void {
     const req = parseGet(body, this.d.requireRing().n);
+    checkPlainKey(req.key);
+    this.runGet(req, respond, (obj, replicas) => [MsgType.GET_REPLY, this.getReply(req, obj, replicas)]);
+  }
+
+  /** A counter or set operation (TYPE_UPDATE) or read (TYPE_READ): the same
+   * FSMs as a put or get on the type's own key space (typed-requests.ts);
+   * the coordinator applies the operation to its copy, replicas merge. */
+  onTyped(type: number, body: unknown, fromPeer: boolean, respond: Responder): void {
+    const n = this.d.requireRing().n;
+    if (type === MsgType.TYPE_READ) {
+      const req = parseTypedRead(body, n);
+      this.runGet(req, respond, (obj, replicas) => [MsgType.TYPE_READ_REPLY, typedReadReply(req, obj, replicas, this.d.id)]);
+      return;
+    }
+    const req = parseTypedUpdate(body, n);
+    this.withRetry(respond, this.timeoutOf(req), (a, reply) => this.putAttempt(body, req, false, fromPeer, a, reply, () => {}));
+  }
+
+  private runGet(req: GetRequest, respond: Responder,
+    replyOf: (obj: VersionedObject | undefined, replicas: readonly ReplicaReport[]) => [number, unknown]): void {
     this.admit();
     this.stats.gets++;
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
@@ -224,7 +248,8 @@ export class Coordinator {
       const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll, hedge });
       this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (r) => {
         if (!r.ok) return this.respondFsmError(reply, r);
-        reply(MsgType.GET_REPLY, this.getReply(req, r.object, r.replicas));
+        const [type, out] = replyOf(r.object, r.replicas);
+        reply(type, out);
       }, 'get', req.quorum.level);
     });
   }
@@ -257,6 +282,7 @@ export class Coordinator {
    * and admins). */
   onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void {
     const req = parsePut(body, this.d.requireRing().n, isDelete);
+    checkPlainKey(req.key);
     if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.context, req.contextMac)) {
       throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster (or was changed): pass the context string a read or put returned, unchanged');
     }
@@ -286,7 +312,7 @@ export class Coordinator {
           { required: req.quorum.w, received: 0, failed: down.length, replicas: down.map((node) => ({ node, role: 'primary', outcome: 'failed' })) });
       }
       if (forwarded) throw new TuneKvError('UNAVAILABLE', `views differ: ${this.d.id} is not a replica of this key here; retry`);
-      this.forwardPut(targets, onward, isDelete, req.timeoutMs, respond);
+      this.forwardPut(targets, onward, isDelete, req.timeoutMs, respond, req.typed !== undefined);
       return;
     }
     // Only a primary of the read set coordinates while one is up. A
@@ -296,7 +322,7 @@ export class Coordinator {
     // simulator: an acknowledged w=3 write lost this way).
     const primaries = targets.filter((t) => t.role === 'primary' && readSet(ring, req.key).includes(t.node));
     if (!forwarded && !primaries.some((t) => t.node === this.d.id) && primaries.length > 0) {
-      this.forwardPut(primaries, onward, isDelete, req.timeoutMs, respond);
+      this.forwardPut(primaries, onward, isDelete, req.timeoutMs, respond, req.typed !== undefined);
       return;
     }
     this.d.checkWritable();
@@ -354,6 +380,10 @@ export class Coordinator {
       const m = await this.d.store.mutate(req.key, (cur) => {
         // Chosen here, serialized with removals of the key.
         if (standingIn) actor = this.standInActorNow();
+        if (req.typed !== undefined) {
+          built = decideTyped(cur, { op: req.typed, actor, nowMs: this.d.clock.nowMs(), wid: req.wid }).object;
+          return built;
+        }
         const decision = decidePut(cur, {
           key: req.key, context: req.context, value: req.value, vtype: req.vtype, actor,
           nowMs: this.d.clock.nowMs(), lww, wid: req.wid, isMember: (id) => memberOf(ring, id) !== undefined,
@@ -378,6 +408,10 @@ export class Coordinator {
       if (!reply.ok) return this.respondFsmError(respond, reply);
       const obj = reply.object;
       assert.ok(obj !== undefined, 'a successful put replies with its object');
+      if (req.typed !== undefined) {
+        respond(MsgType.TYPE_UPDATE_REPLY, typedUpdateReply(req, obj, reply.replicas, this.d.id));
+        return;
+      }
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
       if (obj.siblings.length > 1) this.d.metrics.conflicts.inc();
       const written = writtenSibling(obj, actor, req.wid);
@@ -392,7 +426,7 @@ export class Coordinator {
         replicas: reportsToWire(reply.replicas),
       };
       respond(MsgType.PUT_REPLY, out);
-    }, req.value === null ? 'delete' : 'put', req.quorum.level);
+    }, req.typed !== undefined ? req.typed.kind : req.value === null ? 'delete' : 'put', req.quorum.level);
   }
 
   private standInActorNow(): string {
@@ -406,9 +440,10 @@ export class Coordinator {
 
   /** This node is not a replica of the key: hand the put to one that is,
    * trying them in order while they are unreachable. */
-  private forwardPut(replicas: readonly ReplicaTarget[], body: object, isDelete: boolean, timeoutMs: number | undefined, respond: Responder): void {
+  private forwardPut(replicas: readonly ReplicaTarget[], body: object, isDelete: boolean, timeoutMs: number | undefined, respond: Responder,
+    typed = false): void {
     this.stats.forwardedPuts++;
-    const type = isDelete ? MsgType.DELETE : MsgType.PUT;
+    const type = typed ? MsgType.TYPE_UPDATE : isDelete ? MsgType.DELETE : MsgType.PUT;
     const tryAt = (i: number, lastError: TuneKvError | null): void => {
       const target = replicas[i];
       if (!target) {

@@ -6,6 +6,7 @@ import { emptyClock } from '../core/clock/vclock.js';
 import { ValueType, widBytesMax, widBytesMin } from '../core/clock/object.js';
 import { resolveLevel } from '../core/quorum/levels.js';
 import type { Consistency, Quorum } from '../core/quorum/levels.js';
+import type { TypedOp } from '../core/crdt/typed-object.js';
 import { invalid } from '../errors.js';
 import { clientBounds, unpack } from '../protocol/codec.js';
 import { clockFromWire, clockToWire } from '../protocol/object-codec.js';
@@ -33,6 +34,8 @@ export interface PutRequest {
   readonly timeoutMs: number | undefined;
   readonly forwarded: boolean;
   readonly wid: Uint8Array | null;
+  /** A counter or set operation (typed-requests.ts); value is then unused. */
+  readonly typed?: TypedOp;
 }
 
 function quorumOf(b: Record<string, unknown>, n: number): Quorum {

@@ -62,6 +62,8 @@ export const messageNeeds: ReadonlyMap<number, Need> = new Map<number, Need>([
   [MsgType.CLUSTER_PLAN, 'admin'],
   [MsgType.CLUSTER_COMMIT, 'admin'],
   [MsgType.TRANSFER_LIMIT, 'admin'],
+  [MsgType.TYPE_UPDATE, 'write'],
+  [MsgType.TYPE_READ, 'read'],
 ]);
 
 /** Messages the cluster view and transfers answer (Rooms.onChange). */
@@ -74,6 +76,8 @@ const changeTypes: ReadonlySet<number> = new Set([
 export interface Rooms {
   onGet(body: unknown, respond: Responder): void;
   onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void;
+  /** Counters and sets (TYPE_UPDATE, TYPE_READ). */
+  onTyped(type: number, body: unknown, fromPeer: boolean, respond: Responder): void;
   onStatus(detail: boolean, respond: Responder): void;
   onRingGet(respond: Responder): void;
   onFaults(body: unknown, respond: Responder): void;
@@ -176,6 +180,7 @@ export class Router {
       case MsgType.GET: return r.onGet(body, respond);
       case MsgType.PUT: return r.onPut(body, false, caller.proven, caller.proven || caller.role === 'admin', respond);
       case MsgType.DELETE: return r.onPut(body, true, caller.proven, caller.proven || caller.role === 'admin', respond);
+      case MsgType.TYPE_UPDATE: case MsgType.TYPE_READ: return r.onTyped(type, body, caller.proven, respond);
       case MsgType.STATUS: return r.onStatus(caller.role === 'admin', respond);
       case MsgType.RING_GET: return r.onRingGet(respond);
       case MsgType.ADMIN_FAULTS: return r.onFaults(body, respond);

@@ -176,7 +176,7 @@ export interface TypedInput {
 }
 
 export type TypedDecision =
-  | { readonly kind: 'unchanged'; readonly object: VersionedObject | undefined }
+  | { readonly kind: 'unchanged'; readonly object: VersionedObject }
   | { readonly kind: 'write'; readonly object: VersionedObject };
 
 /**
@@ -189,15 +189,21 @@ export function decideTyped(current: VersionedObject | undefined, input: TypedIn
   const kind = input.op.kind;
   const cur = current === undefined ? emptyState(kind) : decodeTyped(current);
   if (cur.kind !== kind) throw new TuneKvError('INTERNAL', `key holds a ${cur.kind}, not a ${kind}`);
-  if (input.wid !== null && hasWriteId(cur.wids, input.wid)) return { kind: 'unchanged', object: current };
+  // A no-op on a key this copy lacks stores the empty state, so the
+  // coordinator always has an object to replicate and reply from.
+  if (input.wid !== null && hasWriteId(cur.wids, input.wid)) return unchanged(current, kind, input.nowMs);
   const next = applyOp(cur, input);
-  if (next === cur) return { kind: 'unchanged', object: current };
+  if (next === cur) return unchanged(current, kind, input.nowMs);
   const object = encodeTyped({ ...next, wids: addWriteId(next.wids, input.wid, input.nowMs) } as TypedState, input.nowMs);
   const size = object.siblings[0]!.value!.length;
   if (size > limits.objectBytesMax) {
     throw new TuneKvError('TOO_LARGE', `the ${kind} would be ${size} bytes (objectBytesMax ${limits.objectBytesMax})`, { size, limit: limits.objectBytesMax });
   }
   return { kind: 'write', object };
+}
+
+function unchanged(current: VersionedObject | undefined, kind: TypedKind, nowMs: number): TypedDecision {
+  return current === undefined ? { kind: 'write', object: encodeTyped(emptyState(kind), nowMs) } : { kind: 'unchanged', object: current };
 }
 
 function applyOp(cur: TypedState, input: TypedInput): TypedState {
