@@ -22,6 +22,8 @@ import type { Consistency } from '../core/quorum/levels.js';
 import { TuneKvError } from '../errors.js';
 import { startNode } from '../server/start-node.js';
 import { runSimCommand } from '../sim/run.js';
+import { cmdCounter, cmdSet } from './typed-commands.js';
+import type { TypedCliDeps } from './typed-commands.js';
 import { fullBenchOptions, runBench } from '../../bench/bench.js';
 import type { BenchOptions } from '../../bench/bench.js';
 
@@ -43,6 +45,8 @@ const usage = `usage:
   tunekv put KEY VALUE [--consistency L] [--w W] [--context CTX] [--lww] [--host HOST:PORT] [--json]
   tunekv del KEY [--context CTX] [--consistency L] [--w W] [--host HOST:PORT] [--json]
   tunekv status [--host HOST:PORT] [--json]
+  tunekv counter KEY [get | incr N | decr N | reset] [--consistency L] [--r R | --w W] [--host HOST:PORT] [--json]   (N may be negative)
+  tunekv set KEY [members | add MEMBER | rm MEMBER | del] [--consistency L] [--r R | --w W] [--host HOST:PORT] [--json]
   tunekv join HOST:PORT | leave NODE | remove NODE | replace NODE HOST:PORT   (stage a change; admin) [--host H:P] [--json]
   tunekv plan | commit [--host HOST:PORT] [--json]                           (see, then apply, what is staged)
   tunekv transfer-limit MBPS [--host HOST:PORT]                              (every member's transfer limit, or one node's)
@@ -720,6 +724,14 @@ async function cmdUsers(args: string[]): Promise<void> {
   console.log(`${name} (${role}) added to ${file}`);
 }
 
+/** What typed-commands.ts borrows, so its flags parse as get/put's do. */
+function typedCliDeps(): TypedCliDeps {
+  return {
+    requestOptions, parse, withClient: (values, fn) => withClient(values, fn), levelOption, intOption, str,
+    usageError: (message) => new UsageError(message),
+  };
+}
+
 function wantsJson(args: string[]): boolean {
   return args.includes('--json');
 }
@@ -737,6 +749,8 @@ async function main(argv: string[]): Promise<void> {
     case 'put': return cmdPut(rest);
     case 'del': return cmdDel(rest);
     case 'status': return cmdStatus(rest);
+    case 'counter': return cmdCounter(rest, typedCliDeps());
+    case 'set': return cmdSet(rest, typedCliDeps());
     case 'join':
     case 'leave':
     case 'remove':

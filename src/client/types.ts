@@ -54,6 +54,10 @@ export interface SetMembersResult extends TypedResultBase {
 export interface SetUpdateResult extends TypedResultBase {
   /** Members on the coordinator right after the operation. */
   readonly size: number;
+  /** add/remove: the coordinator's copy held the member before. A remove
+   * answering false observed no add of it and removed nothing (an add made
+   * elsewhere that has not reached that replica yet survives it). */
+  readonly held?: boolean;
 }
 
 /** What a handle needs of the client: send one routed request, and mint a write id. */
@@ -165,14 +169,14 @@ export class SetHandle extends TypedHandle {
 
   async add(member: string, options: TypedWriteOptions = {}): Promise<SetUpdateResult> {
     const reply = await this.update({ op: 'add', member: SetHandle.member(member) }, options);
-    return { ...resultBase(reply), size: reply.size ?? 0 };
+    return { ...resultBase(reply), size: reply.size ?? 0, held: reply.held === true };
   }
 
   /** Removes the adds of `member` the coordinator has seen; an add it has
    * not seen yet (concurrent, elsewhere) wins. */
   async remove(member: string, options: TypedWriteOptions = {}): Promise<SetUpdateResult> {
     const reply = await this.update({ op: 'remove', member: SetHandle.member(member) }, options);
-    return { ...resultBase(reply), size: reply.size ?? 0 };
+    return { ...resultBase(reply), size: reply.size ?? 0, held: reply.held === true };
   }
 
   async members(options: TypedReadOptions = {}): Promise<SetMembersResult> {

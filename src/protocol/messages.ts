@@ -211,6 +211,9 @@ export interface TypedReplyBody {
   readonly value?: string;
   readonly members?: string[];
   readonly size?: number;
+  /** Set add or remove: the coordinator's copy held the member before it
+   * (a remove answering false observed no add, so it removed nothing). */
+  readonly held?: boolean;
   readonly level: string;
   readonly r?: number;
   readonly w?: number;

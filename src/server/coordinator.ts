@@ -373,6 +373,7 @@ export class Coordinator {
     // claims no dot it dropped.
     const standingIn = !readSet(ring, req.key).includes(this.d.id);
     let actor = this.d.id;
+    let held: boolean | undefined;
     const selfHint = t.targets.find((x) => x.node === this.d.id)?.hintFor;
     const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum, groups: t.groups });
     const coordinate = async (): Promise<Coordinated> => {
@@ -381,7 +382,9 @@ export class Coordinator {
         // Chosen here, serialized with removals of the key.
         if (standingIn) actor = this.standInActorNow();
         if (req.typed !== undefined) {
-          built = decideTyped(cur, { op: req.typed, actor, nowMs: this.d.clock.nowMs(), wid: req.wid }).object;
+          const typed = decideTyped(cur, { op: req.typed, actor, nowMs: this.d.clock.nowMs(), wid: req.wid });
+          held = typed.held;
+          built = typed.object;
           return built;
         }
         const decision = decidePut(cur, {
@@ -409,7 +412,7 @@ export class Coordinator {
       const obj = reply.object;
       assert.ok(obj !== undefined, 'a successful put replies with its object');
       if (req.typed !== undefined) {
-        respond(MsgType.TYPE_UPDATE_REPLY, typedUpdateReply(req, obj, reply.replicas, this.d.id));
+        respond(MsgType.TYPE_UPDATE_REPLY, typedUpdateReply(req, obj, reply.replicas, this.d.id, held));
         return;
       }
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);

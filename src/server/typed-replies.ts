@@ -18,7 +18,9 @@ export function typedReadReply(req: TypedGetRequest, obj: VersionedObject | unde
 /** An update answers with the value (counter) or member count (set) of the
  * coordinator's copy right after the operation: the operation's result, plus
  * whatever that copy had merged by then. */
-export function typedUpdateReply(req: PutRequest, obj: VersionedObject, replicas: readonly ReplicaReport[], coordinator: string): TypedReplyBody {
+export function typedUpdateReply(req: PutRequest, obj: VersionedObject, replicas: readonly ReplicaReport[], coordinator: string,
+  held: boolean | undefined): TypedReplyBody {
   const common = { found: true, level: req.quorum.level, w: req.quorum.w, coordinator, replicas: reportsToWire(replicas) };
-  return req.typed?.kind === 'counter' ? { ...common, value: counterOf(obj).toString() } : { ...common, size: membersOf(obj).length };
+  if (req.typed?.kind === 'counter') return { ...common, value: counterOf(obj).toString() };
+  return held === undefined ? { ...common, size: membersOf(obj).length } : { ...common, size: membersOf(obj).length, held };
 }

@@ -20,7 +20,10 @@
 //   5. a deleted (or overwritten) key stays so: no final live version is
 //      one an acknowledged write's context had superseded (no resurrection
 //      after a tombstone was reaped);
-//   6. after convergence no live data exists only on non-owners.
+//   6. after convergence no live data exists only on non-owners;
+//   7, 8. counters and sets (typed-workload.ts, `typedClients` of them):
+//      counters equal the sum of acknowledged increments, sets their adds
+//      minus their observed removes.
 // A failing seed prints itself and every knob; `tunekv sim --seed S` (with
 // the same knobs) replays it exactly.
 
@@ -36,6 +39,7 @@ import type { LinkFate } from '../io/memory-network.js';
 import { MsgType } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
 import { MemoryCluster } from './memory-cluster.js';
+import { TypedWorkload, typedStorageKeys } from './typed-workload.js';
 import { between, derive, pick } from './random.js';
 import type { Random } from './random.js';
 
@@ -72,6 +76,8 @@ export interface SimKnobs {
   readonly crashJoiner: boolean;
   /** Simulated time the cluster gets to converge after healing. */
   readonly convergeWithinMs: number;
+  /** Clients incrementing counters and changing sets (typed-workload.ts). */
+  readonly typedClients: number;
 }
 
 export interface SimReport {
@@ -112,6 +118,7 @@ export function knobsFor(seed: number, fixed: Partial<SimKnobs> = {}): SimKnobs 
     readRepairChance: pick(r, [0, 0.1, 0.1, 1]),
     speculativeRetryMs: pick(r, [2, 20, 200]),
     convergeWithinMs: 60_000,
+    typedClients: between(r, 1, 2),
     ...fixed,
   };
 }
@@ -593,23 +600,31 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
   await run.cluster.start();
   run.watchClocks();
   const keys = Array.from({ length: knobs.keys }, (_, i) => `k${i + 1}`);
+  const typed = new TypedWorkload({ seed: knobs.seed, opsPerClient: knobs.opsPerClient, cluster: run.cluster,
+    request: (to, type, body) => run.request(to, type, body), sleep: (ms) => run.sleep(ms) });
+  // Typed keys converge and leave non-owners like any key.
+  const allKeys = knobs.typedClients > 0 ? [...keys, ...typedStorageKeys()] : keys;
   const phaseMs = knobs.opsPerClient * 60;
   // Faults run alongside the clients and stop when they finish: the cluster
   // is healed with whatever divergence the faults left.
   void run.faults(phaseMs);
-  await run.cluster.drive(Promise.all(Array.from({ length: knobs.clients }, (_, c) => run.client(c))));
+  await run.cluster.drive(Promise.all([
+    ...Array.from({ length: knobs.clients }, (_, c) => run.client(c)),
+    ...Array.from({ length: knobs.typedClients ?? 0 }, (_, c) => typed.client(c)),
+  ]));
   await run.healAll();
   const healedAt = run.now;
   let convergedAfterMs: number | null = null;
   while (run.now - healedAt <= knobs.convergeWithinMs) {
     await run.cluster.runFor(250);
-    if ((await run.notConverged(keys)) === null) { convergedAfterMs = run.now - healedAt; break; }
+    if ((await run.notConverged(allKeys)) === null) { convergedAfterMs = run.now - healedAt; break; }
   }
-  if (convergedAfterMs === null) run.violations.push(`replicas did not converge within ${knobs.convergeWithinMs} ms of healing: ${await run.notConverged(keys)}`);
+  if (convergedAfterMs === null) run.violations.push(`replicas did not converge within ${knobs.convergeWithinMs} ms of healing: ${await run.notConverged(allKeys)}`);
   else {
     await run.checkWrites(keys);
     await run.checkResurrection(keys);
-    await run.checkNonOwners(keys);
+    await run.checkNonOwners(allKeys);
+    await typed.check(run.violations);
   }
   run.checkStrongReads();
   const messages = run.cluster.network.sent;
@@ -632,7 +647,7 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
     violations: run.violations,
     knobs,
     stats: {
-      ops: run.ops, acked: run.writes.filter((w) => w.acked).length, failed: run.failed, messages,
+      ops: run.ops + typed.ops, acked: run.writes.filter((w) => w.acked).length, failed: run.failed, messages,
       simulatedMs, convergedAfterMs, faults: run.faultLog, ...counters,
     },
   };

@@ -25,7 +25,7 @@ import { limits } from '../../limits.js';
 import { pack, peerBounds, unpack } from '../../protocol/codec.js';
 import { addToCounter, counterFromWire, counterToWire, counterValue, emptyCounter, joinCounters, resetCounter } from './counter.js';
 import type { CounterState } from './counter.js';
-import { addMember, clearSet, emptySet, joinSets, removeMember, setFromWire, setMembers, setToWire } from './orset.js';
+import { addMember, clearSet, emptySet, hasMember, joinSets, removeMember, setFromWire, setMembers, setToWire } from './orset.js';
 import type { OrSet } from './orset.js';
 import { addWriteId, hasWriteId, joinWriteIds, noWriteIds, writeIdsProblem } from './write-ids.js';
 import type { WriteIds } from './write-ids.js';
@@ -176,8 +176,8 @@ export interface TypedInput {
 }
 
 export type TypedDecision =
-  | { readonly kind: 'unchanged'; readonly object: VersionedObject }
-  | { readonly kind: 'write'; readonly object: VersionedObject };
+  | { readonly kind: 'unchanged'; readonly object: VersionedObject; readonly held?: boolean }
+  | { readonly kind: 'write'; readonly object: VersionedObject; readonly held?: boolean };
 
 /**
  * What a coordinator stores for a typed operation, from its own copy. A
@@ -191,15 +191,23 @@ export function decideTyped(current: VersionedObject | undefined, input: TypedIn
   if (cur.kind !== kind) throw new TuneKvError('INTERNAL', `key holds a ${cur.kind}, not a ${kind}`);
   // A no-op on a key this copy lacks stores the empty state, so the
   // coordinator always has an object to replicate and reply from.
-  if (input.wid !== null && hasWriteId(cur.wids, input.wid)) return unchanged(current, kind, input.nowMs);
+  const held = heldBefore(cur, input.op);
+  if (input.wid !== null && hasWriteId(cur.wids, input.wid)) return { ...unchanged(current, kind, input.nowMs), ...held };
   const next = applyOp(cur, input);
-  if (next === cur) return unchanged(current, kind, input.nowMs);
+  if (next === cur) return { ...unchanged(current, kind, input.nowMs), ...held };
   const object = encodeTyped({ ...next, wids: addWriteId(next.wids, input.wid, input.nowMs) } as TypedState, input.nowMs);
   const size = object.siblings[0]!.value!.length;
   if (size > limits.objectBytesMax) {
     throw new TuneKvError('TOO_LARGE', `the ${kind} would be ${size} bytes (objectBytesMax ${limits.objectBytesMax})`, { size, limit: limits.objectBytesMax });
   }
-  return { kind: 'write', object };
+  return { kind: 'write', object, ...held };
+}
+
+/** For a set add or remove: did the coordinator's copy hold the member
+ * before (a remove that says false removed nothing: it observed no add). */
+function heldBefore(cur: TypedState, op: TypedOp): { held?: boolean } {
+  if (cur.kind !== 'set' || op.kind !== 'set' || op.op === 'clear') return {};
+  return { held: hasMember(cur.state, op.member) };
 }
 
 function unchanged(current: VersionedObject | undefined, kind: TypedKind, nowMs: number): TypedDecision {
