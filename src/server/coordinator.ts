@@ -11,7 +11,7 @@
 // is only coordinated by a replica of its key (others forward it).
 
 import assert from 'node:assert/strict';
-import { liveSiblings, standInActor, writtenSibling } from '../core/clock/object.js';
+import { liveSiblings, merge, standInActor, writtenSibling } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { GetFsm } from '../core/coordinator/get-fsm.js';
 import type { ReadResult } from '../core/coordinator/get-fsm.js';
@@ -47,7 +47,7 @@ import type { Replica } from './replica.js';
 import { forwardedBody, parseGet, parsePut } from './requests.js';
 import type { GetRequest, PutRequest } from './requests.js';
 import { checkPlainKey } from '../protocol/typed-keys.js';
-import { decideTyped } from '../core/crdt/typed-object.js';
+import { decideTyped, typedNeedsRead } from '../core/crdt/typed-object.js';
 import { parseTypedRead, parseTypedUpdate } from './typed-requests.js';
 import { typedReadReply, typedUpdateReply } from './typed-replies.js';
 
@@ -330,6 +330,7 @@ export class Coordinator {
     if (isDelete) this.stats.deletes++; else this.stats.puts++;
     if (targets.some((t) => t.role === 'fallback')) this.stats.sloppyWrites++;
     if (isDelete && deleteNeedsRead(req.contextGiven)) this.readThenDelete(ring, req, plan, a, respond, onWritten);
+    else if (req.typed !== undefined && typedNeedsRead(req.typed, req.quorum.w)) this.readThenTyped(ring, req, plan, a, respond);
     else this.coordinatePut(ring, req, plan, a, respond, onWritten);
   }
 
@@ -362,6 +363,22 @@ export class Coordinator {
     }, 'get', req.quorum.level);
   }
 
+  /** A set remove or clear, or a counter reset, at W >= 2 first reads W
+   * replicas (as a delete without a context does) and applies the
+   * operation to their merge with this node's copy: it then observes every
+   * add or increment acknowledged at a level whose W overlaps it, not only
+   * what this copy had received (core/crdt/typed-object.ts, typedNeedsRead). */
+  private readThenTyped(ring: Ring, req: PutRequest, t: Plan, a: Attempt, respond: Responder): void {
+    const readQuorum = { ...req.quorum, r: req.quorum.w };
+    const fsm = new GetFsm({
+      replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false, groups: t.groups?.map((g) => ({ ...g, required: readQuorum.r })), askAll: true,
+    });
+    this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (reply) => {
+      if (!reply.ok) return this.respondFsmError(respond, reply);
+      this.coordinatePut(ring, reply.object === undefined ? req : { ...req, typedSeen: reply.object }, t, a, respond, () => {});
+    }, 'get', req.quorum.level);
+  }
+
   /** `ring` is the one the targets were chosen from: members are judged
    * against the same view. */
   private coordinatePut(ring: Ring, req: PutRequest, t: Plan, a: Attempt, respond: Responder,
@@ -382,7 +399,9 @@ export class Coordinator {
         // Chosen here, serialized with removals of the key.
         if (standingIn) actor = this.standInActorNow();
         if (req.typed !== undefined) {
-          const typed = decideTyped(cur, { op: req.typed, actor, nowMs: this.d.clock.nowMs(), wid: req.wid });
+          const seen = req.typedSeen;
+          const base = seen === undefined || cur === undefined ? cur ?? seen : merge(cur, seen);
+          const typed = decideTyped(base, { op: req.typed, actor, nowMs: this.d.clock.nowMs(), wid: req.wid });
           held = typed.held;
           built = typed.object;
           return built;

@@ -7,6 +7,7 @@ import { ValueType, widBytesMax, widBytesMin } from '../core/clock/object.js';
 import { resolveLevel } from '../core/quorum/levels.js';
 import type { Consistency, Quorum } from '../core/quorum/levels.js';
 import type { TypedOp } from '../core/crdt/typed-object.js';
+import type { VersionedObject } from '../core/clock/object.js';
 import { invalid } from '../errors.js';
 import { clientBounds, unpack } from '../protocol/codec.js';
 import { clockFromWire, clockToWire } from '../protocol/object-codec.js';
@@ -36,6 +37,8 @@ export interface PutRequest {
   readonly wid: Uint8Array | null;
   /** A counter or set operation (typed-requests.ts); value is then unused. */
   readonly typed?: TypedOp;
+  /** What a read before a typed remove, clear or reset saw (coordinator.ts). */
+  readonly typedSeen?: VersionedObject;
 }
 
 function quorumOf(b: Record<string, unknown>, n: number): Quorum {

@@ -228,6 +228,21 @@ function applyOp(cur: TypedState, input: TypedInput): TypedState {
   throw new TuneKvError('INTERNAL', 'operation of another type');
 }
 
+/**
+ * Whether the coordinator reads W replicas before applying `op`. A set
+ * remove or clear, and a counter reset, take away what their coordinator
+ * observed; with only its own copy, a remove through a replica that missed
+ * an add acknowledged at W = 2 would remove nothing (to the caller, a lost
+ * removal). Reading W replicas first makes the remove observe every add
+ * acknowledged with W' where W + W' > N, as a delete without a context
+ * reads first. Adds and increments need no read: they only add. At W = 1
+ * (`eventual`) the remove observes the coordinator's copy alone, the cost
+ * of the level.
+ */
+export function typedNeedsRead(op: TypedOp, w: number): boolean {
+  return w >= 2 && (op.op === 'remove' || op.op === 'clear' || op.op === 'reset');
+}
+
 /** What a reader sees: a counter's value, a set's members. */
 export function counterOf(obj: VersionedObject | undefined): bigint {
   if (obj === undefined) return 0n;
