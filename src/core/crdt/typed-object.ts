@@ -87,11 +87,22 @@ function digest(bytes: Uint8Array): number {
   return ((h2 >>> 0) & 0xfffff) * 2 ** 32 + (h1 >>> 0) + 1;
 }
 
+/**
+ * States already decoded and validated, by the bytes they came from (or
+ * were encoded to). A replica write otherwise decodes the same bytes several
+ * times (validation on arrival, the join, the coordinator's next
+ * operation); values are never changed in place, and a WeakMap lets the
+ * entry go with the bytes. Keyed by the Uint8Array object, not its content.
+ */
+const validStates = new WeakMap<Uint8Array, { readonly state: TypedState; readonly digest: number }>();
+
 export function encodeTyped(t: TypedState, tsMs: number): VersionedObject {
   const state = t.kind === 'counter' ? counterToWire(t.state) : setToWire(t.state);
   const value = pack([1, state, t.wids.map(([w, ts]) => [w, ts])]);
+  const d = digest(value);
+  validStates.set(value, { state: t, digest: d });
   const sibling: Sibling = {
-    actor: typedActor, counter: digest(value), tsMs, value, vtype: t.kind === 'counter' ? counterVtype : setVtype, lww: false, wid: null,
+    actor: typedActor, counter: d, tsMs, value, vtype: t.kind === 'counter' ? counterVtype : setVtype, lww: false, wid: null,
   };
   return { clock: [], siblings: [sibling] };
 }
@@ -102,7 +113,7 @@ export function encodeTyped(t: TypedState, tsMs: number): VersionedObject {
 export function decodeTyped(obj: VersionedObject): TypedState {
   const problem = typedObjectProblem(obj);
   if (problem !== null) throw new TuneKvError('INVALID_ARGUMENT', `typed object is malformed: ${problem}`);
-  return decoded(obj.siblings[0]!) as TypedState;
+  return validStates.get(obj.siblings[0]!.value!)!.state;
 }
 
 function decoded(s: Sibling): TypedState | string {
@@ -130,9 +141,15 @@ export function typedObjectProblem(obj: VersionedObject): string | null {
   if (obj.siblings.length !== 1 || obj.clock.length !== 0) return 'a typed object has an empty clock and one sibling';
   const s = obj.siblings[0]!;
   if (s.actor !== typedActor || s.lww || s.wid !== null) return 'a typed sibling has actor "typed", no lww and no write id';
+  const known = validStates.get(s.value!);
+  if (known !== undefined && known.state.kind === (s.vtype === counterVtype ? 'counter' : 'set')) {
+    return s.counter === known.digest ? null : 'a typed sibling\'s dot must be the digest of its value';
+  }
   const d = decoded(s);
   if (typeof d === 'string') return d;
-  if (s.counter !== digest(s.value!)) return 'a typed sibling\'s dot must be the digest of its value';
+  const dig = digest(s.value!);
+  if (s.counter !== dig) return 'a typed sibling\'s dot must be the digest of its value';
+  validStates.set(s.value!, { state: d, digest: dig });
   return null;
 }
 
