@@ -161,3 +161,13 @@ t.test('session tokens are validated fully', async (t) => {
   t.equal(bad(enc([1, [['k', 0, Array(limits.sessionContextsPerKeyMax + 1).fill([[['n1', 1, 1]], mac])]]])), 'INVALID_ARGUMENT', 'too many contexts');
   t.equal(bad(enc([1, [['k', 0, [[[['n1', 1, 1]], mac]]]]])), 'accepted');
 });
+
+t.test('every primary answering "not found" is current: a delete by anyone, then the reap', async (t) => {
+  const fsm = new GetFsm({ replicas, quorum: q({ consistency: 'eventual' }), readRepair: false, askAll: false, atLeast: { clocks: [v2.clock], deleted: false }, nowMs: 1 });
+  fsm.start();
+  fsm.onRead('n1', { ok: true, object: undefined });
+  fsm.onSpeculate();
+  t.same(fsm.onRead('n2', { ok: true, object: undefined }), [], 'two of three primaries: not yet');
+  const r = replyOf(fsm.onRead('n3', { ok: true, object: undefined }));
+  t.ok(r?.ok && r.object === undefined, 'not found, as every primary says');
+});

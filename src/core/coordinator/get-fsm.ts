@@ -194,7 +194,27 @@ export class GetFsm {
   private current(): boolean {
     const atLeast = this.opts.atLeast;
     if (atLeast === undefined) return true;
+    if (this.everyPrimaryNotFound()) return true;
     return sessionCovers(mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : []))), atLeast, this.opts.nowMs ?? 0);
+  }
+
+  /**
+   * Every primary of the key answered "not found": the key was deleted and
+   * its tombstone reaped (the reaper removes one only once every primary
+   * holds it), even if the session last saw a live value (another client
+   * deleted it). Accepted as current; otherwise such a key would fail every
+   * read of the session for as long as the session remembered it. The one
+   * state this can hide is a write held only by fallbacks while every
+   * primary was down (sloppy quorum), until its hints are handed off.
+   */
+  private everyPrimaryNotFound(): boolean {
+    let primaries = 0;
+    for (const s of this.slots.values()) {
+      if (s.target.role !== 'primary') continue;
+      if (s.outcome !== 'notfound') return false;
+      primaries++;
+    }
+    return primaries > 0;
   }
 
   private isBehind(s: ReplicaSlot): boolean {
