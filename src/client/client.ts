@@ -112,6 +112,8 @@ export interface ReplicaInfo {
   /** Its copy differed from the merged result (reads). */
   readonly stale?: boolean;
   readonly hintFor?: string;
+  /** Session reads: its copy was older than what the session had seen. */
+  readonly behind?: boolean;
 }
 
 export interface GetResult {

@@ -171,3 +171,14 @@ t.test('every primary answering "not found" is current: a delete by anyone, then
   const r = replyOf(fsm.onRead('n3', { ok: true, object: undefined }));
   t.ok(r?.ok && r.object === undefined, 'not found, as every primary says');
 });
+
+t.test('"not found" from the primaries that are up is not enough when a fallback stands in for one', async (t) => {
+  const sloppy = [{ node: 'n1', role: 'fallback' as const, hintFor: 'n4' }, { node: 'n3', role: 'primary' as const }, { node: 'n6', role: 'fallback' as const, hintFor: 'n5' }];
+  const fsm = new GetFsm({ replicas: sloppy, quorum: q({ consistency: 'eventual' }), readRepair: false, askAll: false, atLeast: { clocks: [v2.clock], deleted: false }, nowMs: 1 });
+  fsm.start();
+  fsm.onRead('n1', { ok: true, object: undefined });
+  fsm.onRead('n3', { ok: true, object: undefined });
+  fsm.onSpeculate();
+  const r = replyOf(fsm.onRead('n6', { ok: true, object: undefined }));
+  t.ok(r && !r.ok && r.error.code === 'SESSION_UNAVAILABLE', 'n4 and n5 may hold the session\'s write (simulator seed 96)');
+});

@@ -205,13 +205,16 @@ export class GetFsm {
    * deleted it). Accepted as current; otherwise such a key would fail every
    * read of the session for as long as the session remembered it. The one
    * state this can hide is a write held only by fallbacks while every
-   * primary was down (sloppy quorum), until its hints are handed off.
+   * primary was down (sloppy quorum), until its hints are handed off. So
+   * the read must have had every replica a primary: when a fallback stood
+   * in for one, that primary (down to this node) may hold the state, and
+   * the simulator found exactly that (seed 96: a session's write on the
+   * far side of a partition, read back as "not found").
    */
   private everyPrimaryNotFound(): boolean {
     let primaries = 0;
     for (const s of this.slots.values()) {
-      if (s.target.role !== 'primary') continue;
-      if (s.outcome !== 'notfound') return false;
+      if (s.target.role !== 'primary' || s.outcome !== 'notfound') return false;
       primaries++;
     }
     return primaries > 0;
