@@ -21,6 +21,7 @@ export const errorCodes = {
   CHANGE_REFUSED: 'A cluster change (join, leave, remove, replace, commit) cannot be made: it would leave fewer than N members, names an unknown or removed node, or another change is in progress. Nothing was changed.',
   NODE_REMOVED: 'The node was removed from the cluster: its peers refuse it until its data directory is wiped and it joins anew.',
   INTERNAL: 'A bug: an invariant broke on the node. The message says which.',
+  SESSION_UNAVAILABLE: 'A session read found no reachable replica as current as what the session already wrote or read for the key before its deadline; it fails rather than return older data. Carries required, received, behind, replicas.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -1,6 +1,7 @@
 // tunekv's public surface: the client, a node starter, types and errors.
 
 export { connect, TuneKvClient, encodeContext, decodeContext } from './client/client.js';
+export { Session } from './client/session.js';
 export type {
   ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
 } from './client/client.js';

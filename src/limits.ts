@@ -210,6 +210,21 @@ export const limits = {
   /** The highest heapGrowthPercent a node accepts (--heap-growth-percent):
    * V8 itself grows a heap at most 4x between full collections. */
   heapGrowthPercentMax: 300,
+  /** Keys a client session remembers (src/client/session-state.ts), most
+   * recently used kept: older keys fall out of the session and of its
+   * token, and reads of them lose the session's guarantees. 32 keeps a
+   * typical token (3-entry clocks, 20-byte keys) near 5 KB, about what a
+   * cookie or a header carries; a web request rarely touches more. */
+  sessionKeysMax: 32,
+  /** Concurrent contexts a session keeps for one key, and so the most a
+   * session read's `atLeast` may carry. Only a put given an explicit
+   * context can leave two (its reply need not cover the session's); a
+   * covering read folds them back to one. Past it the oldest is dropped. */
+  sessionContextsPerKeyMax: 4,
+  /** Characters of a session token a caller may hand to
+   * kv.session(token), checked before decoding: sessionKeysMax keys of
+   * keyBytesMax with sessionContextsPerKeyMax small contexts each. */
+  sessionTokenCharsMax: 256 * 1024,
 } as const;
 
 export type Limits = typeof limits;
@@ -242,3 +257,6 @@ assert.ok(limits.objectCacheBytesMax >= 2 * limits.objectBytesMax, 'two of the l
 assert.ok(limits.objectCacheBytesMax <= limits.objectCacheBytesSettingMax, 'the default cache is a valid setting');
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));
+assert.ok(limits.sessionContextsPerKeyMax * limits.contextEntriesMax * 4 + 64 <= limits.clientWireElementsMax,
+  'a session read carrying its most contexts decodes within a client frame\'s elements');
+assert.ok(limits.sessionKeysMax * limits.keyBytesMax * 4 / 3 < limits.sessionTokenCharsMax, 'a token of sessionKeysMax long keys fits');

@@ -36,6 +36,7 @@ import { MsgType } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
 import { clockFromWire } from '../protocol/object-codec.js';
 import { checkKey, checkTimeout, checkValueBytes } from '../protocol/validate.js';
+import { Session } from './session.js';
 
 const agent = 'tunekv-js/0.1.0';
 
@@ -84,6 +85,14 @@ export interface RequestOptions {
 
 export interface GetOptions extends RequestOptions {
   readonly r?: number;
+  /** Contexts (from earlier replies) the result must be at least as new
+   * as: the node asks more replicas when the first are behind, and fails
+   * with SESSION_UNAVAILABLE rather than return older data. Sessions
+   * (kv.session()) set this; see src/client/session.ts. */
+  readonly atLeast?: readonly string[];
+  /** With atLeast: the last state seen had no live value, so "not found"
+   * counts as current (a reaped tombstone reads as nothing). */
+  readonly atLeastDeleted?: boolean;
 }
 
 export interface PutOptions extends RequestOptions {
@@ -103,6 +112,8 @@ export interface ReplicaInfo {
   /** Its copy differed from the merged result (reads). */
   readonly stale?: boolean;
   readonly hintFor?: string;
+  /** Session reads: its copy was older than what the session had seen. */
+  readonly behind?: boolean;
 }
 
 export interface GetResult {
@@ -119,6 +130,9 @@ export interface GetResult {
   readonly r: number;
   readonly coordinator: string;
   readonly replicas: ReplicaInfo[];
+  /** Reads with atLeast (sessions): replicas asked beyond the first
+   * because the first answers were older than the session. */
+  readonly lookedFurther?: number;
 }
 
 export interface PutResult {
@@ -277,8 +291,10 @@ export class TuneKvClient {
     const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
     const body = { key, ...levelFields(options, this.consistency), r: options.r, timeoutMs };
     if (options.r !== undefined && options.consistency === undefined) delete (body as { consistency?: string }).consistency;
+    if (options.atLeast !== undefined) Object.assign(body, atLeastFields(options.atLeast, options.atLeastDeleted));
     const reply = await this.send(MsgType.GET, body, key, timeoutMs, options.host) as GetReplyBody;
     return {
+      ...(reply.lookedFurther === undefined ? {} : { lookedFurther: reply.lookedFurther }),
       found: reply.found,
       values: reply.values.map(([t, b]) => decodeValue(t, b)),
       tombstones: reply.tombstones,
@@ -322,6 +338,13 @@ export class TuneKvClient {
       coordinator: reply.coordinator,
       replicas: reply.replicas as ReplicaInfo[],
     };
+  }
+
+  /** A session: read-your-writes and monotonic reads per key at any level
+   * (src/client/session.ts); pass a token from session.token() to carry
+   * one between processes. A malformed token is INVALID_ARGUMENT. */
+  session(token?: string): Session {
+    return new Session(this, token);
   }
 
   /** The status of one node (the first reachable seed by default). */
@@ -519,6 +542,18 @@ export class TuneKvClient {
     })().finally(() => { this.ringFetch = undefined; });
     return this.ringFetch;
   }
+}
+
+/** The GET fields of an atLeast option, validated before sending. */
+function atLeastFields(atLeast: readonly string[], deleted: boolean | undefined): Record<string, unknown> {
+  if (!Array.isArray(atLeast)) throw invalid('atLeast must be a list of context strings');
+  if (atLeast.length > limits.sessionContextsPerKeyMax) throw invalid(`atLeast has ${atLeast.length} contexts; at most sessionContextsPerKeyMax (${limits.sessionContextsPerKeyMax})`);
+  if (deleted !== undefined && typeof deleted !== 'boolean') throw invalid('atLeastDeleted must be true or false');
+  const pairs = atLeast.map((c) => decodeSignedContext(c)).filter((c) => c.clock.length > 0).map((c) => {
+    if (c.mac === null) throw invalid('atLeast contexts must be the signed contexts replies returned');
+    return [c.clock, c.mac];
+  });
+  return { atLeast: pairs, ...(deleted === true ? { atLeastDeleted: true } : {}) };
 }
 
 function authOf(opts: ConnectOptions): DialAuth | undefined {

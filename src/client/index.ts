@@ -4,6 +4,7 @@
 // talks to a cluster imports this; `tunekv` (src/index.ts) adds the node.
 
 export { connect, TuneKvClient, encodeContext, decodeContext } from './client.js';
+export { Session } from './session.js';
 export type {
   ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
 } from './client.js';

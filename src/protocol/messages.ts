@@ -125,6 +125,13 @@ export interface GetBody {
   readonly consistency?: string;
   readonly r?: number;
   readonly timeoutMs?: number;
+  /** A session read: contexts [clock, mac] the session saw of the key (at
+   * most sessionContextsPerKeyMax, each signed by this cluster). The reply
+   * is at least as new as all of them, or the read fails with
+   * SESSION_UNAVAILABLE (server/session-read.ts). */
+  readonly atLeast?: [WireClock, Uint8Array][];
+  /** The last state the session saw had no live value (session-cover.ts). */
+  readonly atLeastDeleted?: boolean;
 }
 
 export interface PutBody {
@@ -153,6 +160,8 @@ export interface ReplicaReportWire {
   readonly outcome: string;
   readonly stale?: boolean;
   readonly hintFor?: string;
+  /** Session reads: this replica's copy was older than the session's state. */
+  readonly behind?: boolean;
 }
 
 export interface GetReplyBody {
@@ -169,6 +178,9 @@ export interface GetReplyBody {
   readonly r: number;
   readonly coordinator: string;
   readonly replicas: ReplicaReportWire[];
+  /** Session reads only: replicas asked beyond the first because the first
+   * answers were older than the session's state (0: the first were current). */
+  readonly lookedFurther?: number;
 }
 
 export interface PutReplyBody {

@@ -45,6 +45,7 @@ import { tombstonesOnly } from './reaper.js';
 import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
 import type { Replica } from './replica.js';
 import { forwardedBody, parseGet, parsePut } from './requests.js';
+import { parseAtLeast } from './session-read.js';
 import type { GetRequest, PutRequest } from './requests.js';
 
 export interface CoordinatorStats {
@@ -61,6 +62,10 @@ export interface CoordinatorStats {
   staleRingRetries: number;
   /** Reads that asked one more replica because the first were slow. */
   speculativeReads: number;
+  /** Session reads (GET with atLeast), and those that had to ask more
+   * replicas because the first answers were older than the session. */
+  sessionReads: number;
+  sessionReadsLookedFurther: number;
 }
 
 /** Pause before running a fenced request again on a refreshed ring, after
@@ -119,6 +124,7 @@ export class Coordinator {
   readonly stats: CoordinatorStats = {
     gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
     siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0, staleRingRetries: 0, speculativeReads: 0,
+    sessionReads: 0, sessionReadsLookedFurther: 0,
   };
   private inFlight = 0;
   /** The actor this node mints under when it coordinates as a fallback
@@ -203,8 +209,10 @@ export class Coordinator {
 
   onGet(body: unknown, respond: Responder): void {
     const req = parseGet(body, this.d.requireRing().n);
+    const atLeast = parseAtLeast(body as Record<string, unknown>, this.d.contextKey);
     this.admit();
     this.stats.gets++;
+    if (atLeast !== undefined) this.stats.sessionReads++;
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
       const ring = this.d.requireRing();
       const { targets, down, groups } = this.targetsFor(ring, req.key, req.quorum, false);
@@ -221,10 +229,14 @@ export class Coordinator {
       // 0.41-0.43 ms p50 against 0.35-0.38 ms asking all three, and asking
       // one replica less showed no CPU saving beyond the spread.
       const hedge = req.quorum.r >= 2 ? 1 : 0;
-      const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll, hedge });
+      const fsm = new GetFsm({
+        replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll, hedge, atLeast, nowMs: this.d.clock.nowMs(),
+      });
       this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (r) => {
         if (!r.ok) return this.respondFsmError(reply, r);
-        reply(MsgType.GET_REPLY, this.getReply(req, r.object, r.replicas));
+        if ((r.lookedFurther ?? 0) > 0) this.stats.sessionReadsLookedFurther++;
+        const out = this.getReply(req, r.object, r.replicas);
+        reply(MsgType.GET_REPLY, r.lookedFurther === undefined ? out : { ...out, lookedFurther: r.lookedFurther });
       }, 'get', req.quorum.level);
     });
   }
