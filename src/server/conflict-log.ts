@@ -1,0 +1,368 @@
+// The conflict log: each node's bounded, persistent record of the conflicts
+// it saw, the table people otherwise build by hand next to a Dynamo-style
+// store ("which keys conflict, how often, what were the versions, who
+// resolved them and how").
+//
+// What is recorded, and where (one record per event, on the node that saw it):
+//   - `siblings kept`: a put this node coordinated left the key with more
+//     than one version (a blind put, or one whose context missed a version);
+//     or a replica merge here produced more versions than either side had
+//     (a conflict found by read repair, hand-off, anti-entropy or a
+//     transfer, typically after a partition). A put whose siblings merely
+//     reach the other replicas is not recorded again there: the merged
+//     object then has no more versions than the incoming one.
+//   - `lww`: a last-writer-wins put this node coordinated discarded versions
+//     its context had not seen (what LWW loses, kept here).
+//   - `resolver`: a put that said it resolved N siblings (kv.update(), a
+//     client's default resolver writing back) superseded them.
+//   - `type merge`: recorded by the counter and set types through
+//     recordTypeMerge() when their merge folded concurrent versions.
+// A record holds the key, the time, the versions (their dot, time, encoding
+// and value up to conflictValueBytesMax, past it the SHA-256 digest and
+// size; at most conflictVersionsMax, the rest counted), the kind and the
+// node that recorded it.
+//
+// Bounds: at most conflictLogRecordsMax records and conflictLogBytesMax bytes
+// (as stored); the oldest are dropped first, in memory and on disk.
+//
+// Persistence: each record is a storage key c<seq> (keyspace.ts), written
+// through the object store's batches (writeRaw), so it rides in the same
+// LevelDB batch as the write that caused it and costs the put no extra
+// round trip; the put never waits for it. A record that fails to persist
+// (a failing disk) stays in memory and is counted. Nothing is recorded for
+// a put that leaves one version: the plain put path pays one comparison.
+//
+// Invariants: records are in seq order, seqs strictly increase (also across
+// restarts: the next seq follows the highest loaded); the in-memory list
+// and the disk hold the same records once writes have landed; an
+// undecodable stored record is deleted at load, never a reason not to open.
+
+import { createHash } from 'node:crypto';
+import type { Sibling, VersionedObject } from '../core/clock/object.js';
+import { covers } from '../core/clock/vclock.js';
+import type { VClock } from '../core/clock/vclock.js';
+import { invalid } from '../errors.js';
+import { limits } from '../limits.js';
+import type { Clock } from '../io/clock.js';
+import { scanRange } from '../io/scan.js';
+import type { Storage, StorageOp } from '../io/storage.js';
+import { pack, unpack } from '../protocol/codec.js';
+import { asRecord, checkKey } from '../protocol/validate.js';
+import { conflictKey, conflictKeysRange } from './keyspace.js';
+
+export const conflictKinds = ['siblings kept', 'lww', 'resolver', 'type merge'] as const;
+export type ConflictKind = (typeof conflictKinds)[number];
+
+/** One version as a record keeps it. */
+export interface ConflictVersion {
+  /** The version's dot, `actor:counter`. */
+  readonly dot: string;
+  /** The coordinator's wall clock when it was written, ms. */
+  readonly tsMs: number;
+  /** How the client encoded the value (0 bytes, 1 utf8, 2 msgpack). */
+  readonly vtype: number;
+  /** A delete. */
+  readonly tombstone: boolean;
+  /** The value's size in bytes. */
+  readonly bytes: number;
+  /** The value, when it is at most conflictValueBytesMax bytes. */
+  readonly value: Uint8Array | null;
+  /** SHA-256 (hex) of a value kept as its digest only. */
+  readonly digest: string | null;
+}
+
+export interface ConflictRecord {
+  readonly seq: number;
+  readonly timeMs: number;
+  readonly key: string;
+  readonly kind: ConflictKind;
+  /** The node that saw it (coordinator or replica). */
+  readonly by: string;
+  /** What happened, in words ("a put left 2 versions", "replica merge", ...). */
+  readonly note: string;
+  readonly versions: readonly ConflictVersion[];
+  /** Versions past conflictVersionsMax, not kept. */
+  readonly versionsOmitted: number;
+}
+
+export interface ConflictInput {
+  readonly key: string;
+  readonly kind: ConflictKind;
+  readonly by: string;
+  readonly note: string;
+  readonly versions: readonly Sibling[];
+}
+
+export interface ConflictLogStats {
+  recorded: number;
+  /** Oldest records dropped to stay within the bounds. */
+  dropped: number;
+  /** Records whose storage write failed (kept in memory only). */
+  persistFailures: number;
+  /** Undecodable stored records deleted at load. */
+  discardedAtLoad: number;
+}
+
+export interface ConflictLogDeps {
+  readonly storage: Storage;
+  readonly clock: Clock;
+  /** Writes one storage op through the node's batches (ObjectStore.writeRaw). */
+  writeRaw(op: StorageOp): Promise<void>;
+}
+
+/** A page of records for a CONFLICTS request. */
+export interface ConflictQuery {
+  readonly key?: string | undefined;
+  /** Records at or after this wall-clock time, ms. */
+  readonly sinceMs?: number | undefined;
+  /** Records after this seq (the cursor of the previous page). */
+  readonly afterSeq?: number | undefined;
+  readonly limit?: number | undefined;
+}
+
+export interface ConflictPage {
+  readonly records: ConflictRecord[];
+  /** The cursor for the next page, or null when this was the last. */
+  readonly next: number | null;
+}
+
+/** A kept version of a sibling: whole up to the bound, its digest past it. */
+export function versionOf(s: Sibling): ConflictVersion {
+  const v = s.value;
+  const small = v === null || v.length <= limits.conflictValueBytesMax;
+  return {
+    dot: `${s.actor}:${s.counter}`, tsMs: s.tsMs, vtype: s.vtype, tombstone: v === null, bytes: v?.length ?? 0,
+    value: v !== null && small ? Uint8Array.from(v) : null,
+    digest: small ? null : createHash('sha256').update(v!).digest('hex'),
+  };
+}
+
+type WireVersion = [string, number, number, 0 | 1, number, Uint8Array | null, string | null];
+type WireRecord = [number, number, string, string, string, string, WireVersion[], number];
+
+export function recordToWire(r: ConflictRecord): WireRecord {
+  return [r.seq, r.timeMs, r.key, r.kind, r.by, r.note,
+    r.versions.map((v) => [v.dot, v.tsMs, v.vtype, v.tombstone ? 1 : 0, v.bytes, v.value, v.digest]), r.versionsOmitted];
+}
+
+const textMax = 512;
+
+function isText(v: unknown, max = textMax): v is string {
+  return typeof v === 'string' && v.length <= max;
+}
+
+function isCount(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+/** A record from the wire or from disk, checked field by field; throws
+ * INVALID_ARGUMENT naming what is wrong. */
+export function recordFromWire(w: unknown): ConflictRecord {
+  if (!Array.isArray(w) || w.length !== 8) throw invalid('a conflict record is an array of 8');
+  const [seq, timeMs, key, kind, by, note, versions, omitted] = w as unknown[];
+  if (!isCount(seq) || !isCount(timeMs) || !isCount(omitted)) throw invalid('conflict record seq, time and omitted count must be counts');
+  checkKey(key);
+  if (!conflictKinds.includes(kind as ConflictKind)) throw invalid('conflict record kind unknown');
+  if (!isText(by) || !isText(note)) throw invalid('conflict record by and note must be short strings');
+  if (!Array.isArray(versions) || versions.length > limits.conflictVersionsMax) throw invalid('conflict record versions malformed');
+  const vs = versions.map((x): ConflictVersion => {
+    if (!Array.isArray(x) || x.length !== 7) throw invalid('conflict version malformed');
+    const [dot, tsMs, vtype, tomb, bytes, value, digest] = x as unknown[];
+    if (!isText(dot, 300) || !isCount(tsMs) || !isCount(vtype) || (vtype as number) > 255 || (tomb !== 0 && tomb !== 1) || !isCount(bytes)) {
+      throw invalid('conflict version fields malformed');
+    }
+    if (value !== null && !(value instanceof Uint8Array && value.length <= limits.conflictValueBytesMax)) throw invalid('conflict version value malformed');
+    if (digest !== null && !(typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest))) throw invalid('conflict version digest malformed');
+    return { dot, tsMs: tsMs as number, vtype: vtype as number, tombstone: tomb === 1, bytes: bytes as number, value: value as Uint8Array | null, digest: digest as string | null };
+  });
+  return { seq, timeMs, key: key as string, kind: kind as ConflictKind, by, note, versions: vs, versionsOmitted: omitted };
+}
+
+/** A CONFLICTS request body, validated. */
+export function parseConflictQuery(body: unknown): Required<Pick<ConflictQuery, 'limit'>> & ConflictQuery {
+  const b = asRecord(body ?? {}, 'CONFLICTS');
+  const opt = (name: string): number | undefined => {
+    const v = b[name];
+    if (v === undefined || v === null) return undefined;
+    if (!isCount(v)) throw invalid(`${name} must be a non-negative integer`);
+    return v;
+  };
+  const key = b.key === undefined || b.key === null ? undefined : checkKey(b.key);
+  const limit = opt('limit') ?? limits.conflictsPageMax;
+  if (limit < 1 || limit > limits.conflictsPageMax) throw invalid(`limit must be 1 to ${limits.conflictsPageMax}`);
+  return { key, sinceMs: opt('sinceMs'), afterSeq: opt('afterSeq'), limit };
+}
+
+export class ConflictLog {
+  readonly stats: ConflictLogStats = { recorded: 0, dropped: 0, persistFailures: 0, discardedAtLoad: 0 };
+  private records: { readonly r: ConflictRecord; readonly bytes: number }[] = [];
+  private bytes = 0;
+  private nextSeq = 1;
+
+  constructor(private readonly d: ConflictLogDeps) {}
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  get sizeBytes(): number {
+    return this.bytes;
+  }
+
+  /** Reads the stored records (at open); drops undecodable ones and any
+   * past the bounds (they may have been lowered). */
+  async load(): Promise<void> {
+    const bad: string[] = [];
+    for await (const page of scanRange(this.d.storage, conflictKeysRange)) {
+      for (const [k, raw] of page) {
+        try {
+          const r = recordFromWire(unpack(raw));
+          if (conflictKey(r.seq) !== k) throw new Error('key and seq differ');
+          this.records.push({ r, bytes: raw.length });
+          this.bytes += raw.length;
+          this.nextSeq = Math.max(this.nextSeq, r.seq + 1);
+        } catch {
+          bad.push(k);
+        }
+      }
+    }
+    this.stats.discardedAtLoad += bad.length;
+    for (const k of bad) this.persist({ key: k, value: null });
+    this.trim();
+  }
+
+  /** Appends a record; never throws for what the record holds, never
+   * waits for the disk. */
+  record(input: ConflictInput): ConflictRecord {
+    const kept = input.versions.slice(0, limits.conflictVersionsMax);
+    const r: ConflictRecord = {
+      seq: this.nextSeq++, timeMs: Math.max(0, Math.floor(this.d.clock.nowMs())), key: input.key, kind: input.kind,
+      by: input.by.slice(0, textMax), note: input.note.slice(0, textMax),
+      versions: kept.map(versionOf), versionsOmitted: input.versions.length - kept.length,
+    };
+    const raw = pack(recordToWire(r));
+    this.records.push({ r, bytes: raw.length });
+    this.bytes += raw.length;
+    this.stats.recorded++;
+    this.persist({ key: conflictKey(r.seq), value: raw });
+    this.trim();
+    return r;
+  }
+
+  /** One page of records, oldest first, matching the query. */
+  query(q: ConflictQuery): ConflictPage {
+    const limit = Math.min(q.limit ?? limits.conflictsPageMax, limits.conflictsPageMax);
+    const out: ConflictRecord[] = [];
+    let bytes = 0;
+    let i = q.afterSeq === undefined ? 0 : this.firstAfter(q.afterSeq);
+    for (; i < this.records.length; i++) {
+      const { r, bytes: b } = this.records[i]!;
+      if (q.key !== undefined && r.key !== q.key) continue;
+      if (q.sinceMs !== undefined && r.timeMs < q.sinceMs) continue;
+      if (out.length >= limit || (out.length > 0 && bytes + b > limits.conflictsPageBytesMax)) {
+        return { records: out, next: out[out.length - 1]!.seq };
+      }
+      out.push(r);
+      bytes += b;
+    }
+    return { records: out, next: null };
+  }
+
+  /** Index of the first record with seq > seq (records are in seq order). */
+  private firstAfter(seq: number): number {
+    let lo = 0;
+    let hi = this.records.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.records[mid]!.r.seq <= seq) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+
+  private trim(): void {
+    let n = 0;
+    while (this.records.length - n > limits.conflictLogRecordsMax
+      || (this.bytes > limits.conflictLogBytesMax && this.records.length - n > 1)) {
+      const { r, bytes } = this.records[n]!;
+      this.bytes -= bytes;
+      this.persist({ key: conflictKey(r.seq), value: null });
+      n++;
+    }
+    if (n === 0) return;
+    this.records.splice(0, n);
+    this.stats.dropped += n;
+  }
+
+  private persist(op: StorageOp): void {
+    this.d.writeRaw(op).catch(() => { this.stats.persistFailures++; });
+  }
+}
+
+/** What a coordinated put did, as the conflict log and metrics see it. */
+export interface PutSeen {
+  readonly key: string;
+  readonly by: string;
+  readonly before: VersionedObject | undefined;
+  readonly after: VersionedObject;
+  /** The context the put carried (empty for a blind put). */
+  readonly context: VClock;
+  readonly lww: boolean;
+  /** Versions the client says it resolved (PUT field `resolved`). */
+  readonly resolved: number;
+  /** The version this put created, if it survives. */
+  readonly written: Sibling | undefined;
+}
+
+export interface PutConflicts {
+  readonly records: ConflictInput[];
+  /** Versions of `before` the put superseded, when it resolved a conflict
+   * (two or more superseded), else 0. */
+  readonly resolvedVersions: number;
+  readonly resolvedBy: 'resolver' | 'lww' | 'context';
+}
+
+function sameDot(a: Sibling, b: Sibling): boolean {
+  return a.actor === b.actor && a.counter === b.counter;
+}
+
+/**
+ * The conflict records a coordinated put makes (pure): `lww` when it
+ * discarded versions its context had not seen, `resolver` when the client
+ * said it resolved siblings and it superseded some, `siblings kept` when it
+ * left the key with more than one version.
+ */
+export function conflictsOfPut(p: PutSeen): PutConflicts {
+  const before = p.before?.siblings ?? [];
+  const superseded = before.filter((s) => !p.after.siblings.some((x) => sameDot(x, s)));
+  const withResult = (vs: readonly Sibling[]): Sibling[] => (p.written ? [p.written, ...vs] : [...vs]);
+  const records: ConflictInput[] = [];
+  const lost = p.lww ? superseded.filter((s) => !covers(p.context, s.actor, s.counter)) : [];
+  if (lost.length > 0) {
+    records.push({ key: p.key, kind: 'lww', by: p.by, versions: withResult(lost),
+      note: `a last-writer-wins put discarded ${lost.length} version(s) its context had not seen (listed after the winner)` });
+  }
+  if (p.resolved >= 2 && superseded.length > 0) {
+    records.push({ key: p.key, kind: 'resolver', by: p.by, versions: withResult(superseded),
+      note: `a client resolved ${p.resolved} sibling(s) and wrote the result (first); ${superseded.length} version(s) superseded here` });
+  }
+  const n = p.after.siblings.length;
+  if (n > 1) {
+    const blind = p.context.length === 0;
+    records.push({ key: p.key, kind: 'siblings kept', by: p.by, versions: p.after.siblings,
+      note: `a ${blind ? 'blind put (no context)' : 'put whose context missed a concurrent write'} left ${n} versions` });
+  }
+  const resolvedVersions = superseded.length >= 2 ? superseded.length : 0;
+  return { records, resolvedVersions, resolvedBy: p.resolved >= 2 ? 'resolver' : p.lww ? 'lww' : 'context' };
+}
+
+/** A merge here found a conflict: the merged object holds more than one
+ * version and more than this node held. A coordinated put's own write
+ * (`fromPut`) counts only when the merge made more versions than the put's
+ * object had: its coordinator recorded those already. Read repair,
+ * hand-off, anti-entropy and transfers count whenever this node learns of
+ * versions concurrent with its own, so each node that learns of one
+ * records it once. */
+export function mergeFoundConflict(before: VersionedObject | undefined, incoming: VersionedObject, merged: VersionedObject, fromPut: boolean): boolean {
+  const n = merged.siblings.length;
+  return n > 1 && n > (before?.siblings.length ?? 0) && (!fromPut || n > incoming.siblings.length);
+}
