@@ -36,6 +36,10 @@ import { MsgType } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
 import { clockFromWire } from '../protocol/object-codec.js';
 import { checkKey, checkTimeout, checkValueBytes } from '../protocol/validate.js';
+import { conflictsBody, parseConflictsReply } from './conflicts.js';
+import type { ConflictsOptions, ConflictsPage } from './conflicts.js';
+import { resolveRead, update } from './update.js';
+import type { Resolver, UpdateOptions, UpdateResult } from './update.js';
 
 const agent = 'tunekv-js/0.1.0';
 
@@ -73,6 +77,13 @@ export interface ConnectOptions {
   /** TLS to the nodes: true for the system CAs, or node:tls options (`ca`
    * to trust a private CA, `cert`/`key` for a client certificate). */
   readonly tls?: boolean | ConnectionOptions;
+  /** A default resolver (src/client/update.ts): a read that finds more
+   * than one version returns `values: [resolve(values)]` (or, if it returns
+   * `deleted`, found false) and keeps the siblings in `unresolved`. */
+  readonly resolve?: Resolver;
+  /** With `resolve`: also write the resolution back with the read's context
+   * (as a write, needing the write role). Default false: reads stay reads. */
+  readonly writeBack?: boolean;
 }
 
 export interface RequestOptions {
@@ -84,6 +95,8 @@ export interface RequestOptions {
 
 export interface GetOptions extends RequestOptions {
   readonly r?: number;
+  /** false: return the siblings as they are, whatever connect({ resolve }) says. */
+  readonly resolve?: false;
 }
 
 export interface PutOptions extends RequestOptions {
@@ -92,6 +105,10 @@ export interface PutOptions extends RequestOptions {
   readonly w?: number;
   /** Last-writer-wins: discard concurrent versions with earlier timestamps. */
   readonly lww?: boolean;
+  /** How many versions this put resolves (the siblings of the read whose
+   * context it carries): the node records it in its conflict log as a
+   * `resolver` conflict. update() and the default resolver set it. */
+  readonly resolved?: number;
 }
 
 export type DeleteOptions = Omit<PutOptions, 'lww'>;
@@ -119,6 +136,11 @@ export interface GetResult {
   readonly r: number;
   readonly coordinator: string;
   readonly replicas: ReplicaInfo[];
+  /** Set when the client's default resolver merged this read's siblings:
+   * what the replicas returned (`values` holds the resolution). */
+  readonly unresolved?: { readonly values: unknown[]; readonly tombstones: number };
+  /** With writeBack: the resolution was written (context is the write's). */
+  readonly writtenBack?: boolean;
 }
 
 export interface PutResult {
@@ -237,6 +259,9 @@ export class TuneKvClient {
   private readonly tls: ConnectionOptions | undefined;
 
   private constructor(private readonly opts: ConnectOptions) {
+    if (opts.resolve !== undefined && typeof opts.resolve !== 'function') throw new TypeError('resolve must be a function (values, info) => value');
+    if (opts.writeBack !== undefined && typeof opts.writeBack !== 'boolean') throw new TypeError('writeBack must be true or false');
+    if (opts.writeBack === true && opts.resolve === undefined) throw new TypeError('writeBack needs a resolve function');
     this.auth = authOf(opts);
     this.tls = opts.tls === true ? {} : opts.tls === false || opts.tls === undefined ? undefined : opts.tls;
     this.timeoutMs = checkTimeout(opts.timeoutMs) ?? 5000;
@@ -278,7 +303,7 @@ export class TuneKvClient {
     const body = { key, ...levelFields(options, this.consistency), r: options.r, timeoutMs };
     if (options.r !== undefined && options.consistency === undefined) delete (body as { consistency?: string }).consistency;
     const reply = await this.send(MsgType.GET, body, key, timeoutMs, options.host) as GetReplyBody;
-    return {
+    const got: GetResult = {
       found: reply.found,
       values: reply.values.map(([t, b]) => decodeValue(t, b)),
       tombstones: reply.tombstones,
@@ -289,6 +314,33 @@ export class TuneKvClient {
       coordinator: reply.coordinator,
       replicas: reply.replicas as ReplicaInfo[],
     };
+    if (this.opts.resolve === undefined || options.resolve === false || got.siblings < 2) return got;
+    return this.resolveGot(key, got, options);
+  }
+
+  /** The default resolver on a read with siblings; writes the resolution
+   * back (with the read's context) when connect() asked for it. */
+  private async resolveGot(key: string, got: GetResult, options: GetOptions): Promise<GetResult> {
+    const r = await resolveRead(this.opts.resolve!, got.values, got.tombstones);
+    const unresolved = { values: got.values, tombstones: got.tombstones };
+    const resolved = { ...got, found: !r.deleted, values: r.deleted ? [] : [r.value], tombstones: r.deleted ? 1 : 0, siblings: 1, unresolved };
+    if (this.opts.writeBack !== true) return resolved;
+    const wopts = { context: got.context, resolved: got.siblings, timeoutMs: options.timeoutMs, host: options.host };
+    const w = r.deleted ? await this.delete(key, wopts) : await this.put(key, r.value, wopts);
+    return { ...resolved, context: w.context, writtenBack: true };
+  }
+
+  /** Read, resolve with `fn`, write with the read's context, again if a
+   * concurrent writer left a sibling (src/client/update.ts). */
+  update(key: string, fn: Resolver, options: UpdateOptions = {}): Promise<UpdateResult> {
+    return update(this, key, fn, options);
+  }
+
+  /** One page of a node's conflict log (role read); `host` names the node
+   * (default: the first that answers). See src/client/conflicts.ts. */
+  async conflicts(options: ConflictsOptions = {}): Promise<ConflictsPage> {
+    const body = conflictsBody(options);
+    return parseConflictsReply(await this.send(MsgType.CONFLICTS, body, undefined, checkTimeout(options.timeoutMs) ?? this.timeoutMs, options.host));
   }
 
   async put(key: string, value: unknown, options: PutOptions = {}): Promise<PutResult> {
@@ -296,13 +348,13 @@ export class TuneKvClient {
     checkCount('w', options.w);
     const { bytes, vtype } = encodeValue(value);
     checkValueBytes(bytes);
-    return this.write(MsgType.PUT, key, { value: bytes, vtype, lww: options.lww }, options);
+    return this.write(MsgType.PUT, key, { value: bytes, vtype, lww: options.lww, ...resolvedField(options.resolved) }, options);
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<PutResult> {
     checkKey(key);
     checkCount('w', options.w);
-    return this.write(MsgType.DELETE, key, {}, options);
+    return this.write(MsgType.DELETE, key, resolvedField(options.resolved), options);
   }
 
   private async write(type: number, key: string, extra: object, options: PutOptions): Promise<PutResult> {
@@ -519,6 +571,12 @@ export class TuneKvClient {
     })().finally(() => { this.ringFetch = undefined; });
     return this.ringFetch;
   }
+}
+
+function resolvedField(n: number | undefined): { resolved?: number } {
+  if (n === undefined) return {};
+  if (!Number.isSafeInteger(n) || n < 0) throw invalid(`resolved (${String(n)}) must be a non-negative integer`);
+  return { resolved: n };
 }
 
 function authOf(opts: ConnectOptions): DialAuth | undefined {
