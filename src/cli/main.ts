@@ -49,7 +49,7 @@ const usage = `usage:
   tunekv join HOST:PORT | leave NODE | remove NODE | replace NODE HOST:PORT   (stage a change; admin) [--host H:P] [--json]
   tunekv plan | commit [--host HOST:PORT] [--json]                           (see, then apply, what is staged)
   tunekv transfer-limit MBPS [--host HOST:PORT]                              (every member's transfer limit, or one node's)
-  tunekv conflicts [--key K] [--since 10m|ISO-TIME] [--host HOST:PORT | --all] [--json]   (a node's conflict log; role read)
+  tunekv conflicts [--key K] [--since 10m|ISO-TIME] [--host HOST:PORT] [--all] [--json]   (a node's conflict log, or every member's; role read)
 client flags (get, put, del, status, conflicts): [--user U --password-file F] [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]
   or TUNEKV_USER, TUNEKV_PASSWORD_FILE, TUNEKV_SECRET_FILE; status uses ./data/cluster/cluster.secret when present
   tunekv sim [--seeds N] [--from F] | [--seed S [--knobs JSON] [--trace KEY]] [--json]
@@ -725,14 +725,14 @@ async function cmdUsers(args: string[]): Promise<void> {
 }
 
 /** `tunekv conflicts`: one node's conflict log (--host, or the first that
- * answers), or every member's (--all); see src/cli/conflicts.ts. */
+ * answers), or every member's (--all, learning the members through --host
+ * or the usual hosts); see src/cli/conflicts.ts. */
 async function cmdConflicts(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     key: { type: 'string' }, since: { type: 'string' }, all: { type: 'boolean' }, host: { type: 'string' },
     json: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, ...authOptions(),
   });
   if (positionals.length > 0) throw new UsageError('conflicts takes no positional arguments (use --key K)');
-  if (values.all === true && values.host !== undefined) throw new UsageError('give --host or --all, not both');
   const sinceText = str(values, 'since');
   let since: number | undefined;
   try {
