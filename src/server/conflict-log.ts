@@ -151,6 +151,13 @@ export class ConflictLog {
     return r;
   }
 
+  /** Hook for the counter and set types: their merge folded concurrent
+   * versions of `key` into one (TuneNode.noteTypeMerge calls this and
+   * counts tunekv_type_merges_total). */
+  recordTypeMerge(key: string, type: string, by: string, versions: readonly Sibling[]): ConflictRecord {
+    return this.record({ key, kind: 'type merge', by, versions, note: `a ${type} merge folded ${versions.length} concurrent versions into one` });
+  }
+
   /** One page of records, oldest first, matching the query. */
   query(q: ConflictQuery): ConflictPage {
     const limit = Math.min(q.limit ?? limits.conflictsPageMax, limits.conflictsPageMax);

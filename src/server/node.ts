@@ -23,6 +23,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
+import type { Sibling } from '../core/clock/object.js';
 import { Membership } from '../core/membership/membership.js';
 import { memberOf, partitionOfKey } from '../core/ring/ring.js';
 import { holds } from '../core/ring/transition.js';
@@ -252,6 +253,20 @@ export class TuneNode implements NodeContext {
     if (ring !== undefined) for (const id of this.notUp) if (memberOf(ring, id) === undefined) this.notUp.delete(id);
     if (this.notUp.size === 0) this.notUpSinceMs = undefined;
     return this.notUpSinceMs === undefined ? 0 : Math.max(0, this.clock.nowMs() - this.notUpSinceMs) / 1000;
+  }
+
+  /** Hook for the counter and set types (issue 10): a merge on this node
+   * folded concurrent versions of `key`; recorded in the conflict log as
+   * `type merge` and counted per type. Not called yet: the types wire it. */
+  noteTypeMerge(key: string, type: string, versions: readonly Sibling[]): void {
+    this.conflicts.recordTypeMerge(key, type, this.id, versions);
+    this.metrics.countTypeMerge(type);
+    this.metrics.conflictRecords.inc({ kind: 'type merge' });
+  }
+
+  /** Hook for sessions (issue 10): a session read had to look further. */
+  noteSessionLookFurther(): void {
+    this.metrics.countSessionLookFurther();
   }
 
   /** Object bytes sent to peers for replication (NodeContext). */

@@ -65,6 +65,18 @@ t.test('records keep small values whole and large ones as digests; versions are 
   t.same(await stored(storage), [conflictKey(1), conflictKey(2)], 'both are on disk');
 });
 
+t.test('the types\' hook records a type merge and counts it', async (t) => {
+  const c = new MemoryCluster({ nodes: 3, background: false });
+  await c.start();
+  t.teardown(() => c.stopAll());
+  c.node('n2').noteTypeMerge('page:hits', 'counter', [sib('n1', 1, 'a'), sib('n2', 1, 'b')]);
+  const [r] = c.node('n2').conflicts.query({ key: 'page:hits' }).records;
+  t.same([r?.kind, r?.by, r?.versions.length], ['type merge', 'n2', 2]);
+  t.match(await c.node('n2').metrics.registry.metrics(), 'tunekv_type_merges_total{type="counter",node="n2"} 1');
+  c.node('n2').noteSessionLookFurther();
+  t.match(await c.node('n2').metrics.registry.metrics(), 'tunekv_session_reads_looked_further_total{node="n2"} 1');
+});
+
 t.test('bounded by count: the oldest go first, on disk too; the log survives a restart', async (t) => {
   const storage = new MemoryStorage();
   await storage.open();
