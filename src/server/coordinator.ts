@@ -387,7 +387,7 @@ export class Coordinator {
       assert.ok(obj !== undefined, 'a successful put replies with its object');
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
       if (obj.siblings.length > 1) this.d.metrics.conflicts.inc();
-      if (req.context.length > 0) this.d.metrics.contextWrites.inc({ outcome: obj.siblings.length > 1 ? 'sibling' : 'clean' });
+      if (req.context.length > 0) this.d.metrics.countContextWrite(obj.siblings.length > 1);
       const written = writtenSibling(obj, actor, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),

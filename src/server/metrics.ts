@@ -239,9 +239,23 @@ export class NodeMetrics {
     this.typeMerges.inc({ type });
   }
 
+  /** Labelled children cached: these are counted on the put path, where
+   * resolving labels costs more than the increment. */
+  private readonly replicationChildren = new Map<ReplicationKind, { inc(v: number): void }>();
+  private contextWriteChildren: { clean: { inc(): void }; sibling: { inc(): void } } | undefined;
+
   /** Object bytes sent for replication (see ReplicationKind). */
   countReplicationBytes(kind: ReplicationKind, bytes: number): void {
-    if (bytes > 0) this.replicationBytes.inc({ kind }, bytes);
+    if (bytes <= 0) return;
+    let child = this.replicationChildren.get(kind);
+    if (!child) { child = this.replicationBytes.labels(kind); this.replicationChildren.set(kind, child); }
+    child.inc(bytes);
+  }
+
+  /** A put or delete that carried a context: did it leave a sibling? */
+  countContextWrite(leftSibling: boolean): void {
+    this.contextWriteChildren ??= { clean: this.contextWrites.labels('clean'), sibling: this.contextWrites.labels('sibling') };
+    (leftSibling ? this.contextWriteChildren.sibling : this.contextWriteChildren.clean).inc();
   }
 
   /** Reads that found the key and saw exactly one version, 0..1. */
