@@ -264,14 +264,17 @@ export function conflictsOfPut(p: PutSeen): PutConflicts {
   return { records, resolvedVersions, resolvedBy: p.resolved >= 2 ? 'resolver' : p.lww ? 'lww' : 'context' };
 }
 
-/** A merge here found a conflict: the merged object holds more than one
- * version and more than this node held. A coordinated put's own write
- * (`fromPut`) counts only when the merge made more versions than the put's
- * object had: its coordinator recorded those already. Read repair,
- * hand-off, anti-entropy and transfers count whenever this node learns of
- * versions concurrent with its own, so each node that learns of one
- * records it once. */
+/** A merge here found a conflict: this node held the key, and the merged
+ * object holds more than one version and more than this node held (its
+ * own version now has concurrent ones beside it). A node that held nothing
+ * (a transfer's receiver, an owner back from a wipe) found no conflict: it
+ * received one. A coordinated put's own write (`fromPut`) counts only when
+ * the merge made more versions than the put's object had: its coordinator
+ * recorded those already. Read repair, hand-off, anti-entropy and
+ * transfers count whenever this node learns of versions concurrent with
+ * its own, so each node that learns of one records it once. */
 export function mergeFoundConflict(before: VersionedObject | undefined, incoming: VersionedObject, merged: VersionedObject, fromPut: boolean): boolean {
   const n = merged.siblings.length;
-  return n > 1 && n > (before?.siblings.length ?? 0) && (!fromPut || n > incoming.siblings.length);
+  const had = before?.siblings.length ?? 0;
+  return had > 0 && n > 1 && n > had && (!fromPut || n > incoming.siblings.length);
 }

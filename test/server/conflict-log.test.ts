@@ -192,6 +192,7 @@ t.test('which merges found a conflict', async (t) => {
   t.equal(mergeFoundConflict(a, ab, ab, false), true, 'the same object by hand-off: this node learns of the conflict');
   t.equal(mergeFoundConflict(ab, ab, ab, false), false, 'nothing new');
   t.equal(mergeFoundConflict(undefined, a, a, false), false, 'one version is no conflict');
+  t.equal(mergeFoundConflict(undefined, ab, ab, false), false, 'a node that held nothing (a transfer\'s receiver) received a conflict, it did not find one');
 });
 
 t.test('on nodes: puts are recorded where they were coordinated, served by CONFLICTS, kept across a restart', async (t) => {
