@@ -521,6 +521,7 @@ export class TuneNode implements NodeContext {
         },
         stats: { ...this.coordinator.stats, ...this.replica.stats },
         transfers: { ...this.transfers.stats, limitMBps: this.transfers.mbps, ...this.view.changeStats },
+        conflictLog: { records: this.conflicts.size, bytes: this.conflicts.sizeBytes, ...this.conflicts.stats },
       }),
       metrics: async () => {
         const failures = (await this.metrics.quorumFailures.get()).values.reduce((a, v) => a + v.value, 0);

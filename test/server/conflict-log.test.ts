@@ -130,6 +130,19 @@ t.test('an undecodable stored record is deleted at load, never fatal', async (t)
   t.same(await stored(storage), [conflictKey(1)], 'and deleted');
 });
 
+t.test('a record the disk refuses stays in memory and is counted', async (t) => {
+  const storage = new MemoryStorage();
+  await storage.open();
+  const log = await openLog(storage);
+  storage.failWrites = new Error('disk full');
+  log.record({ key: 'k', kind: 'siblings kept', by: 'n1', note: '', versions: [] });
+  await settle();
+  t.equal(log.stats.persistFailures, 1);
+  t.equal(log.size, 1, 'still served');
+  storage.failWrites = null;
+  t.same(await stored(storage), [], 'nothing half-written');
+});
+
 t.test('queries: by key, since a time, a page at a time', async (t) => {
   const storage = new MemoryStorage();
   await storage.open();
@@ -221,6 +234,7 @@ t.test('on nodes: puts are recorded where they were coordinated, served by CONFL
   t.match(text, 'tunekv_siblings_resolved_total{by="resolver",node="n1"} 2', 'the resolving put superseded two versions');
   t.match(text, 'tunekv_context_writes_total{outcome="clean",node="n1"} 1', 'the context-carrying put left one version');
   t.match(text, 'tunekv_conflicts_total{node="n1"} 1', 'the existing conflicts counter agrees with the log');
+  t.match(c.node('n1').status(), { conflictLog: { records: 3, recorded: 3, dropped: 0, persistFailures: 0 } }, 'status shows the log');
   await c.crash('n1');
   await c.startNode('n1');
   t.same((await log('n1')).records.map((w) => recordFromWire(w).kind), kinds, 'the log survives a restart');
