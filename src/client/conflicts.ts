@@ -8,6 +8,7 @@ import { limits } from '../limits.js';
 import { recordFromWire } from '../protocol/conflict-codec.js';
 import type { ConflictKind } from '../protocol/conflict-codec.js';
 import { checkKey } from '../protocol/validate.js';
+import { nodeIdProblem } from '../core/ring/ring.js';
 import { decodeValue } from './client.js';
 
 export interface ConflictsOptions {
@@ -87,7 +88,7 @@ function iso(ms: number): string {
  * not to be right). */
 export function parseConflictsReply(reply: unknown): ConflictsPage {
   const b = (typeof reply === 'object' && reply !== null ? reply : {}) as Record<string, unknown>;
-  if (typeof b.node !== 'string' || !Array.isArray(b.records) || b.records.length > limits.conflictsPageMax
+  if (typeof b.node !== 'string' || nodeIdProblem(b.node) !== null || !Array.isArray(b.records) || b.records.length > limits.conflictsPageMax
     || !(b.next === null || (Number.isSafeInteger(b.next) && (b.next as number) >= 0))) {
     throw new TuneKvError('PROTOCOL_ERROR', 'malformed CONFLICTS reply');
   }
@@ -107,7 +108,7 @@ export function parseConflictsReply(reply: unknown): ConflictsPage {
       })),
     };
   });
-  return { node: b.node, records, next: b.next as number | null };
+  return { node: b.node as string, records, next: b.next as number | null };
 }
 
 const units: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
