@@ -314,7 +314,8 @@ export class TuneKvClient {
       coordinator: reply.coordinator,
       replicas: reply.replicas as ReplicaInfo[],
     };
-    if (this.opts.resolve === undefined || options.resolve === false || got.siblings < 2) return got;
+    // Tombstones alone are a key not found: nothing for a resolver to keep.
+    if (this.opts.resolve === undefined || options.resolve === false || got.siblings < 2 || !got.found) return got;
     return this.resolveGot(key, got, options);
   }
 
