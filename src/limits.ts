@@ -204,8 +204,12 @@ export const limits = {
    * grows it up to 4x under a steady write load: measured, a node with
    * ~70 MB alive held a 180-220 MB heap and 300-390 MB RSS. At 50% the heap
    * stays near 1.5x what is alive, for a full collection more often
-   * (concurrent marking; the README's budget has the figures). */
+   * (concurrent marking; the README's budget has the figures). The
+   * default of the node setting heapGrowthPercent (--heap-growth-percent). */
   heapGrowthPercent: 50,
+  /** The highest heapGrowthPercent a node accepts (--heap-growth-percent):
+   * V8 itself grows a heap at most 4x between full collections. */
+  heapGrowthPercentMax: 300,
   /** Read-resolve-write rounds one kv.update() may run (client-side): a
    * round is needed again only when a concurrent writer left a sibling
    * beside ours, so more than a few means a hot key is written blind from

@@ -31,6 +31,7 @@ import type { BenchOptions } from '../../bench/bench.js';
 const usage = `usage:
   tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,... | --standby] [--n 3] [--q 64] [--fsync] [--lww] [--metrics HOST:PORT|off]
               [--transfer-mbps 20] [--read-repair-chance 0.1] [--speculative-retry-ms 20] [--cache-mb 32]
+              [--heap-growth-percent 50]
               [--secret-file FILE] [--users-file FILE] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
   tunekv users add NAME --role read|write|admin [--password-file FILE] [--file USERS_FILE]
   tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
@@ -250,7 +251,7 @@ async function cmdNode(args: string[]): Promise<void> {
     'aae-interval-ms': { type: 'string' }, 'aae-keys-per-sec': { type: 'string' }, 'reap-delay-ms': { type: 'string' },
     'handoff-keys-per-sec': { type: 'string' }, metrics: { type: 'string' }, standby: { type: 'boolean' },
     'transfer-mbps': { type: 'string' }, 'transfer-interval-ms': { type: 'string' }, 'cache-mb': { type: 'string' },
-    'read-repair-chance': { type: 'string' }, 'speculative-retry-ms': { type: 'string' },
+    'read-repair-chance': { type: 'string' }, 'speculative-retry-ms': { type: 'string' }, 'heap-growth-percent': { type: 'string' },
     'secret-file': { type: 'string' }, 'users-file': { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-ca': { type: 'string' },
   });
@@ -274,7 +275,7 @@ async function cmdNode(args: string[]): Promise<void> {
       standby: values.standby === true, transferMBps: values['transfer-mbps'] === undefined ? undefined : floatOption(values, 'transfer-mbps'),
       transferIntervalMs: intOption(values, 'transfer-interval-ms'),
       readRepairChance: values['read-repair-chance'] === undefined ? undefined : floatOption(values, 'read-repair-chance'),
-      speculativeRetryMs: intOption(values, 'speculative-retry-ms'),
+      speculativeRetryMs: intOption(values, 'speculative-retry-ms'), heapGrowthPercent: intOption(values, 'heap-growth-percent'),
       objectCacheBytes: values['cache-mb'] === undefined ? undefined : Math.round(floatOption(values, 'cache-mb') * 1024 * 1024),
       secretFile: str(values, 'secret-file') ?? null, usersFile: str(values, 'users-file') ?? null,
       tlsCert: str(values, 'tls-cert') ?? null, tlsKey: str(values, 'tls-key') ?? null, tlsCa: str(values, 'tls-ca') ?? null,

@@ -385,7 +385,7 @@ export class TuneNode implements NodeContext {
   async open(): Promise<void> {
     // Process-wide, and the same for every node of a process: the memory
     // budget (README) assumes the heap stays near what is alive.
-    setFlagsFromString(`--heap-growing-percent=${limits.heapGrowthPercent}`);
+    setFlagsFromString(`--heap-growing-percent=${this.config.heapGrowthPercent}`);
     await this.storage.open();
     await this.view.load(await this.storage.get(ringKey), await this.storage.get(incKey));
     await this.hints.load();
