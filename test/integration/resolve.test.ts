@@ -126,4 +126,16 @@ t.test('resolving the cart three ways, and the record of it', async (t) => {
     t.match(text, /tunekv_replication_bytes_total\{kind="replica",node="n\d"\} [1-9]/, 'replica writes counted in bytes');
     t.match(text, /tunekv_partition_seconds\{node="n\d"\} 0/, 'no partition');
   });
+
+  await t.test('conflicts --all with a member down lists it and still answers', async (t) => {
+    await cluster.kill('n3');
+    const all = tunekv('conflicts', '--all', '--key', 'cart:1', '--host', cluster.hosts[0]!, '--json');
+    t.equal(all.code, 0, 'some nodes answered: exit 0');
+    const j = JSON.parse(all.out) as { nodes: string[]; errors: { node: string; code: string }[] };
+    t.same(j.nodes.sort(), ['n1', 'n2']);
+    t.same(j.errors.map((e) => [e.node, e.code]), [[cluster.hosts[2], 'UNAVAILABLE']], 'the down node is listed with its error');
+    const one = tunekv('conflicts', '--host', cluster.hosts[2]!, '--json');
+    t.equal(one.code, 1, 'the one node asked is down: exit 1');
+    t.equal((JSON.parse(one.out) as { error: { code: string } }).error.code, 'UNAVAILABLE');
+  });
 });
