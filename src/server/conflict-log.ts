@@ -26,8 +26,9 @@
 // (as stored); the oldest are dropped first, in memory and on disk.
 //
 // Persistence: each record is a storage key c<seq> (keyspace.ts), written
-// through the object store's batches (writeRaw), so it rides in the same
-// LevelDB batch as the write that caused it and costs the put no extra
+// through the object store's group-commit batches (writeRaw), so it rides
+// in a batch already being written (usually the one carrying the write that
+// caused it) and costs the put no extra
 // round trip; the put never waits for it. A record that fails to persist
 // (a failing disk) stays in memory and is counted. Nothing is recorded for
 // a put that leaves one version: the plain put path pays one comparison.
