@@ -349,13 +349,15 @@ export class TuneKvClient {
     checkCount('w', options.w);
     const { bytes, vtype } = encodeValue(value);
     checkValueBytes(bytes);
-    return this.write(MsgType.PUT, key, { value: bytes, vtype, lww: options.lww, ...resolvedField(options.resolved) }, options);
+    const extra: Record<string, unknown> = { value: bytes, vtype, lww: options.lww };
+    if (options.resolved !== undefined) extra.resolved = checkResolved(options.resolved);
+    return this.write(MsgType.PUT, key, extra, options);
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<PutResult> {
     checkKey(key);
     checkCount('w', options.w);
-    return this.write(MsgType.DELETE, key, resolvedField(options.resolved), options);
+    return this.write(MsgType.DELETE, key, options.resolved === undefined ? {} : { resolved: checkResolved(options.resolved) }, options);
   }
 
   private async write(type: number, key: string, extra: object, options: PutOptions): Promise<PutResult> {
@@ -574,10 +576,9 @@ export class TuneKvClient {
   }
 }
 
-function resolvedField(n: number | undefined): { resolved?: number } {
-  if (n === undefined) return {};
-  if (!Number.isSafeInteger(n) || n < 0) throw invalid(`resolved (${String(n)}) must be a non-negative integer`);
-  return { resolved: n };
+function checkResolved(n: unknown): number {
+  if (!Number.isSafeInteger(n) || (n as number) < 0) throw invalid(`resolved (${String(n)}) must be a non-negative integer`);
+  return n as number;
 }
 
 function authOf(opts: ConnectOptions): DialAuth | undefined {
