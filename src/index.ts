@@ -13,3 +13,6 @@ export type { NodeConfig, NodeConfigInput } from './config.js';
 export { startNode } from './server/start-node.js';
 export type { RunningNode } from './server/start-node.js';
 export type { Consistency } from './core/quorum/levels.js';
+export { deleted } from './client/update.js';
+export type { Resolver, SiblingInfo, UpdateOptions, UpdateResult } from './client/update.js';
+export type { ConflictsOptions, ConflictsPage, ConflictView, ConflictVersionView } from './client/conflicts.js';

@@ -225,6 +225,27 @@ export const limits = {
    * kv.session(token), checked before decoding: sessionKeysMax keys of
    * keyBytesMax with sessionContextsPerKeyMax small contexts each. */
   sessionTokenCharsMax: 256 * 1024,
+  /** Read-resolve-write rounds one kv.update() may run (client-side): a
+   * round is needed again only when a concurrent writer left a sibling
+   * beside ours, so more than a few means a hot key is written blind from
+   * many places, and looping on it would only add load. */
+  updateRoundsMax: 10,
+  /** Records one node's conflict log keeps (conflict-log.ts); the oldest
+   * are dropped first. A record is one conflict a node saw: 10,000 covers
+   * days at the alert threshold of 100 conflicts an hour. */
+  conflictLogRecordsMax: 10_000,
+  /** Bytes of records (as stored) one node's conflict log keeps, in memory
+   * and on disk; the oldest are dropped first. */
+  conflictLogBytesMax: 8 * 1024 * 1024,
+  /** A version's value is kept whole in a conflict record up to this many
+   * bytes; a larger one is kept as its SHA-256 digest and size. */
+  conflictValueBytesMax: 1024,
+  /** Versions kept in one conflict record; the rest are counted. */
+  conflictVersionsMax: 16,
+  /** Records in one CONFLICTS reply page (the CLI asks for the next). */
+  conflictsPageMax: 500,
+  /** Bytes of records in one CONFLICTS reply page. */
+  conflictsPageBytesMax: 1024 * 1024,
 } as const;
 
 export type Limits = typeof limits;
@@ -260,3 +281,7 @@ assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));
 assert.ok(limits.sessionContextsPerKeyMax * limits.contextEntriesMax * 4 + 64 <= limits.clientWireElementsMax,
   'a session read carrying its most contexts decodes within a client frame\'s elements');
 assert.ok(limits.sessionKeysMax * limits.keyBytesMax * 4 / 3 < limits.sessionTokenCharsMax, 'a token of sessionKeysMax long keys fits');
+assert.ok(limits.conflictVersionsMax * (limits.conflictValueBytesMax + 256) + limits.keyBytesMax + 1024 <= limits.conflictsPageBytesMax,
+  'one conflict record (its capped versions, its key) fits in a reply page');
+assert.ok(limits.conflictsPageBytesMax * 2 <= limits.conflictLogBytesMax, 'a log holds more than one page');
+assert.ok(limits.conflictsPageBytesMax * 4 < limits.frameBytesMax, 'a conflicts page fits in a frame');

@@ -20,6 +20,9 @@ import { userLine } from '../security/users.js';
 import { isConsistency } from '../core/quorum/levels.js';
 import type { Consistency } from '../core/quorum/levels.js';
 import { TuneKvError } from '../errors.js';
+import { parseSince } from '../client/conflicts.js';
+import { conflictsJson, conflictsText, readAllLogs, readNodeLog } from './conflicts.js';
+import type { NodeConflicts } from './conflicts.js';
 import { startNode } from '../server/start-node.js';
 import { runSimCommand } from '../sim/run.js';
 import { fullBenchOptions, runBench } from '../../bench/bench.js';
@@ -47,7 +50,8 @@ const usage = `usage:
   tunekv join HOST:PORT | leave NODE | remove NODE | replace NODE HOST:PORT   (stage a change; admin) [--host H:P] [--json]
   tunekv plan | commit [--host HOST:PORT] [--json]                           (see, then apply, what is staged)
   tunekv transfer-limit MBPS [--host HOST:PORT]                              (every member's transfer limit, or one node's)
-client flags (get, put, del, status): [--user U --password-file F] [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]
+  tunekv conflicts [--key K] [--since 10m|ISO-TIME] [--host HOST:PORT] [--all] [--json]   (a node's conflict log, or every member's; role read)
+client flags (get, put, del, status, conflicts): [--user U --password-file F] [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]
   or TUNEKV_USER, TUNEKV_PASSWORD_FILE, TUNEKV_SECRET_FILE; status uses ./data/cluster/cluster.secret when present
   tunekv sim [--seeds N] [--from F] | [--seed S [--knobs JSON] [--trace KEY]] [--json]
   tunekv bench [--hosts H:P,...] [--nodes 3] [--level L]... [--workload A:uniform|B:zipfian]... [--keys 10000]
@@ -721,6 +725,39 @@ async function cmdUsers(args: string[]): Promise<void> {
   console.log(`${name} (${role}) added to ${file}`);
 }
 
+/** `tunekv conflicts`: one node's conflict log (--host, or the first that
+ * answers), or every member's (--all, learning the members through --host
+ * or the usual hosts); see src/cli/conflicts.ts. */
+async function cmdConflicts(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    key: { type: 'string' }, since: { type: 'string' }, all: { type: 'boolean' }, host: { type: 'string' },
+    json: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, ...authOptions(),
+  });
+  if (positionals.length > 0) throw new UsageError('conflicts takes no positional arguments (use --key K)');
+  const sinceText = str(values, 'since');
+  let since: number | undefined;
+  try {
+    since = sinceText === undefined ? undefined : parseSince(sinceText, Date.now());
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const key = str(values, 'key');
+  const query = { ...(key !== undefined ? { key } : {}), ...(since !== undefined ? { since } : {}), timeoutMs: intOption(values, 'timeout-ms') };
+  const logs = await withClient(values, async (kv): Promise<NodeConflicts[]> => {
+    if (values.all !== true) {
+      const host = str(values, 'host');
+      return [await readNodeLog(kv, { ...query, ...(host !== undefined ? { host } : {}) })];
+    }
+    return readAllLogs(kv, (kv.currentRing?.members ?? []).map((m) => m.addr), query);
+  });
+  const failed = logs.filter((l) => l.error !== undefined);
+  if (values.json === true) console.log(JSON.stringify(conflictsJson(logs)));
+  else for (const line of conflictsText(logs)) console.log(line);
+  for (const l of failed) if (values.json !== true) console.error(`# ${l.node}: ${l.error!.code} ${l.error!.message}`);
+  // Partial answers are answers (the errors are listed); none at all is a failure.
+  if (failed.length > 0 && failed.length === logs.length) process.exitCode = 1;
+}
+
 function wantsJson(args: string[]): boolean {
   return args.includes('--json');
 }
@@ -747,6 +784,7 @@ async function main(argv: string[]): Promise<void> {
     case 'transfer-limit':
       return cmdChange(cmd, rest);
     case 'users': return cmdUsers(rest);
+    case 'conflicts': return cmdConflicts(rest);
     case 'sim': return cmdSim(rest);
     case 'bench': return cmdBench(rest);
     case undefined:

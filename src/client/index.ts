@@ -12,3 +12,6 @@ export { TuneKvError, errorCodes, isErrorCode } from '../errors.js';
 export { readSecretFile } from '../security/secret.js';
 export type { ErrorCode, ErrorDetails } from '../errors.js';
 export type { Consistency } from '../core/quorum/levels.js';
+export { deleted } from './update.js';
+export type { Resolver, SiblingInfo, UpdateOptions, UpdateResult } from './update.js';
+export type { ConflictsOptions, ConflictsPage, ConflictView, ConflictVersionView } from './conflicts.js';

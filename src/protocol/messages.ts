@@ -70,6 +70,9 @@ export const MsgType = {
   CLUSTER_COMMIT: 64,
   /** Admin: this node's transfer limit in MB/s. */
   TRANSFER_LIMIT: 66,
+  /** A page of this node's conflict log (role read: records hold values). */
+  CONFLICTS: 85,
+  CONFLICTS_REPLY: 86,
 } as const;
 
 export type MsgTypeName = keyof typeof MsgType;
@@ -89,6 +92,7 @@ export const requestTypes: ReadonlySet<number> = new Set([
   MsgType.GOSSIP, MsgType.REPLICA_REAP, MsgType.AAE_SEGMENTS, MsgType.AAE_KEYS, MsgType.ADMIN_FAULTS,
   MsgType.NODE_INFO, MsgType.XFER_PAGE, MsgType.XFER_REPORT, MsgType.EXIT_DONE, MsgType.CLUSTER_STAGE,
   MsgType.CLUSTER_PLAN, MsgType.CLUSTER_COMMIT, MsgType.TRANSFER_LIMIT,
+  MsgType.CONFLICTS,
 ]);
 
 // ---- bodies (as they travel; values are msgpack types) ----
@@ -206,3 +210,22 @@ export interface ReplicaWriteBody {
   readonly hintFor?: string;
 }
 export interface JoinBody { readonly id: string; readonly addr: string }
+
+/** CONFLICTS: every field optional; records oldest first. */
+export interface ConflictsBody {
+  readonly key?: string;
+  /** Records at or after this wall-clock time, ms. */
+  readonly sinceMs?: number;
+  /** The `next` of the previous page. */
+  readonly afterSeq?: number;
+  /** Records wanted, 1..conflictsPageMax. */
+  readonly limit?: number;
+}
+
+export interface ConflictsReplyBody {
+  readonly node: string;
+  /** Wire records (server/conflict-log.ts, recordToWire). */
+  readonly records: unknown[];
+  /** The cursor for the next page, or null after the last. */
+  readonly next: number | null;
+}

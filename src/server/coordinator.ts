@@ -11,8 +11,8 @@
 // is only coordinated by a replica of its key (others forward it).
 
 import assert from 'node:assert/strict';
-import { liveSiblings, standInActor, writtenSibling } from '../core/clock/object.js';
-import type { VersionedObject } from '../core/clock/object.js';
+import { liveSiblings, objectBytes, standInActor, writtenSibling } from '../core/clock/object.js';
+import type { Sibling, VersionedObject } from '../core/clock/object.js';
 import { GetFsm } from '../core/coordinator/get-fsm.js';
 import type { ReadResult } from '../core/coordinator/get-fsm.js';
 import { PutFsm } from '../core/coordinator/put-fsm.js';
@@ -37,6 +37,8 @@ import type { ReplyCallback, Responder } from '../io/transport.js';
 import { MsgType } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody } from '../protocol/messages.js';
 import { clockToWire, objectFromWire } from '../protocol/object-codec.js';
+import { conflictsOfPut } from './conflict-log.js';
+import type { ConflictLog } from './conflict-log.js';
 import type { Hints } from './hints.js';
 import type { NodeMetrics } from './metrics.js';
 import type { ObjectStore } from './object-store.js';
@@ -96,6 +98,8 @@ export interface CoordinatorDeps {
   readonly reaper: Reaper;
   readonly replica: Replica;
   readonly metrics: NodeMetrics;
+  /** Where conflicts this node coordinates are recorded. */
+  readonly conflicts: ConflictLog;
   /** Decides which reads ask every replica (readRepairChance). */
   readonly random: () => number;
   requireRing(): Ring;
@@ -363,7 +367,9 @@ export class Coordinator {
     const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum, groups: t.groups });
     const coordinate = async (): Promise<Coordinated> => {
       let built: VersionedObject | undefined;
+      let before: VersionedObject | undefined;
       const m = await this.d.store.mutate(req.key, (cur) => {
+        before = cur;
         // Chosen here, serialized with removals of the key.
         if (standingIn) actor = this.standInActorNow();
         const decision = decidePut(cur, {
@@ -382,6 +388,7 @@ export class Coordinator {
       if (m.changed && mine) onWritten([mine.actor, mine.counter]);
       // A resolving put clears the oversized flag; a merge may have set it.
       if (m.changed) this.d.replica.noteSiblings(req.key, m.object);
+      if (m.changed) this.noteConflicts(req, before, m.object, mine, lww);
       if (selfHint === undefined) return { object: m.object, durable: m.durable };
       const hint = this.d.hints.add(selfHint, req.key);
       return { object: m.object, durable: Promise.all([m.durable, hint]).then(() => undefined) };
@@ -392,6 +399,7 @@ export class Coordinator {
       assert.ok(obj !== undefined, 'a successful put replies with its object');
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
       if (obj.siblings.length > 1) this.d.metrics.conflicts.inc();
+      if (req.context.length > 0) this.d.metrics.countContextWrite(obj.siblings.length > 1);
       const written = writtenSibling(obj, actor, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
@@ -405,6 +413,19 @@ export class Coordinator {
       };
       respond(MsgType.PUT_REPLY, out);
     }, req.value === null ? 'delete' : 'put', req.quorum.level);
+  }
+
+  /** Records what a put did to the key's versions (conflict-log.ts):
+   * nothing for the common put that leaves one version and resolved none. */
+  private noteConflicts(req: PutRequest, before: VersionedObject | undefined, after: VersionedObject,
+    written: Sibling | undefined, lww: boolean): void {
+    if (after.siblings.length < 2 && (before?.siblings.length ?? 0) < 2 && !lww) return;
+    const seen = conflictsOfPut({ key: req.key, by: this.d.id, before, after, context: req.context, lww, resolved: req.resolved, written });
+    for (const r of seen.records) {
+      this.d.conflicts.record(r);
+      this.d.metrics.conflictRecords.inc({ kind: r.kind });
+    }
+    if (seen.resolvedVersions > 0) this.d.metrics.siblingsResolved.inc({ by: seen.resolvedBy }, seen.resolvedVersions);
   }
 
   private standInActorNow(): string {
@@ -540,9 +561,10 @@ export class Coordinator {
   private writeReplica(to: string, key: string, object: VersionedObject, hintFor: string | undefined, rv: number, timeoutMs: number,
     cb: (ok: boolean, err: TuneKvError | null) => void, acceptedMs?: number): void {
     if (to === this.d.id) {
-      this.d.replica.write(key, object, hintFor).then(() => cb(true, null), () => cb(false, null));
+      this.d.replica.write(key, object, hintFor, acceptedMs !== undefined).then(() => cb(true, null), () => cb(false, null));
       return;
     }
+    this.d.metrics.countReplicationBytes('replica', objectBytes(object));
     const body: Record<string, unknown> = { key, object: wireOf(object), rv };
     if (hintFor !== undefined) body.hintFor = hintFor;
     if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;
