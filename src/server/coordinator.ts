@@ -238,7 +238,10 @@ export class Coordinator {
       });
       this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (r) => {
         if (!r.ok) return this.respondFsmError(reply, r);
-        if ((r.lookedFurther ?? 0) > 0) this.stats.sessionReadsLookedFurther++;
+        if ((r.lookedFurther ?? 0) > 0) {
+          this.stats.sessionReadsLookedFurther++;
+          this.d.metrics.countSessionLookFurther();
+        }
         const out = this.getReply(req, r.object, r.replicas);
         reply(MsgType.GET_REPLY, r.lookedFurther === undefined ? out : { ...out, lookedFurther: r.lookedFurther });
       }, 'get', req.quorum.level);
