@@ -5,6 +5,7 @@
 //
 //   node dist/bench/cpu-op.js [--level quorum]... [--clients 32] [--keys 10000]
 //                             [--duration-ms 5000] [--workload A] [--value-bytes 100]
+//                             [--fsync] [--signal] [--perf] [--warmup-ms 3000]
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +17,7 @@ import { connect } from '../src/client/index.js';
 import { percentiles } from './histogram.js';
 import { closedLoop, parseLevel, tunekvStore } from './loops.js';
 import type { ContextCache } from './loops.js';
+import { formatPerfSplit, perfAvailable, startPerf } from './perf-split.js';
 import { cpuBetween, cpuPerOp, processSyscalls, sampleCpu } from './cpu.js';
 
 const { values } = parseArgs({
@@ -30,6 +32,14 @@ const { values } = parseArgs({
     /** Send SIGUSR2 to every node and to this process when the measured
      * loop starts and ends (a preloaded profiler toggles on it). */
     signal: { type: 'boolean', default: false },
+    /** A perf record of the nodes and this client over each measured loop, split by kind
+     * of work (bench/perf-split.ts). */
+    perf: { type: 'boolean', default: false },
+    /** Load before the first level is measured. perf showed the first
+     * level of a run still compiling (15.9% of all CPU in V8's compiler
+     * after 1 s, 3.1% for the next level), which charged it ~20% more CPU
+     * per operation than the same level measured later. */
+    'warmup-ms': { type: 'string', default: '3000' },
   },
 });
 
@@ -40,11 +50,17 @@ async function main(): Promise<void> {
   const durationMs = Number(values['duration-ms']);
   const workload = values.workload as 'A' | 'B';
   const value = Buffer.alloc(Number(values['value-bytes']), 0x78);
+  if (values.perf) {
+    if (!perfAvailable()) throw new Error('--perf needs perf (Debian: apt install linux-perf)');
+    // JIT frames get names only when the node processes write perf maps.
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
+  }
+  let pids: (number | null)[] = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-cpu-'));
   try {
     await startCluster({ dir, nodes: 3, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: values.fsync, detach: true, log: () => {} });
     const c = readCluster(dir)!;
-    const pids = c.nodes.map((nd) => nd.pid);
+    pids = c.nodes.map((nd) => nd.pid);
     const kv = await connect({ hosts: c.nodes.map((nd) => `${nd.host}:${nd.port}`), timeoutMs: 10_000, secret: readSecretFile(secretFileOf(dir)) });
     const contexts: ContextCache = new Map();
     let next = 0;
@@ -57,7 +73,7 @@ async function main(): Promise<void> {
     for (const level of levels) {
       const spec = { workload, distribution: 'uniform' as const, keys, seed: 1 };
       const store = tunekvStore(kv, level, value, contexts);
-      await closedLoop(store, spec, clients, 1000, () => {});
+      await closedLoop(store, spec, clients, level === levels[0] ? Number(values['warmup-ms']) : 1000, () => {});
       const toggle = (): void => {
         if (!values.signal) return;
         for (const pid of [...pids, process.pid]) if (pid) process.kill(pid, 'SIGUSR2');
@@ -65,11 +81,13 @@ async function main(): Promise<void> {
       toggle();
       const all = [...pids, null];
       const calls = (): { reads: number; writes: number } => all.map(processSyscalls).reduce((s, x) => ({ reads: s.reads + x.reads, writes: s.writes + x.writes }));
+      const perf = values.perf ? startPerf([...pids.filter((p): p is number => p !== null), process.pid]) : undefined;
       const c0 = calls();
       const a = sampleCpu(pids);
       const r = await closedLoop(store, spec, clients, durationMs, () => {});
       const use = cpuBetween(a, sampleCpu(pids));
       const c1 = calls();
+      const split = await perf?.stop();
       toggle();
       const per = cpuPerOp(use, r.ops);
       const rd = percentiles(r.reads);
@@ -79,11 +97,13 @@ async function main(): Promise<void> {
         + `syscalls/op: ${((c1.writes - c0.writes) / r.ops).toFixed(1)} writes, ${((c1.reads - c0.reads) / r.ops).toFixed(1)} reads; `
         + `get p50 ${rd.p50.toFixed(3)} p99 ${rd.p99.toFixed(3)} ms, put p50 ${wr.p50.toFixed(3)} p99 ${wr.p99.toFixed(3)} ms`
         + (Object.keys(r.errors).length > 0 ? ` errors ${JSON.stringify(r.errors)}` : ''));
+      if (split) console.log(formatPerfSplit(split));
     }
     await kv.close();
   } finally {
     await stopCluster(dir, () => {});
     fs.rmSync(dir, { recursive: true, force: true });
+    if (values.perf) for (const pid of [...pids, process.pid]) fs.rmSync(`/tmp/perf-${pid}.map`, { force: true });
   }
 }
 

@@ -1,6 +1,7 @@
 // tunekv's public surface: the client, a node starter, types and errors.
 
 export { connect, TuneKvClient, encodeContext, decodeContext } from './client/client.js';
+export { Session } from './client/session.js';
 export type {
   ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
 } from './client/client.js';
@@ -14,3 +15,6 @@ export type { NodeConfig, NodeConfigInput } from './config.js';
 export { startNode } from './server/start-node.js';
 export type { RunningNode } from './server/start-node.js';
 export type { Consistency } from './core/quorum/levels.js';
+export { deleted } from './client/update.js';
+export type { Resolver, SiblingInfo, UpdateOptions, UpdateResult } from './client/update.js';
+export type { ConflictsOptions, ConflictsPage, ConflictView, ConflictVersionView } from './client/conflicts.js';

@@ -204,7 +204,8 @@ export const limits = {
    * grows it up to 4x under a steady write load: measured, a node with
    * ~70 MB alive held a 180-220 MB heap and 300-390 MB RSS. At 50% the heap
    * stays near 1.5x what is alive, for a full collection more often
-   * (concurrent marking; the README's budget has the figures). */
+   * (concurrent marking; the README's budget has the figures). The
+   * default of the node setting heapGrowthPercent (--heap-growth-percent). */
   heapGrowthPercent: 50,
   /** Members a set may hold: a coordinator refuses an add past it with
    * SET_MEMBERS_LIMIT (replica merges never refuse, so concurrent adds on
@@ -222,6 +223,45 @@ export const limits = {
    * key is applied again. 64 ids cost about 1.6 KB per object (24 bytes
    * each, measured): the bulk of a busy counter, so no more. */
   typedWriteIdsMax: 64,
+  /** The highest heapGrowthPercent a node accepts (--heap-growth-percent):
+   * V8 itself grows a heap at most 4x between full collections. */
+  heapGrowthPercentMax: 300,
+  /** Keys a client session remembers (src/client/session-state.ts), most
+   * recently used kept: older keys fall out of the session and of its
+   * token, and reads of them lose the session's guarantees. 32 keeps a
+   * typical token (3-entry clocks, 20-byte keys) near 5 KB, about what a
+   * cookie or a header carries; a web request rarely touches more. */
+  sessionKeysMax: 32,
+  /** Concurrent contexts a session keeps for one key, and so the most a
+   * session read's `atLeast` may carry. Only a put given an explicit
+   * context can leave two (its reply need not cover the session's); a
+   * covering read folds them back to one. Past it the oldest is dropped. */
+  sessionContextsPerKeyMax: 4,
+  /** Characters of a session token a caller may hand to
+   * kv.session(token), checked before decoding: sessionKeysMax keys of
+   * keyBytesMax with sessionContextsPerKeyMax small contexts each. */
+  sessionTokenCharsMax: 256 * 1024,
+  /** Read-resolve-write rounds one kv.update() may run (client-side): a
+   * round is needed again only when a concurrent writer left a sibling
+   * beside ours, so more than a few means a hot key is written blind from
+   * many places, and looping on it would only add load. */
+  updateRoundsMax: 10,
+  /** Records one node's conflict log keeps (conflict-log.ts); the oldest
+   * are dropped first. A record is one conflict a node saw: 10,000 covers
+   * days at the alert threshold of 100 conflicts an hour. */
+  conflictLogRecordsMax: 10_000,
+  /** Bytes of records (as stored) one node's conflict log keeps, in memory
+   * and on disk; the oldest are dropped first. */
+  conflictLogBytesMax: 8 * 1024 * 1024,
+  /** A version's value is kept whole in a conflict record up to this many
+   * bytes; a larger one is kept as its SHA-256 digest and size. */
+  conflictValueBytesMax: 1024,
+  /** Versions kept in one conflict record; the rest are counted. */
+  conflictVersionsMax: 16,
+  /** Records in one CONFLICTS reply page (the CLI asks for the next). */
+  conflictsPageMax: 500,
+  /** Bytes of records in one CONFLICTS reply page. */
+  conflictsPageBytesMax: 1024 * 1024,
 } as const;
 
 export type Limits = typeof limits;
@@ -256,3 +296,10 @@ assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMin)));
 assert.ok(limits.typedKeyBytesMax + 3 <= limits.keyBytesMax, 'a typed key with its prefix is a valid key');
 assert.ok(limits.setMembersMax * (limits.setMemberBytesMax + 64) + limits.typedWriteIdsMax * 64 < limits.objectBytesMax, 'a full set fits in an object');
+assert.ok(limits.sessionContextsPerKeyMax * limits.contextEntriesMax * 4 + 64 <= limits.clientWireElementsMax,
+  'a session read carrying its most contexts decodes within a client frame\'s elements');
+assert.ok(limits.sessionKeysMax * limits.keyBytesMax * 4 / 3 < limits.sessionTokenCharsMax, 'a token of sessionKeysMax long keys fits');
+assert.ok(limits.conflictVersionsMax * (limits.conflictValueBytesMax + 256) + limits.keyBytesMax + 1024 <= limits.conflictsPageBytesMax,
+  'one conflict record (its capped versions, its key) fits in a reply page');
+assert.ok(limits.conflictsPageBytesMax * 2 <= limits.conflictLogBytesMax, 'a log holds more than one page');
+assert.ok(limits.conflictsPageBytesMax * 4 < limits.frameBytesMax, 'a conflicts page fits in a frame');

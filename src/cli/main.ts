@@ -20,6 +20,9 @@ import { userLine } from '../security/users.js';
 import { isConsistency } from '../core/quorum/levels.js';
 import type { Consistency } from '../core/quorum/levels.js';
 import { TuneKvError } from '../errors.js';
+import { parseSince } from '../client/conflicts.js';
+import { conflictsJson, conflictsText, readAllLogs, readNodeLog } from './conflicts.js';
+import type { NodeConflicts } from './conflicts.js';
 import { startNode } from '../server/start-node.js';
 import { runSimCommand } from '../sim/run.js';
 import { cmdCounter, cmdSet } from './typed-commands.js';
@@ -30,6 +33,7 @@ import type { BenchOptions } from '../../bench/bench.js';
 const usage = `usage:
   tunekv node --id n1 --listen 127.0.0.1:7001 --data DIR [--join HOST:PORT,... | --standby] [--n 3] [--q 64] [--fsync] [--lww] [--metrics HOST:PORT|off]
               [--transfer-mbps 20] [--read-repair-chance 0.1] [--speculative-retry-ms 20] [--cache-mb 32]
+              [--heap-growth-percent 50]
               [--secret-file FILE] [--users-file FILE] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
   tunekv users add NAME --role read|write|admin [--password-file FILE] [--file USERS_FILE]
   tunekv cluster start [--nodes 3] [--base-port 7001] [--dir ./data/cluster] [--n 3] [--q 64] [--fsync] [--detach]
@@ -50,7 +54,8 @@ const usage = `usage:
   tunekv join HOST:PORT | leave NODE | remove NODE | replace NODE HOST:PORT   (stage a change; admin) [--host H:P] [--json]
   tunekv plan | commit [--host HOST:PORT] [--json]                           (see, then apply, what is staged)
   tunekv transfer-limit MBPS [--host HOST:PORT]                              (every member's transfer limit, or one node's)
-client flags (get, put, del, status): [--user U --password-file F] [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]
+  tunekv conflicts [--key K] [--since 10m|ISO-TIME] [--host HOST:PORT] [--all] [--json]   (a node's conflict log, or every member's; role read)
+client flags (get, put, del, status, conflicts): [--user U --password-file F] [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]
   or TUNEKV_USER, TUNEKV_PASSWORD_FILE, TUNEKV_SECRET_FILE; status uses ./data/cluster/cluster.secret when present
   tunekv sim [--seeds N] [--from F] | [--seed S [--knobs JSON] [--trace KEY]] [--json]
   tunekv bench [--hosts H:P,...] [--nodes 3] [--level L]... [--workload A:uniform|B:zipfian]... [--keys 10000]
@@ -250,7 +255,7 @@ async function cmdNode(args: string[]): Promise<void> {
     'aae-interval-ms': { type: 'string' }, 'aae-keys-per-sec': { type: 'string' }, 'reap-delay-ms': { type: 'string' },
     'handoff-keys-per-sec': { type: 'string' }, metrics: { type: 'string' }, standby: { type: 'boolean' },
     'transfer-mbps': { type: 'string' }, 'transfer-interval-ms': { type: 'string' }, 'cache-mb': { type: 'string' },
-    'read-repair-chance': { type: 'string' }, 'speculative-retry-ms': { type: 'string' },
+    'read-repair-chance': { type: 'string' }, 'speculative-retry-ms': { type: 'string' }, 'heap-growth-percent': { type: 'string' },
     'secret-file': { type: 'string' }, 'users-file': { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-ca': { type: 'string' },
   });
@@ -274,7 +279,7 @@ async function cmdNode(args: string[]): Promise<void> {
       standby: values.standby === true, transferMBps: values['transfer-mbps'] === undefined ? undefined : floatOption(values, 'transfer-mbps'),
       transferIntervalMs: intOption(values, 'transfer-interval-ms'),
       readRepairChance: values['read-repair-chance'] === undefined ? undefined : floatOption(values, 'read-repair-chance'),
-      speculativeRetryMs: intOption(values, 'speculative-retry-ms'),
+      speculativeRetryMs: intOption(values, 'speculative-retry-ms'), heapGrowthPercent: intOption(values, 'heap-growth-percent'),
       objectCacheBytes: values['cache-mb'] === undefined ? undefined : Math.round(floatOption(values, 'cache-mb') * 1024 * 1024),
       secretFile: str(values, 'secret-file') ?? null, usersFile: str(values, 'users-file') ?? null,
       tlsCert: str(values, 'tls-cert') ?? null, tlsKey: str(values, 'tls-key') ?? null, tlsCa: str(values, 'tls-ca') ?? null,
@@ -732,6 +737,39 @@ function typedCliDeps(): TypedCliDeps {
   };
 }
 
+/** `tunekv conflicts`: one node's conflict log (--host, or the first that
+ * answers), or every member's (--all, learning the members through --host
+ * or the usual hosts); see src/cli/conflicts.ts. */
+async function cmdConflicts(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    key: { type: 'string' }, since: { type: 'string' }, all: { type: 'boolean' }, host: { type: 'string' },
+    json: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, ...authOptions(),
+  });
+  if (positionals.length > 0) throw new UsageError('conflicts takes no positional arguments (use --key K)');
+  const sinceText = str(values, 'since');
+  let since: number | undefined;
+  try {
+    since = sinceText === undefined ? undefined : parseSince(sinceText, Date.now());
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const key = str(values, 'key');
+  const query = { ...(key !== undefined ? { key } : {}), ...(since !== undefined ? { since } : {}), timeoutMs: intOption(values, 'timeout-ms') };
+  const logs = await withClient(values, async (kv): Promise<NodeConflicts[]> => {
+    if (values.all !== true) {
+      const host = str(values, 'host');
+      return [await readNodeLog(kv, { ...query, ...(host !== undefined ? { host } : {}) })];
+    }
+    return readAllLogs(kv, (kv.currentRing?.members ?? []).map((m) => m.addr), query);
+  });
+  const failed = logs.filter((l) => l.error !== undefined);
+  if (values.json === true) console.log(JSON.stringify(conflictsJson(logs)));
+  else for (const line of conflictsText(logs)) console.log(line);
+  for (const l of failed) if (values.json !== true) console.error(`# ${l.node}: ${l.error!.code} ${l.error!.message}`);
+  // Partial answers are answers (the errors are listed); none at all is a failure.
+  if (failed.length > 0 && failed.length === logs.length) process.exitCode = 1;
+}
+
 function wantsJson(args: string[]): boolean {
   return args.includes('--json');
 }
@@ -760,6 +798,7 @@ async function main(argv: string[]): Promise<void> {
     case 'transfer-limit':
       return cmdChange(cmd, rest);
     case 'users': return cmdUsers(rest);
+    case 'conflicts': return cmdConflicts(rest);
     case 'sim': return cmdSim(rest);
     case 'bench': return cmdBench(rest);
     case undefined:

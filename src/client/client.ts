@@ -38,6 +38,11 @@ import { clockFromWire } from '../protocol/object-codec.js';
 import { checkKey, checkTimeout, checkValueBytes } from '../protocol/validate.js';
 import { CounterHandle, SetHandle } from './types.js';
 import type { TypedChannel } from './types.js';
+import { Session } from './session.js';
+import { conflictsBody, parseConflictsReply } from './conflicts.js';
+import type { ConflictsOptions, ConflictsPage } from './conflicts.js';
+import { resolveRead, update } from './update.js';
+import type { Resolver, UpdateOptions, UpdateResult } from './update.js';
 
 const agent = 'tunekv-js/0.1.0';
 
@@ -75,6 +80,13 @@ export interface ConnectOptions {
   /** TLS to the nodes: true for the system CAs, or node:tls options (`ca`
    * to trust a private CA, `cert`/`key` for a client certificate). */
   readonly tls?: boolean | ConnectionOptions;
+  /** A default resolver (src/client/update.ts): a read that finds more
+   * than one version returns `values: [resolve(values)]` (or, if it returns
+   * `deleted`, found false) and keeps the siblings in `unresolved`. */
+  readonly resolve?: Resolver;
+  /** With `resolve`: also write the resolution back with the read's context
+   * (as a write, needing the write role). Default false: reads stay reads. */
+  readonly writeBack?: boolean;
 }
 
 export interface RequestOptions {
@@ -86,6 +98,16 @@ export interface RequestOptions {
 
 export interface GetOptions extends RequestOptions {
   readonly r?: number;
+  /** Contexts (from earlier replies) the result must be at least as new
+   * as: the node asks more replicas when the first are behind, and fails
+   * with SESSION_UNAVAILABLE rather than return older data. Sessions
+   * (kv.session()) set this; see src/client/session.ts. */
+  readonly atLeast?: readonly string[];
+  /** With atLeast: the last state seen had no live value, so "not found"
+   * counts as current (a reaped tombstone reads as nothing). */
+  readonly atLeastDeleted?: boolean;
+  /** false: return the siblings as they are, whatever connect({ resolve }) says. */
+  readonly resolve?: false;
 }
 
 export interface PutOptions extends RequestOptions {
@@ -94,6 +116,10 @@ export interface PutOptions extends RequestOptions {
   readonly w?: number;
   /** Last-writer-wins: discard concurrent versions with earlier timestamps. */
   readonly lww?: boolean;
+  /** How many versions this put resolves (the siblings of the read whose
+   * context it carries): the node records it in its conflict log as a
+   * `resolver` conflict. update() and the default resolver set it. */
+  readonly resolved?: number;
 }
 
 export type DeleteOptions = Omit<PutOptions, 'lww'>;
@@ -105,6 +131,8 @@ export interface ReplicaInfo {
   /** Its copy differed from the merged result (reads). */
   readonly stale?: boolean;
   readonly hintFor?: string;
+  /** Session reads: its copy was older than what the session had seen. */
+  readonly behind?: boolean;
 }
 
 export interface GetResult {
@@ -121,6 +149,14 @@ export interface GetResult {
   readonly r: number;
   readonly coordinator: string;
   readonly replicas: ReplicaInfo[];
+  /** Reads with atLeast (sessions): replicas asked beyond the first
+   * because the first answers were older than the session. */
+  readonly lookedFurther?: number;
+  /** Set when the client's default resolver merged this read's siblings:
+   * what the replicas returned (`values` holds the resolution). */
+  readonly unresolved?: { readonly values: unknown[]; readonly tombstones: number };
+  /** With writeBack: the resolution was written (context is the write's). */
+  readonly writtenBack?: boolean;
 }
 
 export interface PutResult {
@@ -239,6 +275,9 @@ export class TuneKvClient {
   private readonly tls: ConnectionOptions | undefined;
 
   private constructor(private readonly opts: ConnectOptions) {
+    if (opts.resolve !== undefined && typeof opts.resolve !== 'function') throw new TypeError('resolve must be a function (values, info) => value');
+    if (opts.writeBack !== undefined && typeof opts.writeBack !== 'boolean') throw new TypeError('writeBack must be true or false');
+    if (opts.writeBack === true && opts.resolve === undefined) throw new TypeError('writeBack needs a resolve function');
     this.auth = authOf(opts);
     this.tls = opts.tls === true ? {} : opts.tls === false || opts.tls === undefined ? undefined : opts.tls;
     this.timeoutMs = checkTimeout(opts.timeoutMs) ?? 5000;
@@ -279,8 +318,10 @@ export class TuneKvClient {
     const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
     const body = { key, ...levelFields(options, this.consistency), r: options.r, timeoutMs };
     if (options.r !== undefined && options.consistency === undefined) delete (body as { consistency?: string }).consistency;
+    if (options.atLeast !== undefined) Object.assign(body, atLeastFields(options.atLeast, options.atLeastDeleted));
     const reply = await this.send(MsgType.GET, body, key, timeoutMs, options.host) as GetReplyBody;
-    return {
+    const got: GetResult = {
+      ...(reply.lookedFurther === undefined ? {} : { lookedFurther: reply.lookedFurther }),
       found: reply.found,
       values: reply.values.map(([t, b]) => decodeValue(t, b)),
       tombstones: reply.tombstones,
@@ -291,6 +332,34 @@ export class TuneKvClient {
       coordinator: reply.coordinator,
       replicas: reply.replicas as ReplicaInfo[],
     };
+    // Tombstones alone are a key not found: nothing for a resolver to keep.
+    if (this.opts.resolve === undefined || options.resolve === false || got.siblings < 2 || !got.found) return got;
+    return this.resolveGot(key, got, options);
+  }
+
+  /** The default resolver on a read with siblings; writes the resolution
+   * back (with the read's context) when connect() asked for it. */
+  private async resolveGot(key: string, got: GetResult, options: GetOptions): Promise<GetResult> {
+    const r = await resolveRead(this.opts.resolve!, got.values, got.tombstones);
+    const unresolved = { values: got.values, tombstones: got.tombstones };
+    const resolved = { ...got, found: !r.deleted, values: r.deleted ? [] : [r.value], tombstones: r.deleted ? 1 : 0, siblings: 1, unresolved };
+    if (this.opts.writeBack !== true) return resolved;
+    const wopts = { context: got.context, resolved: got.siblings, timeoutMs: options.timeoutMs, host: options.host };
+    const w = r.deleted ? await this.delete(key, wopts) : await this.put(key, r.value, wopts);
+    return { ...resolved, context: w.context, writtenBack: true };
+  }
+
+  /** Read, resolve with `fn`, write with the read's context, again if a
+   * concurrent writer left a sibling (src/client/update.ts). */
+  update(key: string, fn: Resolver, options: UpdateOptions = {}): Promise<UpdateResult> {
+    return update(this, key, fn, options);
+  }
+
+  /** One page of a node's conflict log (role read); `host` names the node
+   * (default: the first that answers). See src/client/conflicts.ts. */
+  async conflicts(options: ConflictsOptions = {}): Promise<ConflictsPage> {
+    const body = conflictsBody(options);
+    return parseConflictsReply(await this.send(MsgType.CONFLICTS, body, undefined, checkTimeout(options.timeoutMs) ?? this.timeoutMs, options.host));
   }
 
   async put(key: string, value: unknown, options: PutOptions = {}): Promise<PutResult> {
@@ -298,13 +367,15 @@ export class TuneKvClient {
     checkCount('w', options.w);
     const { bytes, vtype } = encodeValue(value);
     checkValueBytes(bytes);
-    return this.write(MsgType.PUT, key, { value: bytes, vtype, lww: options.lww }, options);
+    const extra: Record<string, unknown> = { value: bytes, vtype, lww: options.lww };
+    if (options.resolved !== undefined) extra.resolved = checkResolved(options.resolved);
+    return this.write(MsgType.PUT, key, extra, options);
   }
 
   async delete(key: string, options: DeleteOptions = {}): Promise<PutResult> {
     checkKey(key);
     checkCount('w', options.w);
-    return this.write(MsgType.DELETE, key, {}, options);
+    return this.write(MsgType.DELETE, key, options.resolved === undefined ? {} : { resolved: checkResolved(options.resolved) }, options);
   }
 
   private async write(type: number, key: string, extra: object, options: PutOptions): Promise<PutResult> {
@@ -343,6 +414,13 @@ export class TuneKvClient {
       consistency: this.consistency,
       timeoutMs: this.timeoutMs,
     };
+  }
+
+  /** A session: read-your-writes and monotonic reads per key at any level
+   * (src/client/session.ts); pass a token from session.token() to carry
+   * one between processes. A malformed token is INVALID_ARGUMENT. */
+  session(token?: string): Session {
+    return new Session(this, token);
   }
 
   /** The status of one node (the first reachable seed by default). */
@@ -540,6 +618,23 @@ export class TuneKvClient {
     })().finally(() => { this.ringFetch = undefined; });
     return this.ringFetch;
   }
+}
+
+/** The GET fields of an atLeast option, validated before sending. */
+function atLeastFields(atLeast: readonly string[], deleted: boolean | undefined): Record<string, unknown> {
+  if (!Array.isArray(atLeast)) throw invalid('atLeast must be a list of context strings');
+  if (atLeast.length > limits.sessionContextsPerKeyMax) throw invalid(`atLeast has ${atLeast.length} contexts; at most sessionContextsPerKeyMax (${limits.sessionContextsPerKeyMax})`);
+  if (deleted !== undefined && typeof deleted !== 'boolean') throw invalid('atLeastDeleted must be true or false');
+  const pairs = atLeast.map((c) => decodeSignedContext(c)).filter((c) => c.clock.length > 0).map((c) => {
+    if (c.mac === null) throw invalid('atLeast contexts must be the signed contexts replies returned');
+    return [c.clock, c.mac];
+  });
+  return { atLeast: pairs, ...(deleted === true ? { atLeastDeleted: true } : {}) };
+}
+
+function checkResolved(n: unknown): number {
+  if (!Number.isSafeInteger(n) || (n as number) < 0) throw invalid(`resolved (${String(n)}) must be a non-negative integer`);
+  return n as number;
 }
 
 function authOf(opts: ConnectOptions): DialAuth | undefined {

@@ -4,6 +4,7 @@
 // talks to a cluster imports this; `tunekv` (src/index.ts) adds the node.
 
 export { connect, TuneKvClient, encodeContext, decodeContext } from './client.js';
+export { Session } from './session.js';
 export type {
   ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
 } from './client.js';
@@ -13,3 +14,6 @@ export { TuneKvError, errorCodes, isErrorCode } from '../errors.js';
 export { readSecretFile } from '../security/secret.js';
 export type { ErrorCode, ErrorDetails } from '../errors.js';
 export type { Consistency } from '../core/quorum/levels.js';
+export { deleted } from './update.js';
+export type { Resolver, SiblingInfo, UpdateOptions, UpdateResult } from './update.js';
+export type { ConflictsOptions, ConflictsPage, ConflictView, ConflictVersionView } from './conflicts.js';

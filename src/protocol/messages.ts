@@ -77,6 +77,9 @@ export const MsgType = {
   /** A counter's value or a set's members (read role). */
   TYPE_READ: 72,
   TYPE_READ_REPLY: 73,
+  /** A page of this node's conflict log (role read: records hold values). */
+  CONFLICTS: 85,
+  CONFLICTS_REPLY: 86,
 } as const;
 
 export type MsgTypeName = keyof typeof MsgType;
@@ -97,6 +100,7 @@ export const requestTypes: ReadonlySet<number> = new Set([
   MsgType.NODE_INFO, MsgType.XFER_PAGE, MsgType.XFER_REPORT, MsgType.EXIT_DONE, MsgType.CLUSTER_STAGE,
   MsgType.CLUSTER_PLAN, MsgType.CLUSTER_COMMIT, MsgType.TRANSFER_LIMIT,
   MsgType.TYPE_UPDATE, MsgType.TYPE_READ,
+  MsgType.CONFLICTS,
 ]);
 
 // ---- bodies (as they travel; values are msgpack types) ----
@@ -133,6 +137,13 @@ export interface GetBody {
   readonly consistency?: string;
   readonly r?: number;
   readonly timeoutMs?: number;
+  /** A session read: contexts [clock, mac] the session saw of the key (at
+   * most sessionContextsPerKeyMax, each signed by this cluster). The reply
+   * is at least as new as all of them, or the read fails with
+   * SESSION_UNAVAILABLE (server/session-read.ts). */
+  readonly atLeast?: [WireClock, Uint8Array][];
+  /** The last state the session saw had no live value (session-cover.ts). */
+  readonly atLeastDeleted?: boolean;
 }
 
 export interface PutBody {
@@ -161,6 +172,8 @@ export interface ReplicaReportWire {
   readonly outcome: string;
   readonly stale?: boolean;
   readonly hintFor?: string;
+  /** Session reads: this replica's copy was older than the session's state. */
+  readonly behind?: boolean;
 }
 
 export interface GetReplyBody {
@@ -177,6 +190,9 @@ export interface GetReplyBody {
   readonly r: number;
   readonly coordinator: string;
   readonly replicas: ReplicaReportWire[];
+  /** Session reads only: replicas asked beyond the first because the first
+   * answers were older than the session's state (0: the first were current). */
+  readonly lookedFurther?: number;
 }
 
 export interface PutReplyBody {
@@ -219,4 +235,23 @@ export interface TypedReplyBody {
   readonly w?: number;
   readonly coordinator: string;
   readonly replicas: ReplicaReportWire[];
+}
+
+/** CONFLICTS: every field optional; records oldest first. */
+export interface ConflictsBody {
+  readonly key?: string;
+  /** Records at or after this wall-clock time, ms. */
+  readonly sinceMs?: number;
+  /** The `next` of the previous page. */
+  readonly afterSeq?: number;
+  /** Records wanted, 1..conflictsPageMax. */
+  readonly limit?: number;
+}
+
+export interface ConflictsReplyBody {
+  readonly node: string;
+  /** Wire records (server/conflict-log.ts, recordToWire). */
+  readonly records: unknown[];
+  /** The cursor for the next page, or null after the last. */
+  readonly next: number | null;
 }

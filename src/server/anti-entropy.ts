@@ -42,7 +42,7 @@
 // the disk is unhealthy a round still pushes repairs to peers but writes
 // nothing here.
 
-import { mergeAll, sameVersions } from '../core/clock/object.js';
+import { mergeAll, objectBytes, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { SegmentHashes, decodeSegmentHashes, differingSegments, elementHash, encodeSegmentHashes } from '../core/antientropy/segments.js';
 import { keyHash } from '../core/ring/hash.js';
@@ -102,6 +102,8 @@ export class AntiEntropy {
   private building: { scan: AsyncGenerator<[string, Uint8Array][]>; done: Promise<void> } | undefined;
   /** Called with keys whose merged state is only tombstones. */
   onTombstone: ((key: string, obj: VersionedObject) => void) | undefined;
+  /** A repair merged versions into this node's copy (the conflict log). */
+  onMergeConflict: ((key: string, before: VersionedObject | undefined, merged: VersionedObject) => void) | undefined;
 
   constructor(private readonly ctx: NodeContext) {
     this.limiter = new RateLimiter(ctx.config.aaeKeysPerSecMax, ctx.clock.elapsedMs());
@@ -326,11 +328,14 @@ export class AntiEntropy {
     if (!merged) return false;
     let changed = false;
     if (!sameVersions(local, merged) && this.ctx.store.health?.writable !== false) {
-      const m = await this.ctx.store.mutate(key, (cur) => (cur ? mergeAll([cur, merged])! : merged));
+      let before: VersionedObject | undefined;
+      const m = await this.ctx.store.mutate(key, (cur) => { before = cur; return cur ? mergeAll([cur, merged])! : merged; });
+      if (m.changed && m.object) this.onMergeConflict?.(key, before, m.object);
       await m.durable;
       changed = true;
     }
     if (!sameVersions(remote, merged)) {
+      this.ctx.replicationSent?.('aae', objectBytes(merged));
       await this.ctx.ask(peer, MsgType.REPLICA_WRITE, { key, object: objectToWire(merged) });
       changed = true;
     }

@@ -26,6 +26,8 @@ export interface NodeContext {
   /** A peer request; rejects with the TuneKvError the transport or peer gave. */
   ask(to: string, type: number, body: unknown, timeoutMs?: number): Promise<PeerReply>;
   log(line: string): void;
+  /** Object bytes sent to peers for replication, by purpose (metrics). */
+  replicationSent?(kind: 'replica' | 'hint' | 'aae' | 'transfer', bytes: number): void;
 }
 
 /**

@@ -11,8 +11,8 @@
 // is only coordinated by a replica of its key (others forward it).
 
 import assert from 'node:assert/strict';
-import { liveSiblings, merge, standInActor, writtenSibling } from '../core/clock/object.js';
-import type { VersionedObject } from '../core/clock/object.js';
+import { liveSiblings, merge, objectBytes, standInActor, writtenSibling } from '../core/clock/object.js';
+import type { Sibling, VersionedObject } from '../core/clock/object.js';
 import { GetFsm } from '../core/coordinator/get-fsm.js';
 import type { ReadResult } from '../core/coordinator/get-fsm.js';
 import { PutFsm } from '../core/coordinator/put-fsm.js';
@@ -37,6 +37,8 @@ import type { ReplyCallback, Responder } from '../io/transport.js';
 import { MsgType } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody } from '../protocol/messages.js';
 import { clockToWire, objectFromWire } from '../protocol/object-codec.js';
+import { conflictsOfPut } from './conflict-log.js';
+import type { ConflictLog } from './conflict-log.js';
 import type { Hints } from './hints.js';
 import type { NodeMetrics } from './metrics.js';
 import type { ObjectStore } from './object-store.js';
@@ -45,6 +47,7 @@ import { tombstonesOnly } from './reaper.js';
 import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
 import type { Replica } from './replica.js';
 import { forwardedBody, parseGet, parsePut } from './requests.js';
+import { parseAtLeast } from './session-read.js';
 import type { GetRequest, PutRequest } from './requests.js';
 import { checkPlainKey } from '../protocol/typed-keys.js';
 import { decideTyped, typedNeedsRead } from '../core/crdt/typed-object.js';
@@ -65,6 +68,10 @@ export interface CoordinatorStats {
   staleRingRetries: number;
   /** Reads that asked one more replica because the first were slow. */
   speculativeReads: number;
+  /** Session reads (GET with atLeast), and those that had to ask more
+   * replicas because the first answers were older than the session. */
+  sessionReads: number;
+  sessionReadsLookedFurther: number;
 }
 
 /** Pause before running a fenced request again on a refreshed ring, after
@@ -95,6 +102,8 @@ export interface CoordinatorDeps {
   readonly reaper: Reaper;
   readonly replica: Replica;
   readonly metrics: NodeMetrics;
+  /** Where conflicts this node coordinates are recorded. */
+  readonly conflicts: ConflictLog;
   /** Decides which reads ask every replica (readRepairChance). */
   readonly random: () => number;
   requireRing(): Ring;
@@ -123,6 +132,7 @@ export class Coordinator {
   readonly stats: CoordinatorStats = {
     gets: 0, puts: 0, deletes: 0, failedRequests: 0, forwardedPuts: 0, readRepairs: 0,
     siblingWarnings: 0, replicaTimeouts: 0, sloppyWrites: 0, staleRingRetries: 0, speculativeReads: 0,
+    sessionReads: 0, sessionReadsLookedFurther: 0,
   };
   private inFlight = 0;
   /** The actor this node mints under when it coordinates as a fallback
@@ -208,7 +218,15 @@ export class Coordinator {
   onGet(body: unknown, respond: Responder): void {
     const req = parseGet(body, this.d.requireRing().n);
     checkPlainKey(req.key);
-    this.runGet(req, respond, (obj, replicas) => [MsgType.GET_REPLY, this.getReply(req, obj, replicas)]);
+    const atLeast = parseAtLeast(body as Record<string, unknown>, this.d.contextKey);
+    this.runGet(req, atLeast, respond, (r) => {
+      if ((r.lookedFurther ?? 0) > 0) {
+        this.stats.sessionReadsLookedFurther++;
+        this.d.metrics.countSessionLookFurther();
+      }
+      const out = this.getReply(req, r.object, r.replicas);
+      return [MsgType.GET_REPLY, r.lookedFurther === undefined ? out : { ...out, lookedFurther: r.lookedFurther }];
+    });
   }
 
   /** A counter or set operation (TYPE_UPDATE) or read (TYPE_READ): the same
@@ -218,17 +236,19 @@ export class Coordinator {
     const n = this.d.requireRing().n;
     if (type === MsgType.TYPE_READ) {
       const req = parseTypedRead(body, n);
-      this.runGet(req, respond, (obj, replicas) => [MsgType.TYPE_READ_REPLY, typedReadReply(req, obj, replicas, this.d.id)]);
+      this.runGet(req, undefined, respond, (r) => [MsgType.TYPE_READ_REPLY, typedReadReply(req, r.object, r.replicas, this.d.id)]);
       return;
     }
     const req = parseTypedUpdate(body, n);
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => this.putAttempt(body, req, false, fromPeer, a, reply, () => {}));
   }
 
-  private runGet(req: GetRequest, respond: Responder,
-    replyOf: (obj: VersionedObject | undefined, replicas: readonly ReplicaReport[]) => [number, unknown]): void {
+  /** A get on `req.key`; `replyOf` builds the reply from the merged result. */
+  private runGet(req: GetRequest, atLeast: ReturnType<typeof parseAtLeast>, respond: Responder,
+    replyOf: (r: { object: VersionedObject | undefined; replicas: readonly ReplicaReport[]; lookedFurther?: number }) => [number, unknown]): void {
     this.admit();
     this.stats.gets++;
+    if (atLeast !== undefined) this.stats.sessionReads++;
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
       const ring = this.d.requireRing();
       const { targets, down, groups } = this.targetsFor(ring, req.key, req.quorum, false);
@@ -245,10 +265,12 @@ export class Coordinator {
       // 0.41-0.43 ms p50 against 0.35-0.38 ms asking all three, and asking
       // one replica less showed no CPU saving beyond the spread.
       const hedge = req.quorum.r >= 2 ? 1 : 0;
-      const fsm = new GetFsm({ replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll, hedge });
+      const fsm = new GetFsm({
+        replicas: targets, down, quorum: req.quorum, readRepair: this.d.config.readRepair, groups, askAll, hedge, atLeast, nowMs: this.d.clock.nowMs(),
+      });
       this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (r) => {
         if (!r.ok) return this.respondFsmError(reply, r);
-        const [type, out] = replyOf(r.object, r.replicas);
+        const [type, out] = replyOf(r);
         reply(type, out);
       }, 'get', req.quorum.level);
     });
@@ -395,7 +417,9 @@ export class Coordinator {
     const fsm = new PutFsm({ self: this.d.id, replicas: t.targets, down: t.down, quorum: req.quorum, groups: t.groups });
     const coordinate = async (): Promise<Coordinated> => {
       let built: VersionedObject | undefined;
+      let before: VersionedObject | undefined;
       const m = await this.d.store.mutate(req.key, (cur) => {
+        before = cur;
         // Chosen here, serialized with removals of the key.
         if (standingIn) actor = this.standInActorNow();
         if (req.typed !== undefined) {
@@ -422,6 +446,7 @@ export class Coordinator {
       if (m.changed && mine) onWritten([mine.actor, mine.counter]);
       // A resolving put clears the oversized flag; a merge may have set it.
       if (m.changed) this.d.replica.noteSiblings(req.key, m.object);
+      if (m.changed) this.noteConflicts(req, before, m.object, mine, lww);
       if (selfHint === undefined) return { object: m.object, durable: m.durable };
       const hint = this.d.hints.add(selfHint, req.key);
       return { object: m.object, durable: Promise.all([m.durable, hint]).then(() => undefined) };
@@ -436,6 +461,7 @@ export class Coordinator {
       }
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
       if (obj.siblings.length > 1) this.d.metrics.conflicts.inc();
+      if (req.context.length > 0) this.d.metrics.countContextWrite(obj.siblings.length > 1);
       const written = writtenSibling(obj, actor, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
@@ -449,6 +475,19 @@ export class Coordinator {
       };
       respond(MsgType.PUT_REPLY, out);
     }, req.typed !== undefined ? req.typed.kind : req.value === null ? 'delete' : 'put', req.quorum.level);
+  }
+
+  /** Records what a put did to the key's versions (conflict-log.ts):
+   * nothing for the common put that leaves one version and resolved none. */
+  private noteConflicts(req: PutRequest, before: VersionedObject | undefined, after: VersionedObject,
+    written: Sibling | undefined, lww: boolean): void {
+    if (after.siblings.length < 2 && (before?.siblings.length ?? 0) < 2 && !lww) return;
+    const seen = conflictsOfPut({ key: req.key, by: this.d.id, before, after, context: req.context, lww, resolved: req.resolved, written });
+    for (const r of seen.records) {
+      this.d.conflicts.record(r);
+      this.d.metrics.conflictRecords.inc({ kind: r.kind });
+    }
+    if (seen.resolvedVersions > 0) this.d.metrics.siblingsResolved.inc({ by: seen.resolvedBy }, seen.resolvedVersions);
   }
 
   private standInActorNow(): string {
@@ -585,9 +624,10 @@ export class Coordinator {
   private writeReplica(to: string, key: string, object: VersionedObject, hintFor: string | undefined, rv: number, timeoutMs: number,
     cb: (ok: boolean, err: TuneKvError | null) => void, acceptedMs?: number): void {
     if (to === this.d.id) {
-      this.d.replica.write(key, object, hintFor).then(() => cb(true, null), () => cb(false, null));
+      this.d.replica.write(key, object, hintFor, acceptedMs !== undefined).then(() => cb(true, null), () => cb(false, null));
       return;
     }
+    this.d.metrics.countReplicationBytes('replica', objectBytes(object));
     const body: Record<string, unknown> = { key, object: wireOf(object), rv };
     if (hintFor !== undefined) body.hintFor = hintFor;
     if (acceptedMs !== undefined) body.acceptedMs = acceptedMs;

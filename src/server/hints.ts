@@ -28,7 +28,7 @@
 // would hold the reaper back forever). While the disk is unhealthy the
 // handoff loop does not run: it could send objects but not drop hints.
 
-import { sameVersions } from '../core/clock/object.js';
+import { objectBytes, sameVersions } from '../core/clock/object.js';
 import { memberOf, partitionOfKey, preferenceListForKey } from '../core/ring/ring.js';
 import { holds } from '../core/ring/transition.js';
 import { TuneKvError } from '../errors.js';
@@ -277,6 +277,7 @@ export class Hints {
     try {
       if (object) {
         const body = { key, object: objectToWire(object) };
+        this.ctx.replicationSent?.('hint', objectBytes(object) * targets.length);
         await Promise.all(targets.map((t) => this.ctx.ask(t, MsgType.REPLICA_WRITE, body)));
       }
     } catch {

@@ -13,6 +13,10 @@
 //                              no write happened since they were written
 //   m:probe                    the disk-health probe's scratch key (its
 //                              value is the time of the last probe)
+//   c<14 hex of seq>           a conflict-log record (conflict-log.ts), in
+//                              the order the node saw them: out of the data
+//                              range, so nothing serves, hashes or transfers
+//                              it; bounded by count and bytes, oldest first
 //   q<data key>                a stored object that could not be decoded,
 //                              set aside byte for byte (object-store.ts):
 //                              out of the data range, so nothing serves or
@@ -20,7 +24,7 @@
 //
 // Data keys start with their 32-bit hash, so every ring partition is one
 // contiguous key range whatever Q is, and so is every anti-entropy segment.
-// The prefixes d, h, m, q never overlap, so each range read sees one kind.
+// The prefixes c, d, h, m, q never overlap, so each range read sees one kind.
 
 import { segmentBits } from '../core/antientropy/segments.js';
 import { keyHash, partitionRange } from '../core/ring/hash.js';
@@ -97,3 +101,11 @@ export function quarantineKey(storageKey: string): string {
 }
 
 export const quarantineRange = { gte: 'q', lt: 'r' } as const;
+
+/** Where conflict-log record `seq` is stored: fixed-width hex, so storage
+ * order is record order. */
+export function conflictKey(seq: number): string {
+  return `c${seq.toString(16).padStart(14, '0')}`;
+}
+
+export const conflictKeysRange = { gte: 'c', lt: 'd' } as const;

@@ -22,7 +22,13 @@ export interface MetricSources {
   connections(): Record<'peer' | 'client' | 'handshaking', number>;
   /** Objects set aside at open or read because they could not be decoded. */
   quarantinedObjects(): number;
+  /** Seconds since this node last saw every member up (0 while it does).
+   * Optional: the metric reads 0 without it. */
+  partitionSeconds?(): number;
 }
+
+/** What replication bandwidth is spent on (tunekv_replication_bytes_total). */
+export type ReplicationKind = 'replica' | 'hint' | 'aae' | 'transfer';
 
 /** Sets a counter to a value kept elsewhere, at scrape time. */
 function mirror(c: Counter, read: () => number): void {
@@ -41,6 +47,15 @@ export class NodeMetrics {
   readonly oversizedObjects: Counter;
   readonly authFailures: Counter<'method'>;
   readonly refusedRequests: Counter<'code'>;
+  // Issue 10 (conflicts, sessions, types): see the README's Metrics and
+  // "Resolving conflicts". The types and sessions code count through
+  // countTypeMerge() and countSessionLookFurther().
+  readonly siblingsResolved: Counter<'by'>;
+  readonly sessionLookFurther: Counter;
+  readonly typeMerges: Counter<'type'>;
+  readonly replicationBytes: Counter<'kind'>;
+  readonly contextWrites: Counter<'outcome'>;
+  readonly conflictRecords: Counter<'kind'>;
   private readsWithOneVersion = 0;
   private readsFound = 0;
 
@@ -146,6 +161,48 @@ export class NodeMetrics {
       name: 'tunekv_quarantined_objects_total', help: 'Stored objects that could not be decoded and were set aside (never a reason not to start)', registers,
       collect() { mirror(this, sources.quarantinedObjects); },
     });
+    this.siblingsResolved = new Counter({
+      name: 'tunekv_siblings_resolved_total',
+      help: 'Versions superseded by puts that resolved a conflict (a context covering two or more versions), by who resolved them: resolver (the put said so: kv.update() or a default resolver writing back), context (any other put with a context), lww',
+      labelNames: ['by'],
+      registers,
+    });
+    this.sessionLookFurther = new Counter({
+      name: 'tunekv_session_reads_looked_further_total',
+      help: 'Session reads that found an older version than the session had seen and had to ask more replicas',
+      registers,
+    });
+    this.typeMerges = new Counter({
+      name: 'tunekv_type_merges_total',
+      help: 'Concurrent versions of a counter or set merged into one, by type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.replicationBytes = new Counter({
+      name: 'tunekv_replication_bytes_total',
+      help: 'Object bytes (values and clocks) this node sent to other nodes, by purpose: replica (writes and read repair it coordinated), hint (hand-off), aae (anti-entropy repair), transfer (cluster changes)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.contextWrites = new Counter({
+      name: 'tunekv_context_writes_total',
+      help: 'Puts and deletes this node coordinated that carried a non-empty context, by outcome: clean (the key was left with one version), sibling (a concurrent writer left a sibling)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.conflictRecords = new Counter({
+      name: 'tunekv_conflict_records_total',
+      help: 'Records appended to this node\'s conflict log, by kind (siblings kept, lww, resolver, type merge)',
+      labelNames: ['kind'],
+      registers,
+    });
+    const partition = sources.partitionSeconds;
+    new Gauge({
+      name: 'tunekv_partition_seconds',
+      help: 'How long this node has been unable to reach every member (seconds since it last saw them all up; 0 while it does)',
+      registers,
+      collect() { this.set(partition ? partition() : 0); },
+    });
     const ratio = (): number => this.oneVersionRatio;
     new Gauge({
       name: 'tunekv_reads_one_version_ratio',
@@ -170,6 +227,35 @@ export class NodeMetrics {
     this.siblingsPerRead.observe(versions);
     this.readsFound++;
     if (versions === 1) this.readsWithOneVersion++;
+  }
+
+  /** Hook for sessions: a session read had to look further. */
+  countSessionLookFurther(): void {
+    this.sessionLookFurther.inc();
+  }
+
+  /** Hook for the counter and set types: a merge folded concurrent versions. */
+  countTypeMerge(type: string): void {
+    this.typeMerges.inc({ type });
+  }
+
+  /** Labelled children cached: these are counted on the put path, where
+   * resolving labels costs more than the increment. */
+  private readonly replicationChildren = new Map<ReplicationKind, { inc(v: number): void }>();
+  private contextWriteChildren: { clean: { inc(): void }; sibling: { inc(): void } } | undefined;
+
+  /** Object bytes sent for replication (see ReplicationKind). */
+  countReplicationBytes(kind: ReplicationKind, bytes: number): void {
+    if (bytes <= 0) return;
+    let child = this.replicationChildren.get(kind);
+    if (!child) { child = this.replicationBytes.labels(kind); this.replicationChildren.set(kind, child); }
+    child.inc(bytes);
+  }
+
+  /** A put or delete that carried a context: did it leave a sibling? */
+  countContextWrite(leftSibling: boolean): void {
+    this.contextWriteChildren ??= { clean: this.contextWrites.labels('clean'), sibling: this.contextWrites.labels('sibling') };
+    (leftSibling ? this.contextWriteChildren.sibling : this.contextWriteChildren.clean).inc();
   }
 
   /** Reads that found the key and saw exactly one version, 0..1. */

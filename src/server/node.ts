@@ -23,6 +23,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
+import type { Sibling } from '../core/clock/object.js';
 import { Membership } from '../core/membership/membership.js';
 import { memberOf, partitionOfKey } from '../core/ring/ring.js';
 import { holds } from '../core/ring/transition.js';
@@ -38,12 +39,14 @@ import { AntiEntropy } from './anti-entropy.js';
 import { ClusterView } from './cluster-view.js';
 import type { NodeContext, PeerReply } from './context.js';
 import { contextKey } from '../security/context-mac.js';
+import { ConflictLog, parseConflictQuery, recordToWire } from './conflict-log.js';
 import { Coordinator } from './coordinator.js';
 import { DiskHealth, probeStorage } from './disk-health.js';
 import { Faults, parseFaultSpec } from './faults.js';
 import { Hints } from './hints.js';
 import { incKey, ringKey, segmentOfStorageKey } from './keyspace.js';
 import { NodeMetrics } from './metrics.js';
+import type { ReplicationKind } from './metrics.js';
 import { ObjectStore } from './object-store.js';
 import type { BatchWindow } from './object-store.js';
 import { Reaper } from './reaper.js';
@@ -103,6 +106,8 @@ export class TuneNode implements NodeContext {
   readonly router: Router;
   readonly transfers: Transfers;
   readonly security: Security;
+  /** Conflicts this node saw (conflict-log.ts). */
+  readonly conflicts: ConflictLog;
   /** Called once an exiting node handed everything off (start-node stops
    * the process; the simulator takes the node out). */
   onExited: () => void = () => {};
@@ -121,6 +126,10 @@ export class TuneNode implements NodeContext {
   connections: () => ConnectionCounts = () => ({ peer: 0, client: 0, handshaking: 0 });
   /** Peers that came back, and since when: convergence is timed from then. */
   private readonly heals = new Map<string, number>();
+  /** Peers this node's failure detector does not see up, and since when
+   * (local wall clock) at least one has not been: tunekv_partition_seconds. */
+  private readonly notUp = new Set<string>();
+  private notUpSinceMs: number | undefined;
   private readonly random: () => number;
   private readonly transport: PeerTransport;
   private readonly timers = new Set<TimerHandle>();
@@ -159,7 +168,10 @@ export class TuneNode implements NodeContext {
     this.membership.onTransition = (id, from, to, nowMs) => {
       if (from === 'down' && to === 'up') this.heals.set(id, nowMs);
       if (to === 'down') this.heals.delete(id);
+      if (to === 'up') this.notUp.delete(id); else this.notUp.add(id);
+      if (this.notUp.size === 0) this.notUpSinceMs = undefined; else this.notUpSinceMs ??= nowMs;
     };
+    this.conflicts = new ConflictLog({ storage: this.storage, clock: this.clock, writeRaw: (op) => this.store.writeRaw(op) });
     this.view = new ClusterView({
       config: this.config, clock: this.clock, random: this.random, store: this.store, membership: this.membership,
       transport: this.transport, ask: (to, type, body, timeoutMs) => this.ask(to, type, body, timeoutMs),
@@ -176,7 +188,7 @@ export class TuneNode implements NodeContext {
     });
     this.replica = new Replica({
       id: this.id, clock: this.clock, store: this.store, hints: this.hints, aae: this.aae, reaper: this.reaper,
-      metrics: this.metrics, checkWritable: () => this.checkWritable(), log: (l) => this.log(l),
+      metrics: this.metrics, conflicts: this.conflicts, checkWritable: () => this.checkWritable(), log: (l) => this.log(l),
       isMember: (id) => this.view.ring !== undefined && memberOf(this.view.ring, id) !== undefined,
       ringVersion: () => this.view.ring?.version ?? 0,
       holdsKey: (key) => {
@@ -184,9 +196,10 @@ export class TuneNode implements NodeContext {
         return ring !== undefined && holds(ring, this.id, partitionOfKey(ring, key));
       },
     });
+    this.aae.onMergeConflict = (key, before, merged) => this.replica.noteMergeConflict(key, before, merged);
     this.coordinator = new Coordinator({
       id: this.id, config: this.config, clock: this.clock, store: this.store, membership: this.membership,
-      hints: this.hints, reaper: this.reaper, replica: this.replica, metrics: this.metrics, random: this.random,
+      hints: this.hints, reaper: this.reaper, replica: this.replica, metrics: this.metrics, conflicts: this.conflicts, random: this.random,
       requireRing: () => this.view.requireRing(),
       refreshRing: (peer) => this.view.refreshFrom(peer),
       contextKey: contextKey(this.security.clusterKey),
@@ -228,7 +241,38 @@ export class TuneNode implements NodeContext {
       storageWriteFailures: () => this.health.status().failedBatches,
       connections: () => this.connections(),
       quarantinedObjects: () => this.store.stats.quarantined,
+      partitionSeconds: () => this.partitionSeconds(),
     });
+  }
+
+  /** Seconds since this node last saw every peer up (0 while it does). A
+   * peer that left the ring stops counting: removal drops it from the
+   * membership, which reports no transition for it, so it is checked here. */
+  private partitionSeconds(): number {
+    const ring = this.view.ring;
+    if (ring !== undefined) for (const id of this.notUp) if (memberOf(ring, id) === undefined) this.notUp.delete(id);
+    if (this.notUp.size === 0) this.notUpSinceMs = undefined;
+    return this.notUpSinceMs === undefined ? 0 : Math.max(0, this.clock.nowMs() - this.notUpSinceMs) / 1000;
+  }
+
+  /** Hook for the counter and set types (issue 10): a merge on this node
+   * folded concurrent versions of `key`; recorded in the conflict log as
+   * `type merge` and counted per type. Not called: the types count their
+   * concurrent joins in replica.ts (metrics only; see the comment there). */
+  noteTypeMerge(key: string, type: string, versions: readonly Sibling[]): void {
+    this.conflicts.recordTypeMerge(key, type, this.id, versions);
+    this.metrics.countTypeMerge(type);
+    this.metrics.conflictRecords.inc({ kind: 'type merge' });
+  }
+
+  /** Hook for sessions (issue 10): a session read had to look further. */
+  noteSessionLookFurther(): void {
+    this.metrics.countSessionLookFurther();
+  }
+
+  /** Object bytes sent to peers for replication (NodeContext). */
+  replicationSent(kind: ReplicationKind, bytes: number): void {
+    this.metrics.countReplicationBytes(kind, bytes);
   }
 
   /** The rooms as the router sees them. */
@@ -262,6 +306,10 @@ export class TuneNode implements NodeContext {
           return respond(MsgType.OK, { mbps: this.transfers.mbps });
         }
         return this.view.onChange(type, body, respond, peer);
+      },
+      onConflicts: (body, respond) => {
+        const page = this.conflicts.query(parseConflictQuery(body));
+        respond(MsgType.CONFLICTS_REPLY, { node: this.id, records: page.records.map(recordToWire), next: page.next });
       },
       helloInfo: () => this.view.helloInfo(),
       peerHello: (id, ringVersion) => {
@@ -339,10 +387,11 @@ export class TuneNode implements NodeContext {
   async open(): Promise<void> {
     // Process-wide, and the same for every node of a process: the memory
     // budget (README) assumes the heap stays near what is alive.
-    setFlagsFromString(`--heap-growing-percent=${limits.heapGrowthPercent}`);
+    setFlagsFromString(`--heap-growing-percent=${this.config.heapGrowthPercent}`);
     await this.storage.open();
     await this.view.load(await this.storage.get(ringKey), await this.storage.get(incKey));
     await this.hints.load();
+    await this.conflicts.load();
     const t0 = this.clock.elapsedMs();
     const { keys, from } = await this.aae.open();
     if (keys > 0 || from === 'background' || this.hints.pending > 0) {
@@ -474,6 +523,7 @@ export class TuneNode implements NodeContext {
         },
         stats: { ...this.coordinator.stats, ...this.replica.stats },
         transfers: { ...this.transfers.stats, limitMBps: this.transfers.mbps, ...this.view.changeStats },
+        conflictLog: { records: this.conflicts.size, bytes: this.conflicts.sizeBytes, ...this.conflicts.stats },
       }),
       metrics: async () => {
         const failures = (await this.metrics.quorumFailures.get()).values.reduce((a, v) => a + v.value, 0);

@@ -25,6 +25,9 @@ import { MsgType } from '../protocol/messages.js';
 import { objectFromWire } from '../protocol/object-codec.js';
 import { asRecord, checkKey } from '../protocol/validate.js';
 import type { AntiEntropy } from './anti-entropy.js';
+import { mergeFoundConflict } from './conflict-log.js';
+import { typedKindOf } from '../core/crdt/typed-object.js';
+import type { ConflictLog } from './conflict-log.js';
 import type { Hints } from './hints.js';
 import type { NodeMetrics } from './metrics.js';
 import { ObjectStore, unknown } from './object-store.js';
@@ -48,6 +51,8 @@ export interface ReplicaDeps {
   readonly aae: AntiEntropy;
   readonly reaper: Reaper;
   readonly metrics: NodeMetrics;
+  /** Where conflicts found by merges here are recorded. */
+  readonly conflicts: ConflictLog;
   /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
   checkWritable(): void;
   isMember(id: string): boolean;
@@ -78,18 +83,42 @@ export class Replica {
 
   /** Merges an incoming object into ours; on a fallback also keeps a hint
    * for the primary it stands in for. Resolves when both are durable. */
-  async write(key: string, incoming: VersionedObject, hintFor?: string): Promise<void> {
+  async write(key: string, incoming: VersionedObject, hintFor?: string, fromPut = false): Promise<void> {
     this.d.checkWritable();
     const hint = hintFor !== undefined && hintFor !== this.d.id ? this.d.hints.add(hintFor, key) : Promise.resolve();
     hint.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+    let found = false;
+    let typedJoin: string | undefined;
     const m = await this.d.store.mutate(key, (cur) => {
       if (!cur) return incoming;
       const merged = merge(cur, incoming);
-      return sameVersions(merged, cur) ? cur : merged;
+      if (sameVersions(merged, cur)) return cur;
+      found = mergeFoundConflict(cur, incoming, merged, fromPut);
+      // A counter or set whose join is neither side: the states were concurrent.
+      if (!sameVersions(merged, incoming)) typedJoin = typedKindOf(merged);
+      return merged;
     });
+    // Counted, not logged as a conflict (TuneNode.noteTypeMerge is not used):
+    // concurrent states are a counter's normal case, nothing for a person to
+    // resolve, and logging each would push real conflicts out of the log.
+    if (typedJoin !== undefined && m.changed) this.d.metrics.countTypeMerge(typedJoin);
+    if (found && m.changed && m.object) {
+      this.d.conflicts.record({ key, kind: 'siblings kept', by: this.d.id, versions: m.object.siblings,
+        note: `a replica merge (${fromPut ? 'a put' : 'read repair, hand-off, anti-entropy or transfer'}) left ${m.object.siblings.length} concurrent versions` });
+      this.d.metrics.conflictRecords.inc({ kind: 'siblings kept' });
+    }
     if (m.changed && m.object) this.noteSiblings(key, m.object);
     if (hintFor === undefined) await m.durable;
     else await Promise.all([m.durable, hint]);
+  }
+
+  /** Records a conflict a merge outside write() found (anti-entropy's
+   * local side merges in the store directly). */
+  noteMergeConflict(key: string, before: VersionedObject | undefined, merged: VersionedObject): void {
+    if (!mergeFoundConflict(before, merged, merged, false)) return;
+    this.d.conflicts.record({ key, kind: 'siblings kept', by: this.d.id, versions: merged.siblings,
+      note: `anti-entropy found ${merged.siblings.length} concurrent versions` });
+    this.d.metrics.conflictRecords.inc({ kind: 'siblings kept' });
   }
 
   /** Flags (or unflags) a key whose siblings passed siblingsMax. */
@@ -154,7 +183,7 @@ export class Replica {
     if (hintFor !== undefined && !this.d.isMember(hintFor)) throw invalid(`hintFor (${hintFor}) is not a member of the ring`);
     const acceptedMs = typeof b.acceptedMs === 'number' && Number.isFinite(b.acceptedMs) ? b.acceptedMs : undefined;
     this.stats.replicaWrites++;
-    answer(respond, MsgType.OK, this.write(key, incoming, hintFor).then(() => {
+    answer(respond, MsgType.OK, this.write(key, incoming, hintFor, acceptedMs !== undefined).then(() => {
       // Coordinator and replica clocks: exact on one machine, skewed across.
       if (acceptedMs !== undefined) this.d.metrics.lagSeconds.observe(Math.max(0, this.d.clock.nowMs() - acceptedMs) / 1000);
       return null;

@@ -31,6 +31,7 @@ export function reportsToWire(reports: readonly ReplicaReport[]): ReplicaReportW
     node: r.node, role: r.role, outcome: r.outcome,
     ...(r.stale === undefined ? {} : { stale: r.stale }),
     ...(r.hintFor === undefined ? {} : { hintFor: r.hintFor }),
+    ...(r.behind === true ? { behind: true } : {}),
   }));
 }
 

@@ -39,6 +39,19 @@ export interface PutRequest {
   readonly typed?: TypedOp;
   /** What a read before a typed remove, clear or reset saw (coordinator.ts). */
   readonly typedSeen?: VersionedObject;
+  /** How many versions the client says this put resolves (kv.update(), a
+   * default resolver writing back): recorded as a `resolver` conflict. */
+  readonly resolved: number;
+}
+
+/** The largest `resolved` a put may claim: a key never holds more versions
+ * than a frame can carry, and the count is only recorded. */
+const resolvedMax = 1_000_000;
+
+function checkResolved(v: unknown): number {
+  if (v === undefined || v === null) return 0;
+  if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > resolvedMax) throw invalid(`resolved must be an integer from 0 to ${resolvedMax}`);
+  return v as number;
 }
 
 function quorumOf(b: Record<string, unknown>, n: number): Quorum {
@@ -97,6 +110,7 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
     timeoutMs: checkTimeout(b.timeoutMs),
     forwarded: checkOptionalBool('forwarded', b.forwarded) ?? false,
     wid: checkWid(b.wid),
+    resolved: checkResolved(b.resolved),
   };
 }
 

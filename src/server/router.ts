@@ -64,6 +64,7 @@ export const messageNeeds: ReadonlyMap<number, Need> = new Map<number, Need>([
   [MsgType.TRANSFER_LIMIT, 'admin'],
   [MsgType.TYPE_UPDATE, 'write'],
   [MsgType.TYPE_READ, 'read'],
+  [MsgType.CONFLICTS, 'read'],
 ]);
 
 /** Messages the cluster view and transfers answer (Rooms.onChange). */
@@ -91,6 +92,8 @@ export interface Rooms {
   onAaeKeys(body: unknown, respond: Responder): void;
   /** Ring changes and transfers (the types in changeTypes). */
   onChange(type: number, body: unknown, respond: Responder, peer: string | undefined): void;
+  /** A page of the conflict log (conflict-log.ts). */
+  onConflicts(body: unknown, respond: Responder): void;
   helloInfo(): { protocol: number; nodeId: string; ringVersion: number };
   /** A proven peer reached us: it is up; its ring may be newer. */
   peerHello(id: string, ringVersion: unknown): void;
@@ -193,6 +196,7 @@ export class Router {
       case MsgType.REPLICA_REAP: return r.onReap(body, respond);
       case MsgType.AAE_SEGMENTS: return r.onAaeSegments(body, respond);
       case MsgType.AAE_KEYS: return r.onAaeKeys(body, respond);
+      case MsgType.CONFLICTS: return r.onConflicts(body, respond);
       case MsgType.AUTH: throw new TuneKvError('PROTOCOL_ERROR', 'AUTH belongs to a connection handshake');
       default:
         if (changeTypes.has(type)) return r.onChange(type, body, respond, caller.peer);

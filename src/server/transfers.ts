@@ -28,7 +28,7 @@
 // An exiting node, once it holds no data and no hints, tells the claimant
 // (EXIT_DONE) and shuts itself down.
 
-import { sameVersions } from '../core/clock/object.js';
+import { objectBytes, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
 import { majority } from '../core/quorum/tally.js';
 import { stateOf, memberOf } from '../core/ring/ring.js';
@@ -342,6 +342,8 @@ export class Transfers {
     // one this page ended in (storage keys sort by hash, so by segment),
     // counted without a scan; the rest of that segment is not counted.
     const remaining = done ? 0 : Math.max(1, keysAfter(last));
+    // The page goes to the receiver in our reply: bytes this node sends.
+    this.ctx.replicationSent?.('transfer', bytes);
     return { entries, last, done, remaining, bytes };
   }
 
@@ -402,6 +404,7 @@ export class Transfers {
         const obj = await this.ctx.store.read(key).catch(() => undefined);
         if (!obj) continue;
         try {
+          this.ctx.replicationSent?.('transfer', objectBytes(obj) * live.length);
           await Promise.all(live.map((t) => this.ctx.ask(t, MsgType.REPLICA_WRITE, { key, object: objectToWire(obj) })));
         } catch {
           kept++;

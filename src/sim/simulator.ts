@@ -21,7 +21,9 @@
 //      one an acknowledged write's context had superseded (no resurrection
 //      after a tombstone was reaped);
 //   6. after convergence no live data exists only on non-owners;
-//   7, 8. counters and sets (typed-workload.ts, `typedClients` of them):
+//   7. a session read never returns a state older than what its session
+//      wrote or read of the key (session-clients.ts);
+//   8, 9. counters and sets (typed-workload.ts, `typedClients` of them):
 //      counters equal the sum of acknowledged increments, sets their adds
 //      minus their observed removes.
 // A failing seed prints itself and every knob; `tunekv sim --seed S` (with
@@ -41,6 +43,7 @@ import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages
 import { MemoryCluster } from './memory-cluster.js';
 import { TypedWorkload, typedStorageKeys } from './typed-workload.js';
 import { between, derive, pick } from './random.js';
+import { SessionClient } from './session-clients.js';
 import type { Random } from './random.js';
 
 export interface SimKnobs {
@@ -76,7 +79,11 @@ export interface SimKnobs {
   readonly crashJoiner: boolean;
   /** Simulated time the cluster gets to converge after healing. */
   readonly convergeWithinMs: number;
-  /** Clients incrementing counters and changing sets (typed-workload.ts). */
+  /** Session clients (kv.session()) beside the plain ones, checked by
+   * checker 7. */
+  readonly sessions: number;
+  /** Clients incrementing counters and changing sets (typed-workload.ts),
+   * checked by checkers 8 and 9. */
   readonly typedClients: number;
 }
 
@@ -89,6 +96,8 @@ export interface SimReport {
     simulatedMs: number; convergedAfterMs: number | null; faults: string[];
     /** Keys repaired by anti-entropy, read repairs, hints handed off, tombstones reaped. */
     aaeRepairs: number; readRepairs: number; handoffs: number; reaped: number;
+    /** Session reads that succeeded, that asked further replicas, that failed SESSION_UNAVAILABLE. */
+    sessionReads: number; sessionLookedFurther: number; sessionUnavailable: number;
   };
 }
 
@@ -118,6 +127,8 @@ export function knobsFor(seed: number, fixed: Partial<SimKnobs> = {}): SimKnobs 
     readRepairChance: pick(r, [0, 0.1, 0.1, 1]),
     speculativeRetryMs: pick(r, [2, 20, 200]),
     convergeWithinMs: 60_000,
+    // Drawn last, so every earlier knob of a seed is what it was before.
+    sessions: between(r, 1, 2),
     typedClients: between(r, 1, 2),
     ...fixed,
   };
@@ -237,6 +248,12 @@ class Run {
   }
 
   // ---- clients ----
+
+  /** Where a client sends its next request: mostly a running node. */
+  targets(r: Random): string {
+    const running = this.cluster.ids.filter((id) => this.cluster.isRunning(id));
+    return running.length > 0 && r() < 0.9 ? pick(r, running) : pick(r, this.cluster.ids);
+  }
 
   async client(c: number): Promise<void> {
     const r = derive(this.knobs.seed, `client${c}`);
@@ -608,8 +625,10 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
   // Faults run alongside the clients and stop when they finish: the cluster
   // is healed with whatever divergence the faults left.
   void run.faults(phaseMs);
+  const sessions = Array.from({ length: knobs.sessions ?? 0 }, (_, c) => new SessionClient(run, `session${c}`));
   await run.cluster.drive(Promise.all([
     ...Array.from({ length: knobs.clients }, (_, c) => run.client(c)),
+    ...sessions.map((s) => s.run(knobs.seed, knobs.opsPerClient, knobs.keys)),
     ...Array.from({ length: knobs.typedClients ?? 0 }, (_, c) => typed.client(c)),
   ]));
   await run.healAll();
@@ -649,6 +668,8 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
     stats: {
       ops: run.ops + typed.ops, acked: run.writes.filter((w) => w.acked).length, failed: run.failed, messages,
       simulatedMs, convergedAfterMs, faults: run.faultLog, ...counters,
+      sessionReads: sessions.reduce((a, s) => a + s.reads, 0), sessionLookedFurther: sessions.reduce((a, s) => a + s.lookedFurther, 0),
+      sessionUnavailable: sessions.reduce((a, s) => a + s.unavailable, 0),
     },
   };
 }

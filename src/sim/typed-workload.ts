@@ -2,13 +2,14 @@
 // add and remove set members through random nodes at random levels while
 // the faults run, and the two checkers that judge the converged state.
 //
-// Checkers (after every replica of every key holds the same state):
-//   7. a counter equals the sum of its acknowledged increments, give or
+// Checkers (after every replica of every key holds the same state;
+// numbered as in simulator.ts):
+//   8. a counter equals the sum of its acknowledged increments, give or
 //      take the increments whose request failed (they may have been
 //      applied: an error says nothing about the replicas that took it) and
 //      `eventual` increments whose only copy died with a node killed for
 //      good (as checker 1 excuses for plain writes at W=1);
-//   8. a set equals its adds minus its observed removes. Every add adds a
+//   9. a set equals its adds minus its observed removes. Every add adds a
 //      member no other add uses, so: an acknowledged add that no remove
 //      targeted is present; a member whose acknowledged remove said its
 //      coordinator held it (observed the add) is absent; and nothing is
@@ -145,7 +146,7 @@ export class TypedWorkload {
     return first === undefined ? undefined : cl.node(first).store.read(key);
   }
 
-  /** Checkers 7 and 8; call once replicas have converged. */
+  /** Checkers 8 and 9; call once replicas have converged. */
   async check(violations: string[]): Promise<void> {
     const gone = this.run.cluster.gone;
     for (const [key, l] of this.counters) {

@@ -20,12 +20,22 @@
 // collecting:  replied; keep gathering the remaining replies until all have
 //              answered or the deadline passes, then read-repair stale replicas.
 //
+// Sessions (`atLeast`): a read that carries what its session has seen of
+// the key stays in `reading` after R answered while their merged result is
+// older than that (core/clock/session-cover.ts): it asks the replicas not
+// asked yet, one at once and the rest on the speculative timer, and replies
+// as soon as the answers cover it (counting `lookedFurther`). When every
+// replica has answered, or the deadline passes, with R met but nothing
+// current, it fails with SESSION_UNAVAILABLE: never older data.
+//
 // Invariants: exactly one 'reply' effect, then exactly one 'done'; every
 // effect comes out of an event; no I/O, no clock.
 
 import assert from 'node:assert/strict';
 import { mergeAll, sameVersions } from '../clock/object.js';
 import type { VersionedObject } from '../clock/object.js';
+import { sessionCovers } from '../clock/session-cover.js';
+import type { AtLeast } from '../clock/session-cover.js';
 import { describeLevel } from '../quorum/levels.js';
 import type { Quorum } from '../quorum/levels.js';
 import { groupTallies, groupsVerdict, reportedTally } from '../quorum/tally.js';
@@ -60,6 +70,10 @@ export interface GetFsmOptions {
   readonly askAll?: boolean;
   /** Replicas asked beyond R at the start (askAll: false). Default 0. */
   readonly hedge?: number;
+  /** A session read: reply only with a result at least this new. */
+  readonly atLeast?: AtLeast;
+  /** The time, for atLeast's pruning rule (session-cover.ts). */
+  readonly nowMs?: number;
 }
 
 export class GetFsm {
@@ -73,6 +87,8 @@ export class GetFsm {
   private replied = false;
   /** Targets not asked yet, in order (askAll: false). */
   private readonly reserve: ReplicaTarget[] = [];
+  /** Replicas asked because the answers were older than atLeast. */
+  private lookedFurther = 0;
 
   constructor(private readonly opts: GetFsmOptions) {
     const down = opts.down ?? [];
@@ -119,6 +135,7 @@ export class GetFsm {
    * one more replica (a slow one is not waited for alone). */
   onSpeculate(): Effect[] {
     if (this.state !== 'reading' || this.replied) return [];
+    if (this.reserve.length > 0 && groupsVerdict(this.readTallies) === 'met') this.lookedFurther++;
     return this.askNext();
   }
 
@@ -142,6 +159,7 @@ export class GetFsm {
     }
     if (this.state === 'reading') {
       const v = groupsVerdict(this.readTallies);
+      if (v === 'met' && !this.current()) return this.lookFurther();
       if (v === 'met') return [...this.quorumMet(), ...this.maybeFinish()];
       if (v === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE', this.readTallies), ...this.maybeFinish()];
       if (!result.ok) return this.askNext();
@@ -163,9 +181,74 @@ export class GetFsm {
 
   onTimeout(): Effect[] {
     if (this.state === 'done') return [];
+    if (!this.replied && this.state === 'reading' && groupsVerdict(this.readTallies) === 'met') {
+      return [...this.failBehind('timed out'), ...this.finish()];
+    }
     const effects = this.replied ? [] : this.fail('TIMEOUT', this.writingBack ? this.writeTallies : this.readTallies,
       this.state === 'writingBack' ? 'write-back' : 'read');
     return [...effects, ...this.finish()];
+  }
+
+  /** Without atLeast, always; with it, whether the answers so far merge
+   * into a state at least as new as what the session saw. */
+  private current(): boolean {
+    const atLeast = this.opts.atLeast;
+    if (atLeast === undefined) return true;
+    if (this.everyPrimaryNotFound()) return true;
+    return sessionCovers(mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : []))), atLeast, this.opts.nowMs ?? 0);
+  }
+
+  /**
+   * Every primary of the key answered "not found": the key was deleted and
+   * its tombstone reaped (the reaper removes one only once every primary
+   * holds it), even if the session last saw a live value (another client
+   * deleted it). Accepted as current; otherwise such a key would fail every
+   * read of the session for as long as the session remembered it. The one
+   * state this can hide is a write held only by fallbacks while every
+   * primary was down (sloppy quorum), until its hints are handed off. So
+   * the read must have had every replica a primary: when a fallback stood
+   * in for one, that primary (down to this node) may hold the state, and
+   * the simulator found exactly that (seed 96: a session's write on the
+   * far side of a partition, read back as "not found").
+   */
+  private everyPrimaryNotFound(): boolean {
+    let primaries = 0;
+    for (const s of this.slots.values()) {
+      if (s.target.role !== 'primary' || s.outcome !== 'notfound') return false;
+      primaries++;
+    }
+    return primaries > 0;
+  }
+
+  private isBehind(s: ReplicaSlot): boolean {
+    const atLeast = this.opts.atLeast;
+    return atLeast !== undefined && (s.outcome === 'ok' || s.outcome === 'notfound') && !sessionCovers(s.object, atLeast, this.opts.nowMs ?? 0);
+  }
+
+  /** R answered, all older than the session's state: ask the next replica
+   * now (askNext arms the timer for the rest), wait for those asked, or
+   * fail once nobody is left. */
+  private lookFurther(): Effect[] {
+    if (this.reserve.length > 0) {
+      this.lookedFurther++;
+      return this.askNext();
+    }
+    if ([...this.slots.values()].some((s) => s.outcome === 'pending')) return [];
+    return [...this.failBehind('every replica answered'), ...this.maybeFinish()];
+  }
+
+  private failBehind(why: string): Effect[] {
+    const answered = this.answered();
+    const behind = answered.filter((s) => this.isBehind(s)).length;
+    this.replied = true;
+    this.state = 'collecting';
+    const error: FsmError = {
+      code: 'SESSION_UNAVAILABLE',
+      message: `${describeLevel(this.opts.quorum, 'r')} session read found no replica as current as the session (${why}): `
+        + `${answered.length} answered, ${behind} behind, ${this.reserve.length} not asked`,
+      details: { required: this.opts.quorum.r, received: answered.length, behind, lookedFurther: this.lookedFurther, replicas: this.reports() },
+    };
+    return [{ kind: 'reply', reply: { ok: false, error } }];
   }
 
   private answered(): ReplicaSlot[] {
@@ -205,7 +288,9 @@ export class GetFsm {
       outcome: s.outcome,
       stale: (s.outcome === 'ok' || s.outcome === 'notfound') && merged !== undefined && !sameVersions(s.object, merged),
       hintFor: s.target.hintFor,
+      ...(this.isBehind(s) ? { behind: true } : {}),
     }));
+    if (this.opts.atLeast !== undefined) return [{ kind: 'reply', reply: { ok: true, object: merged, replicas, lookedFurther: this.lookedFurther } }];
     return [{ kind: 'reply', reply: { ok: true, object: merged, replicas } }];
   }
 
@@ -224,7 +309,9 @@ export class GetFsm {
   }
 
   private reports(): ReplicaReport[] {
-    return [...this.slots.values()].map((s) => ({ node: s.target.node, role: s.target.role, outcome: s.outcome, hintFor: s.target.hintFor }));
+    return [...this.slots.values()].map((s) => ({
+      node: s.target.node, role: s.target.role, outcome: s.outcome, hintFor: s.target.hintFor, ...(this.isBehind(s) ? { behind: true } : {}),
+    }));
   }
 
   private maybeFinish(): Effect[] {

@@ -29,6 +29,9 @@ export interface ReplicaReport {
   /** Its object differed from the merged result (reads only). */
   readonly stale?: boolean;
   readonly hintFor?: string | undefined;
+  /** Session reads: its copy alone was older than what the session had
+   * seen (core/clock/session-cover.ts). */
+  readonly behind?: boolean;
 }
 
 export interface FsmError {
@@ -54,7 +57,10 @@ export type Effect =
   | { readonly kind: 'done'; readonly stats: FsmStats };
 
 export type FsmReply =
-  | { readonly ok: true; readonly object: VersionedObject | undefined; readonly replicas: readonly ReplicaReport[] }
+  | { readonly ok: true; readonly object: VersionedObject | undefined; readonly replicas: readonly ReplicaReport[];
+    /** Session reads: replicas asked because the first answers were older
+     * than the session's state. */
+    readonly lookedFurther?: number }
   | { readonly ok: false; readonly error: FsmError };
 
 export interface FsmStats {

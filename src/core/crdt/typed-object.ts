@@ -69,6 +69,12 @@ export function isTypedObject(obj: VersionedObject): boolean {
   return obj.siblings.length === 1 && isTypedVtype(obj.siblings[0]!.vtype);
 }
 
+/** 'counter' or 'set' for a typed object, else undefined. */
+export function typedKindOf(obj: VersionedObject): TypedKind | undefined {
+  if (!isTypedObject(obj)) return undefined;
+  return obj.siblings[0]!.vtype === counterVtype ? 'counter' : 'set';
+}
+
 function emptyState(kind: TypedKind): TypedState {
   return kind === 'counter' ? { kind, state: emptyCounter, wids: noWriteIds } : { kind, state: emptySet, wids: noWriteIds };
 }
