@@ -44,3 +44,23 @@ t.test('a reset at quorum takes away increments its coordinator never received',
   t.equal((await read(c, 'n1', { type: 'counter', key: 'hits', r: 3 })).value, '0', 'no increment survives the reset that saw it');
   await c.stopAll();
 });
+
+t.test('a replica write joining concurrent counter states counts in tunekv_type_merges_total, and logs no conflict', async (t) => {
+  const c = await cluster();
+  // n1 and n2 do not hear each other: each increments its own state.
+  c.network.policy = (from, to) => ((from === 'n1' && to === 'n2') || (from === 'n2' && to === 'n1') ? { fate: 'drop' } : { fate: 'deliver', delayMs: 1 });
+  await update(c, 'n1', { type: 'counter', key: 'hits', op: 'incr', n: 1, consistency: 'eventual' });
+  await update(c, 'n2', { type: 'counter', key: 'hits', op: 'incr', n: 2, consistency: 'eventual' });
+  c.network.policy = () => ({ fate: 'deliver', delayMs: 1 });
+  t.equal((await read(c, 'n1', { type: 'counter', key: 'hits', r: 3 })).value, '3');
+  await c.runFor(100);
+  let merges = 0;
+  for (const id of ['n1', 'n2', 'n3']) {
+    const text = await c.node(id).metrics.registry.getSingleMetricAsString('tunekv_type_merges_total');
+    const m = /tunekv_type_merges_total\{[^}]*type="counter"[^}]*\} (\d+)/.exec(text);
+    merges += m ? Number(m[1]) : 0;
+  }
+  t.ok(merges >= 1, `concurrent joins counted (${merges})`);
+  t.same(c.node('n3').conflicts.query({}).records, [], 'nothing in the conflict log');
+  await c.stopAll();
+});
