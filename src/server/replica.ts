@@ -25,7 +25,7 @@ import { MsgType } from '../protocol/messages.js';
 import { objectFromWire } from '../protocol/object-codec.js';
 import { asRecord, checkKey } from '../protocol/validate.js';
 import type { AntiEntropy } from './anti-entropy.js';
-import { mergeFoundConflict } from './conflict-log.js';
+import { TypeMergeSampler, mergeFoundConflict } from './conflict-log.js';
 import { typedKindOf } from '../core/crdt/typed-object.js';
 import type { ConflictLog } from './conflict-log.js';
 import type { Hints } from './hints.js';
@@ -70,6 +70,9 @@ export class Replica {
   /** Keys whose object passed siblingsMax, with the count seen (bounded). */
   readonly oversized = new Map<string, number>();
 
+  /** Which typed merges get a conflict-log record (one per key per interval). */
+  private readonly typeMerges = new TypeMergeSampler();
+
   constructor(private readonly d: ReplicaDeps) {}
 
   /** This node's object of a key, for a coordinator running here. A cached
@@ -89,19 +92,30 @@ export class Replica {
     hint.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     let found = false;
     let typedJoin: string | undefined;
+    let concurrent: VersionedObject | undefined;
     const m = await this.d.store.mutate(key, (cur) => {
       if (!cur) return incoming;
       const merged = merge(cur, incoming);
       if (sameVersions(merged, cur)) return cur;
       found = mergeFoundConflict(cur, incoming, merged, fromPut);
       // A counter or set whose join is neither side: the states were concurrent.
-      if (!sameVersions(merged, incoming)) typedJoin = typedKindOf(merged);
+      if (!sameVersions(merged, incoming)) {
+        typedJoin = typedKindOf(merged);
+        concurrent = cur;
+      }
       return merged;
     });
-    // Counted, not logged as a conflict (TuneNode.noteTypeMerge is not used):
+    // Every such join is counted; the conflict log gets a `type merge`
+    // record for the first per key per typeMergeLogIntervalMs only:
     // concurrent states are a counter's normal case, nothing for a person to
-    // resolve, and logging each would push real conflicts out of the log.
-    if (typedJoin !== undefined && m.changed) this.d.metrics.countTypeMerge(typedJoin);
+    // resolve, and a record each would push real conflicts out of the log.
+    if (typedJoin !== undefined && m.changed) {
+      this.d.metrics.countTypeMerge(typedJoin);
+      if (concurrent !== undefined && this.typeMerges.take(key, this.d.clock.elapsedMs())) {
+        this.d.conflicts.recordTypeMerge(key, typedJoin, this.d.id, [...concurrent.siblings, ...incoming.siblings]);
+        this.d.metrics.conflictRecords.inc({ kind: 'type merge' });
+      }
+    }
     if (found && m.changed && m.object) {
       this.d.conflicts.record({ key, kind: 'siblings kept', by: this.d.id, versions: m.object.siblings,
         note: `a replica merge (${fromPut ? 'a put' : 'read repair, hand-off, anti-entropy or transfer'}) left ${m.object.siblings.length} concurrent versions` });
