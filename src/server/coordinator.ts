@@ -218,7 +218,7 @@ export class Coordinator {
   onGet(body: unknown, respond: Responder): void {
     const req = parseGet(body, this.d.requireRing().n);
     checkPlainKey(req.key);
-    const atLeast = parseAtLeast(body as Record<string, unknown>, this.d.contextKey);
+    const atLeast = parseAtLeast(body as Record<string, unknown>, this.d.contextKey, req.key);
     this.runGet(req, atLeast, respond, (r) => {
       if ((r.lookedFurther ?? 0) > 0) {
         this.stats.sessionReadsLookedFurther++;
@@ -284,7 +284,7 @@ export class Coordinator {
       values: live.map((s) => [s.vtype, s.value ?? new Uint8Array(0)]),
       tombstones: obj ? obj.siblings.length - live.length : 0,
       context: obj ? clockToWire(obj.clock) : [],
-      contextMac: contextMac(this.d.contextKey, obj ? obj.clock : []),
+      contextMac: contextMac(this.d.contextKey, req.key, obj ? obj.clock : []),
       level: req.quorum.level,
       r: req.quorum.r,
       coordinator: this.d.id,
@@ -305,8 +305,8 @@ export class Coordinator {
   onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void {
     const req = parsePut(body, this.d.requireRing().n, isDelete);
     checkPlainKey(req.key);
-    if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.context, req.contextMac)) {
-      throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster (or was changed): pass the context string a read or put returned, unchanged');
+    if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.key, req.context, req.contextMac)) {
+      throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster for this key (or was changed): pass the context string a read or put of this key returned, unchanged');
     }
     let current = req;
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
@@ -374,7 +374,7 @@ export class Coordinator {
       const seen = reply.object;
       if (!seen || liveSiblings(seen).length === 0) {
         const out: PutReplyBody = {
-          context: seen ? clockToWire(seen.clock) : [], contextMac: contextMac(this.d.contextKey, seen ? seen.clock : []),
+          context: seen ? clockToWire(seen.clock) : [], contextMac: contextMac(this.d.contextKey, req.key, seen ? seen.clock : []),
           siblings: seen?.siblings.length ?? 0,
           level: req.quorum.level, w: req.quorum.w, coordinator: this.d.id, replicas: reportsToWire(reply.replicas),
         };
@@ -465,7 +465,7 @@ export class Coordinator {
       const written = writtenSibling(obj, actor, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
-        contextMac: contextMac(this.d.contextKey, obj.clock),
+        contextMac: contextMac(this.d.contextKey, req.key, obj.clock),
         dot: written ? [written.actor, written.counter] : null,
         siblings: obj.siblings.length,
         level: req.quorum.level,

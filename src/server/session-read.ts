@@ -20,7 +20,7 @@ import { verifyContextMac } from '../security/context-mac.js';
 
 /** The session constraint of a GET body, or undefined when it has none.
  * Throws INVALID_ARGUMENT on anything malformed or unsigned. */
-export function parseAtLeast(b: Record<string, unknown>, contextKey: Buffer): AtLeast | undefined {
+export function parseAtLeast(b: Record<string, unknown>, contextKey: Buffer, key: string): AtLeast | undefined {
   const deleted = checkOptionalBool('atLeastDeleted', b.atLeastDeleted) ?? false;
   if (b.atLeast === undefined || b.atLeast === null) {
     if (deleted) throw invalid('atLeastDeleted needs atLeast');
@@ -35,8 +35,8 @@ export function parseAtLeast(b: Record<string, unknown>, contextKey: Buffer): At
     if (!Array.isArray(item) || item.length !== 2) throw invalid('atLeast must be a list of [context, mac]');
     const clock = clockFromWire(item[0], 'atLeast context');
     if (clock.length === 0) continue;
-    if (!verifyContextMac(contextKey, clock, item[1])) {
-      throw invalid('atLeast context was not issued by this cluster (or was changed): pass the contexts reads and writes returned, unchanged');
+    if (!verifyContextMac(contextKey, key, clock, item[1])) {
+      throw invalid('atLeast context was not issued by this cluster for this key (or was changed): pass the contexts reads and writes of this key returned, unchanged');
     }
     clocks.push(clock);
   }

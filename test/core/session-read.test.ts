@@ -105,13 +105,14 @@ t.test('coverage rule: deletions and pruning', async (t) => {
 t.test('node side: atLeast is validated and every clock must carry the cluster MAC', async (t) => {
   const key = Buffer.alloc(32, 7);
   const clock: WireClock = [['n1', 2, 1]];
-  const mac = contextMac(key, clock);
-  t.same(parseAtLeast({ atLeast: [[clock, mac]] }, key), { clocks: [clock], deleted: false });
-  t.same(parseAtLeast({}, key), undefined);
-  t.same(parseAtLeast({ atLeast: [[[], Buffer.alloc(0)]], atLeastDeleted: true }, key), { clocks: [], deleted: true }, 'an empty clock asks for nothing');
-  const bad = (b: Record<string, unknown>) => { try { parseAtLeast(b, key); return 'accepted'; } catch (e) { return (e as { code: string }).code; } };
+  const mac = contextMac(key, 'k', clock);
+  t.same(parseAtLeast({ atLeast: [[clock, mac]] }, key, 'k'), { clocks: [clock], deleted: false });
+  t.same(parseAtLeast({}, key, 'k'), undefined);
+  t.same(parseAtLeast({ atLeast: [[[], Buffer.alloc(0)]], atLeastDeleted: true }, key, 'k'), { clocks: [], deleted: true }, 'an empty clock asks for nothing');
+  const bad = (b: Record<string, unknown>) => { try { parseAtLeast(b, key, 'k'); return 'accepted'; } catch (e) { return (e as { code: string }).code; } };
   t.equal(bad({ atLeast: [[[['n1', 3, 1]], mac]] }), 'INVALID_ARGUMENT', 'a changed clock');
   t.equal(bad({ atLeast: [[clock, Buffer.alloc(16)]] }), 'INVALID_ARGUMENT', 'a wrong MAC');
+  t.throws(() => parseAtLeast({ atLeast: [[clock, mac]] }, key, 'other'), { code: 'INVALID_ARGUMENT' }, 'a context of another key');
   t.equal(bad({ atLeast: [[clock]] }), 'INVALID_ARGUMENT', 'no MAC');
   t.equal(bad({ atLeast: 'x' }), 'INVALID_ARGUMENT');
   t.equal(bad({ atLeast: Array(limits.sessionContextsPerKeyMax + 1).fill([clock, mac]) }), 'INVALID_ARGUMENT', 'too many contexts');
