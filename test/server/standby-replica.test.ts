@@ -13,11 +13,13 @@
 // the catch-up brings n4 the write it refused.
 
 import t from 'tap';
-import { memberOf, partitionOfKey, stateOf } from '../../src/core/ring/ring.js';
-import { inTransition, receivers } from '../../src/core/ring/transition.js';
+import { update } from '../../src/core/clock/object.js';
+import { memberOf, partitionOfKey, preferenceListForKey, stateOf } from '../../src/core/ring/ring.js';
+import { commitPlan, inTransition, receivers } from '../../src/core/ring/transition.js';
 import { TuneKvError } from '../../src/errors.js';
 import { clientEndpoint } from '../../src/io/memory-network.js';
 import { MsgType } from '../../src/protocol/messages.js';
+import { objectToWire } from '../../src/protocol/object-codec.js';
 import { MemoryCluster } from '../../src/sim/memory-cluster.js';
 
 function call(c: MemoryCluster, from: string, to: string, type: number, body: unknown): Promise<{ err: TuneKvError | null; body: unknown }> {
@@ -75,5 +77,38 @@ t.test('a standby node refuses a receiver\'s copy until it has the ring, then ca
   t.equal(stateOf(memberOf(after, n4)!), 'valid', 'the join completed');
   const kept = await c.node(n4).store.read(key);
   t.ok(kept && kept.siblings.some((s) => s.value !== null && Buffer.from(s.value).toString() === 'v'), 'the catch-up brought n4 the write it refused');
+  await c.stopAll();
+});
+
+// The other way a join is abandoned: n4 did install the joining ring and
+// took a receiver's copy, then that plan lost (here: the cluster moved on
+// to a newer ring without n4). n4 then holds data of partitions its ring
+// gives it none of: the sweep hands every key to the owners and drops it
+// only once they acknowledged it.
+t.test('a node whose join was lost after it took a copy hands it to the owners, then drops it', async (t) => {
+  const c = new MemoryCluster({ nodes: 3, q: 16, seed: 7 });
+  await c.start();
+  await c.runFor(500);
+  const n4 = await c.addNode();
+  const base = c.node('n1').ring!;
+  const joining = commitPlan(base, [{ op: 'join', id: n4, addr: c.addrOf(n4) }], 4242);
+  const lost = { ...base, version: joining.version + 1 };
+
+  t.equal((await drive(c, call(c, 'n1', n4, MsgType.RING_PUSH, { ring: joining }))).err, null, 'n4 installs the joining ring');
+  let key = '';
+  for (let i = 0; key === ''; i++) if (receivers(joining, partitionOfKey(joining, `k${i}`)).includes(n4)) key = `k${i}`;
+  const obj = update(undefined, { context: [], value: Buffer.from('only-on-n4'), vtype: 1, actor: 'n2', nowMs: c.clock.nowMs(), lww: false, wid: null });
+  const wrote = await drive(c, call(c, 'n2', n4, MsgType.REPLICA_WRITE, { key, object: objectToWire(obj), rv: joining.version }));
+  t.equal(wrote.err, null, 'n4 takes the copy as a receiver');
+
+  for (const id of ['n1', 'n2', 'n3', n4]) {
+    t.equal((await drive(c, call(c, id === 'n1' ? 'n2' : 'n1', id, MsgType.RING_PUSH, { ring: lost }))).err, null, `${id} installs the ring without n4`);
+  }
+  await c.runUntil(c.clock.nowMs() + 30_000, () => c.node(n4).transfers.stats.keysSwept > 0);
+  t.equal(await c.node(n4).store.read(key), undefined, 'n4 no longer holds the key');
+  for (const owner of preferenceListForKey(lost, key).primaries) {
+    const held = await c.node(owner).store.read(key);
+    t.ok(held?.siblings.some((s) => s.actor === 'n2' && s.counter === obj.siblings[0]!.counter), `owner ${owner} holds the version n4 had`);
+  }
   await c.stopAll();
 });
