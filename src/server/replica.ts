@@ -10,7 +10,10 @@
 //     through merges is kept whole and flagged (status, metric, log), and
 //     the put policy then refuses blind writes to it until it is resolved;
 //   - every message handled here comes from a caller that proved the
-//     cluster secret: the router refuses the rest.
+//     cluster secret: the router refuses the rest;
+//   - a node with no ring (on standby, waiting to be joined) is a replica
+//     of nothing: it refuses replica reads and writes (UNAVAILABLE), so it
+//     never stores data it could neither serve nor sweep (seed 550).
 
 import { merge, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
@@ -41,6 +44,8 @@ export interface ReplicaStats {
   oversizedMerges: number;
   /** Requests refused because their coordinator's ring was older. */
   fenced: number;
+  /** Requests refused because this node had no ring yet (standby). */
+  unjoined: number;
 }
 
 export interface ReplicaDeps {
@@ -56,8 +61,8 @@ export interface ReplicaDeps {
   /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
   checkWritable(): void;
   isMember(id: string): boolean;
-  /** This node's ring version: requests from a coordinator on an older
-   * ring are refused (fencing, transition.ts). */
+  /** This node's ring version, 0 with no ring (standby): requests from a
+   * coordinator on an older ring are refused (fencing, transition.ts). */
   ringVersion(): number;
   /** Whether this node holds the key's partition on its ring (either set
    * while the partition changes owners). */
@@ -66,7 +71,7 @@ export interface ReplicaDeps {
 }
 
 export class Replica {
-  readonly stats: ReplicaStats = { replicaReads: 0, replicaWrites: 0, oversizedMerges: 0, fenced: 0 };
+  readonly stats: ReplicaStats = { replicaReads: 0, replicaWrites: 0, oversizedMerges: 0, fenced: 0, unjoined: 0 };
   /** Keys whose object passed siblingsMax, with the count seen (bounded). */
   readonly oversized = new Map<string, number>();
 
@@ -163,9 +168,28 @@ export class Replica {
     }
   }
 
+  /** A node on standby has no ring until the claimant's push reaches it.
+   * A coordinator whose ring names it a receiver (transfer phase: its ack
+   * is not counted) used to find it storing the write anyway; if the plan
+   * was then lost (its claimant crashed and another claimant's ring of the
+   * same version won, seed 550), the node never got a ring at all, so it
+   * could neither serve the copy nor sweep it to the owners, and kept it
+   * for ever. Refusing costs nothing: in transfer the receiver's ack does
+   * not count, a partition leaves transfer only once its receivers
+   * reported it streamed (which takes the ring), and their catch-up brings
+   * every write they refused; from seal on, where its ack counts, the
+   * receiver has the ring. As in Riak, a node replicates only what its own
+   * ring gives it. */
+  private refuseUnjoined(): void {
+    if (this.d.ringVersion() > 0) return;
+    this.stats.unjoined++;
+    throw new TuneKvError('UNAVAILABLE', `node ${this.d.id} has not joined a cluster yet: it holds no partition`);
+  }
+
   onRead(body: unknown, respond: Responder): void {
     const b = asRecord(body, 'REPLICA_READ');
     const key = checkKey(b.key);
+    this.refuseUnjoined();
     this.fence(b);
     this.stats.replicaReads++;
     // A cached object answers at once: no storage round trip, no promise.
@@ -178,6 +202,7 @@ export class Replica {
     const b = asRecord(body, 'REPLICA_WRITE');
     const key = checkKey(b.key);
     const incoming = objectFromWire(b.object);
+    this.refuseUnjoined();
     try {
       this.fence(b);
     } catch (err) {
