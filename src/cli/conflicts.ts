@@ -64,11 +64,21 @@ export function conflictsJson(logs: readonly NodeConflicts[]): Record<string, un
   return { records, nodes: logs.filter((l) => l.records !== undefined).map((l) => l.node), errors };
 }
 
+/** JSON text with the characters JSON leaves raw but a terminal acts on
+ * escaped too: C1 controls (U+0080-U+009F, U+009B starts an escape
+ * sequence), line and paragraph separators, and the bidirectional
+ * overrides and isolates that make text display in another order (red
+ * team, issue 10). */
+function safeJson(x: unknown): string {
+  return JSON.stringify(x).replace(/[\u0080-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function valueText(v: ConflictView['versions'][number]): string {
   if (v.tombstone) return '(deleted)';
   if (v.digest !== undefined) return `sha256:${v.digest} (${v.bytes} bytes, over conflictValueBytesMax)`;
   const x = v.value;
-  const text = typeof x === 'string' ? JSON.stringify(x) : JSON.stringify(jsonValue(x));
+  const text = typeof x === 'string' ? safeJson(x) : safeJson(jsonValue(x));
   return `${text} (${v.bytes} bytes)`;
 }
 
@@ -79,7 +89,7 @@ export function conflictsText(logs: readonly NodeConflicts[]): string[] {
   const json = conflictsJson(logs);
   const lines: string[] = [];
   for (const r of json.records as (ConflictView & { node: string })[]) {
-    lines.push(`${r.time} ${r.node} ${r.kind} ${JSON.stringify(r.key)}: ${JSON.stringify(r.note).slice(1, -1)}`);
+    lines.push(`${r.time} ${safeJson(r.node).slice(1, -1)} ${r.kind} ${safeJson(r.key)}: ${safeJson(r.note).slice(1, -1)}`);
     for (const v of r.versions) lines.push(`    ${JSON.stringify(v.dot).slice(1, -1)} ${v.time} ${valueText(v)}`);
     if (r.versionsOmitted > 0) lines.push(`    ... ${r.versionsOmitted} more version(s) not kept`);
   }

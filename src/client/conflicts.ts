@@ -115,15 +115,25 @@ const units: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_
 
 /**
  * `--since`: a duration back from `nowMs` (`90s`, `10m`, `2h`, `7d`) or an
- * ISO 8601 time (`2026-11-24T06:00:00Z`, a date alone is midnight UTC).
+ * ISO 8601 time (`2026-11-24T06:00:00Z`; a date alone is midnight UTC, and
+ * a time without a zone is UTC too, whatever the host's zone).
  * Returns ms since the epoch; throws INVALID_ARGUMENT naming the forms.
  */
 export function parseSince(text: string, nowMs: number): number {
   const m = /^(\d{1,9})([smhd])$/.exec(text);
   if (m) return Math.max(0, nowMs - Number(m[1]) * units[m[2]!]!);
-  if (/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) {
-    const ms = Date.parse(text);
-    if (Number.isFinite(ms) && ms >= 0) return ms;
+  const iso = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.exec(text);
+  if (iso) {
+    // A time without a zone is UTC, as a date alone is (Date.parse would
+    // read it in the CLI host's zone: red team, issue 10). The fields must
+    // name a real date and time (Date would roll 2026-02-30 over to March).
+    const [, y, mo, d, h = '00', mi = '00', sec = '00', zone] = iso;
+    const fields = [Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec)] as const;
+    const check = new Date(Date.UTC(...fields));
+    const real = check.getUTCFullYear() === fields[0] && check.getUTCMonth() === fields[1] && check.getUTCDate() === fields[2]
+      && check.getUTCHours() === fields[3] && check.getUTCMinutes() === fields[4] && check.getUTCSeconds() === fields[5];
+    const ms = Date.parse(iso[4] === undefined ? `${y}-${mo}-${d}T00:00:00Z` : zone === undefined ? `${text.replace(' ', 'T')}Z` : text.replace(' ', 'T'));
+    if (real && Number.isFinite(ms) && ms >= 0) return ms;
   }
   throw invalid(`--since must be a duration (90s, 10m, 2h, 7d) or an ISO time (2026-11-24T06:00:00Z); got "${text}"`);
 }

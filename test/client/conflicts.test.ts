@@ -15,7 +15,9 @@ t.test('--since: durations back from now, ISO times, nothing else', async (t) =>
   t.equal(parseSince('2026-11-24T05:00:00Z', now), now - 3_600_000);
   t.equal(parseSince('2026-11-24', now), Date.parse('2026-11-24T00:00:00Z'), 'a date alone is midnight UTC');
   t.equal(parseSince('2026-11-24T07:00:00+01:00', now), now, 'with an offset');
-  for (const bad of ['', '10', 'm', '10 m', '-5m', '10y', 'yesterday', '2026-13-45', '1e3s', '0x10m']) {
+  t.equal(parseSince('2026-11-24T06:00:00', now), now, 'a time without a zone is UTC, whatever the host\'s zone');
+  t.equal(parseSince('2026-11-24T06:00', now), now, 'without seconds too');
+  for (const bad of ['', '10', 'm', '10 m', '-5m', '10y', 'yesterday', '2026-13-45', '1e3s', '0x10m', '2026-02-30', '2026-11-24T25:00:00Z', '2026-11-24T06:61']) {
     t.throws(() => parseSince(bad, now), { code: 'INVALID_ARGUMENT' }, JSON.stringify(bad));
   }
 });
@@ -48,6 +50,10 @@ t.test('text and JSON forms; keys cannot drive a terminal', async (t) => {
   const logs = [{ node: 'n1', records: n1.records }, { node: 'n2', records: n2.records }, { node: '127.0.0.1:9', error: { code: 'UNAVAILABLE', message: 'down' } }];
   const lines = conflictsText(logs);
   t.notOk(lines.join('\n').includes('\u001b'), 'no raw escape characters');
+  const sneaky = parseConflictsReply({ node: 'n1', records: [record(3, 'k\u009b2J\u202egnp.exe\u2028x', Buffer.from('v\u2066'))], next: null });
+  const more = conflictsText([{ node: 'n1', ...sneaky }]).join('\n');
+  t.notOk(/[\u0080-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(more), 'no raw C1 control, separator or bidi override either');
+  t.match(more, '\\u009b', 'they are printed escaped');
   t.match(lines[0]!, /n2 siblings kept "b"/, 'oldest first across nodes');
   const j = conflictsJson(logs) as { records: { node: string; versions: { value: unknown }[] }[]; nodes: string[]; errors: { node: string; code: string }[] };
   t.same(j.records.map((r) => r.node), ['n2', 'n1']);
