@@ -570,7 +570,8 @@ async function cmdStatus(args: string[]): Promise<void> {
       + `${(m.readsOneVersionRatio * 100).toFixed(2)}% of reads saw one version, ${m.conflicts} conflicts, ${m.quorumFailures} quorum failures`
       + `${m.url ? ` (${m.url})` : ''}`);
   }
-  console.log(`stats: ${JSON.stringify(st.stats)}`);
+  // Admins only: a reader's status has no stats (red team: it printed "stats: undefined").
+  if (st.stats !== undefined) console.log(`stats: ${JSON.stringify(st.stats)}`);
 }
 
 /** Ring changes: stage, plan, commit (admin: the cluster secret or an admin user). */

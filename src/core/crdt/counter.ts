@@ -92,7 +92,8 @@ export function addToCounter(c: CounterState, actor: string, delta: bigint): Cou
   const next = entryOf(entries, actor) + (delta > 0n ? delta : -delta);
   if (next > int64Max) {
     throw new TuneKvError('COUNTER_OVERFLOW', `${actor}'s ${delta > 0n ? 'increments' : 'decrements'} of this counter would total ${next}, past 2^63 - 1; `
-      + 'reset the counter or coordinate through another node; nothing was changed', { total: next.toString() });
+      + `nothing was changed. This node's total only grows, so its ${delta > 0n ? 'increments' : 'decrements'} of this counter (a reset included) must be `
+      + 'coordinated through another node (a request with `host`)', { total: next.toString() });
   }
   return { ...c, [side]: withEntry(entries, actor, next) };
 }
