@@ -203,7 +203,14 @@ export function encodeValue(value: unknown): { bytes: Uint8Array; vtype: number 
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
     throw invalid(`value must be a string, bytes or a msgpack-encodable value; got ${typeof value}`);
   }
-  const bytes = pack(value);
+  let bytes: Uint8Array;
+  try {
+    bytes = pack(value);
+  } catch (err) {
+    // A cyclic object overflows the encoder's stack (a RangeError with no
+    // code, red team): say what is wrong with the value instead.
+    throw invalid(`value cannot be encoded as msgpack (a cycle, or nesting too deep?): ${(err as Error).message}`);
+  }
   // Store only what a reader can decode: replies are decoded with the
   // wire bounds (no msgpack extensions such as Date, bounded depth), so a
   // value that would not come back is refused here instead.
