@@ -164,6 +164,11 @@ export interface PutBody {
   /** Set by a node that forwarded the request to a replica of the key, so
    * the replica coordinates it instead of forwarding again. */
   readonly forwarded?: boolean;
+  /** How many versions this put resolves (the siblings of the read whose
+   * context it carries): recorded in the coordinator's conflict log as a
+   * `resolver` conflict. kv.update() and a default resolver writing back
+   * set it; an integer from 0 to 1,000,000. */
+  readonly resolved?: number;
 }
 
 export interface ReplicaReportWire {
