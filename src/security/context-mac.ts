@@ -38,3 +38,15 @@ export function verifyContextMac(key: Buffer, clock: Entries, mac: unknown): boo
   if (!(mac instanceof Uint8Array) || mac.length !== contextMacBytes) return false;
   return timingSafeEqual(contextMac(key, clock), mac);
 }
+
+/** The MAC of a counter's or set's version (core/crdt/typed-version.ts,
+ * versionText), under the same key as contexts but its own domain, so a
+ * context's MAC never passes for a version's nor the reverse. */
+export function typedVersionMac(key: Buffer, text: string): Buffer {
+  return createHmac('sha256', key).update('typed version v1\n').update(text).digest().subarray(0, contextMacBytes);
+}
+
+export function verifyTypedVersionMac(key: Buffer, text: string, mac: unknown): boolean {
+  if (!(mac instanceof Uint8Array) || mac.length !== contextMacBytes) return false;
+  return timingSafeEqual(typedVersionMac(key, text), mac);
+}

@@ -194,7 +194,9 @@ export class GetFsm {
   private current(): boolean {
     const atLeast = this.opts.atLeast;
     if (atLeast === undefined) return true;
-    if (this.everyPrimaryNotFound()) return true;
+    // Counters and sets are never deleted nor reaped: "not found" from
+    // every primary means the session's state is on a fallback, not gone.
+    if (!('typed' in atLeast) && this.everyPrimaryNotFound()) return true;
     return sessionCovers(mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : []))), atLeast, this.opts.nowMs ?? 0);
   }
 
