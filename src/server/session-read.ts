@@ -50,10 +50,11 @@ export function parseAtLeast(b: Record<string, unknown>, contextKey: Buffer): At
 /**
  * The session fields of a TYPE_READ or TYPE_UPDATE: `session: true` asks
  * for the signed version of the state in the reply; `atLeast: [version,
- * mac]` is what the session saw of the key (core/crdt/typed-version.ts),
- * which must carry this cluster's MAC, as a GET's contexts must. A typed key
- * holds one version per session (the node signs the join of what it saw
- * and what the session sent), so `atLeast` is a single pair.
+ * mac], ...]` is what the session saw of the key
+ * (core/crdt/typed-version.ts), each version carrying this cluster's MAC,
+ * as a GET's contexts must. The reply signs the join of the state and every
+ * version sent, so a session holds one version per key except while two of
+ * its requests of the key ran at once (at most sessionContextsPerKeyMax).
  */
 export interface TypedSession {
   readonly atLeast: TypedVersion | undefined;
@@ -62,13 +63,21 @@ export interface TypedSession {
 export function parseTypedSession(b: Record<string, unknown>, kind: TypedKind, contextKey: Buffer): TypedSession | undefined {
   const session = checkOptionalBool('session', b.session) ?? false;
   if (b.atLeast === undefined || b.atLeast === null) return session ? { atLeast: undefined } : undefined;
-  if (!Array.isArray(b.atLeast) || b.atLeast.length !== 2) throw invalid('atLeast of a counter or set is [version, mac]');
-  const version = versionFromWire(kind, b.atLeast[0]);
-  if (typeof version === 'string') throw invalid(`atLeast: ${version}`);
-  if (!verifyTypedVersionMac(contextKey, versionText(version), b.atLeast[1])) {
-    throw invalid('atLeast version was not issued by this cluster (or was changed): pass the version replies returned, unchanged');
+  if (!Array.isArray(b.atLeast)) throw invalid('atLeast of a counter or set is a list of [version, mac]');
+  if (b.atLeast.length > limits.sessionContextsPerKeyMax) {
+    throw invalid(`atLeast has ${b.atLeast.length} versions; at most sessionContextsPerKeyMax (${limits.sessionContextsPerKeyMax}) are allowed`);
   }
-  return { atLeast: version };
+  let joined: TypedVersion | undefined;
+  for (const item of b.atLeast as unknown[]) {
+    if (!Array.isArray(item) || item.length !== 2) throw invalid('atLeast of a counter or set is a list of [version, mac]');
+    const version = versionFromWire(kind, item[0]);
+    if (typeof version === 'string') throw invalid(`atLeast: ${version}`);
+    if (!verifyTypedVersionMac(contextKey, versionText(version), item[1])) {
+      throw invalid('atLeast version was not issued by this cluster (or was changed): pass the versions replies returned, unchanged');
+    }
+    joined = joined === undefined ? version : joinVersions(joined, version);
+  }
+  return { atLeast: joined };
 }
 
 /** The reply field of a session's typed request: the version of `obj`

@@ -78,15 +78,20 @@ t.test('versions: join, bound, wire form and MAC', async (t) => {
   const key = Buffer.alloc(32, 7);
   const wire = versionToWire(a);
   const mac = typedVersionMac(key, versionText(a));
-  t.same(parseTypedSession({ atLeast: [wire, mac] }, 'counter', key), { atLeast: a }, 'a signed version is accepted');
-  t.throws(() => parseTypedSession({ atLeast: [[['n1', 6, 0], ['n2', 1, 1]], mac] }, 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a raised total fails the MAC');
-  t.throws(() => parseTypedSession({ atLeast: [wire, mac] }, 'set', key), { code: 'INVALID_ARGUMENT' }, 'a counter version is not a set version');
-  t.throws(() => parseTypedSession({ atLeast: [[], contextMac(key, [])] }, 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a context MAC is not a version MAC');
+  t.same(parseTypedSession({ atLeast: [[wire, mac]] }, 'counter', key), { atLeast: a }, 'a signed version is accepted');
+  t.throws(() => parseTypedSession({ atLeast: [[[['n1', 6, 0], ['n2', 1, 1]], mac]] }, 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a raised total fails the MAC');
+  t.throws(() => parseTypedSession({ atLeast: [[wire, mac]] }, 'set', key), { code: 'INVALID_ARGUMENT' }, 'a counter version is not a set version');
+  t.throws(() => parseTypedSession({ atLeast: [[[], contextMac(key, [])]] }, 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a context MAC is not a version MAC');
   t.same(parseTypedSession({ session: true }, 'counter', key), { atLeast: undefined });
+  const c: TypedVersion = { kind: 'counter', entries: [['n4', 1n, 0n]] };
+  t.same(parseTypedSession({ atLeast: [[wire, mac], [versionToWire(c), typedVersionMac(key, versionText(c))]] }, 'counter', key)!.atLeast, joinVersions(a, c),
+    'several versions (concurrent requests of one session) are joined');
+  t.throws(() => parseTypedSession({ atLeast: Array.from({ length: limits.sessionContextsPerKeyMax + 1 }, () => [wire, mac]) }, 'counter', key),
+    { code: 'INVALID_ARGUMENT' }, 'at most sessionContextsPerKeyMax versions');
   t.equal(parseTypedSession({}, 'counter', key), undefined, 'not a session request');
 
   const [rw, rmac] = typedVersionReply('counter', counter(addToCounter(emptyCounter, 'n3', 1n)), { atLeast: a }, key, ['n3']);
-  const back = parseTypedSession({ atLeast: [rw, rmac] }, 'counter', key)!.atLeast!;
+  const back = parseTypedSession({ atLeast: [[rw, rmac]] }, 'counter', key)!.atLeast!;
   t.same(back.entries, [['n1', 5n, 0n], ['n2', 1n, 1n], ['n3', 1n, 0n]], 'a reply signs its state joined with what the session sent');
 });
 
@@ -110,4 +115,38 @@ t.test('typed session read in the get FSM: looks further past a behind replica; 
   const f = none.onRead('n3', { ok: true, object: undefined }).find((e) => e.kind === 'reply');
   t.ok(f?.kind === 'reply' && !f.reply.ok && f.reply.error.code === 'SESSION_UNAVAILABLE',
     'every primary "not found": counters are never reaped, so the session\'s state is elsewhere');
+});
+
+t.test('session state: typed versions fold, count toward sessionKeysMax and survive the token', async (t) => {
+  const { SessionState } = await import('../../src/client/session-state.js');
+  const { typedKey } = await import('../../src/core/crdt/typed-object.js');
+  const key = Buffer.alloc(32, 7);
+  const signed = (v: TypedVersion) => ({ wire: versionToWire(v), mac: typedVersionMac(key, versionText(v)), version: v });
+  const k = typedKey('counter', 'hits');
+  const s = new SessionState(3);
+  const a: TypedVersion = { kind: 'counter', entries: [['n1', 1n, 0n]] };
+  const b: TypedVersion = { kind: 'counter', entries: [['n2', 1n, 0n]] };
+  s.observeTyped(k, signed(a));
+  s.observeTyped(k, signed(b));
+  t.equal(s.typedAtLeast(k).length, 2, 'concurrent versions are both kept');
+  s.observeTyped(k, signed(joinVersions(a, b)));
+  t.same(s.typedAtLeast(k).map((v) => v.version), [joinVersions(a, b)], 'a covering version folds them');
+  s.observeTyped(k, signed(a));
+  t.same(s.typedAtLeast(k).map((v) => v.version), [joinVersions(a, b)], 'an older version adds nothing');
+  s.observe('plain', [['n1', 1, 1]], Buffer.alloc(16), false);
+  const back = SessionState.fromToken(s.token(), 3);
+  t.same(back.typedAtLeast(k).map((v) => v.version), [joinVersions(a, b)], 'the token carries typed versions');
+  t.ok(back.atLeast('plain') !== undefined, 'and plain contexts');
+  s.observeTyped(typedKey('set', 'a'), signed({ kind: 'set', entries: [['n1', 5n, 0n]] }));
+  s.observeTyped(typedKey('set', 'b'), signed({ kind: 'set', entries: [['n1', 5n, 0n]] }));
+  t.equal(s.size, 3, 'typed keys count toward the keys bound');
+  t.same(s.typedAtLeast(k), [], 'the least recently used key fell out');
+  const forged = ['AA', Buffer.from('x').toString('base64url')];
+  for (const f of forged) t.throws(() => SessionState.fromToken(f), { code: 'INVALID_ARGUMENT' });
+  const { pack } = await import('../../src/protocol/codec.js');
+  const tok = (entries: unknown[]) => pack([2, entries]).toString('base64url');
+  t.throws(() => SessionState.fromToken(tok([['hits', [[versionToWire(a), Buffer.alloc(16)]]]])), { code: 'INVALID_ARGUMENT' }, 'a typed entry needs a typed key');
+  t.throws(() => SessionState.fromToken(tok([[typedKey('set', 'x'), [[versionToWire(a), Buffer.alloc(16)]]]])), { code: 'INVALID_ARGUMENT' }, 'a counter version under a set key');
+  t.throws(() => SessionState.fromToken(tok([['\u0000c:x', 0, []]])), { code: 'INVALID_ARGUMENT' }, 'a plain entry may not name a typed key');
+  t.ok(SessionState.fromToken(pack([1, [['p', 0, []]]]).toString('base64url')), 'version 1 tokens are still read');
 });
