@@ -270,6 +270,16 @@ export const limits = {
   conflictsPageMax: 500,
   /** Bytes of records in one CONFLICTS reply page. */
   conflictsPageBytesMax: 1024 * 1024,
+  /** A counter or set merge that folds concurrent states is logged as a
+   * `type merge` conflict at most once per key in this many ms (every one
+   * is counted in tunekv_type_merges_total): concurrent increments are a
+   * counter's normal case, and a record per merge would push the log's
+   * real conflicts out within minutes. */
+  typeMergeLogIntervalMs: 60_000,
+  /** Keys whose last `type merge` record time a node remembers for
+   * typeMergeLogIntervalMs (the oldest forgotten first: a forgotten key
+   * may be logged again sooner). */
+  typeMergeLogKeysMax: 10_000,
 } as const;
 
 export type Limits = typeof limits;

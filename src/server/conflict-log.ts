@@ -279,3 +279,26 @@ export function mergeFoundConflict(before: VersionedObject | undefined, incoming
   const had = before?.siblings.length ?? 0;
   return had > 0 && n > 1 && n > had && (!fromPut || n > incoming.siblings.length);
 }
+
+/** Which counter and set merges get a `type merge` record: the first one
+ * per key in each typeMergeLogIntervalMs, remembering at most
+ * typeMergeLogKeysMax keys (insertion order, oldest forgotten first). */
+export class TypeMergeSampler {
+  private readonly last = new Map<string, number>();
+
+  constructor(private readonly intervalMs: number = limits.typeMergeLogIntervalMs, private readonly keysMax: number = limits.typeMergeLogKeysMax) {}
+
+  /** True when a merge of `key` at `nowMs` should be recorded. */
+  take(key: string, nowMs: number): boolean {
+    const at = this.last.get(key);
+    if (at !== undefined && nowMs - at < this.intervalMs) return false;
+    this.last.delete(key);
+    this.last.set(key, nowMs);
+    if (this.last.size > this.keysMax) this.last.delete(this.last.keys().next().value!);
+    return true;
+  }
+
+  get size(): number {
+    return this.last.size;
+  }
+}

@@ -218,7 +218,7 @@ export class Coordinator {
   onGet(body: unknown, respond: Responder): void {
     const req = parseGet(body, this.d.requireRing().n);
     checkPlainKey(req.key);
-    const atLeast = parseAtLeast(body as Record<string, unknown>, this.d.contextKey);
+    const atLeast = parseAtLeast(body as Record<string, unknown>, this.d.contextKey, req.key);
     this.runGet(req, atLeast, respond, (r) => {
       if ((r.lookedFurther ?? 0) > 0) {
         this.stats.sessionReadsLookedFurther++;
@@ -236,7 +236,7 @@ export class Coordinator {
     const n = this.d.requireRing().n;
     if (type === MsgType.TYPE_READ) {
       const req = parseTypedRead(body, n);
-      const sess = parseTypedSession(body as Record<string, unknown>, req.kind, this.d.contextKey);
+      const sess = parseTypedSession(body as Record<string, unknown>, req.key, req.kind, this.d.contextKey);
       const atLeast = sess?.atLeast === undefined ? undefined : { typed: sess.atLeast };
       this.runGet(req, atLeast, respond, (r) => {
         if ((r.lookedFurther ?? 0) > 0) {
@@ -245,13 +245,13 @@ export class Coordinator {
         }
         const out = typedReadReply(req, r.object, r.replicas, this.d.id);
         if (sess === undefined) return [MsgType.TYPE_READ_REPLY, out];
-        const version = typedVersionReply(req.kind, r.object, sess, this.d.contextKey, []);
+        const version = typedVersionReply(req.kind, req.key, r.object, sess, this.d.contextKey, []);
         return [MsgType.TYPE_READ_REPLY, { ...out, version, ...(r.lookedFurther === undefined ? {} : { lookedFurther: r.lookedFurther }) }];
       });
       return;
     }
     const parsed = parseTypedUpdate(body, n);
-    const typedSession = parseTypedSession(body as Record<string, unknown>, parsed.typed!.kind, this.d.contextKey);
+    const typedSession = parseTypedSession(body as Record<string, unknown>, parsed.key, parsed.typed!.kind, this.d.contextKey);
     const req = typedSession === undefined ? parsed : { ...parsed, typedSession };
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => this.putAttempt(body, req, false, fromPeer, a, reply, () => {}));
   }
@@ -297,7 +297,7 @@ export class Coordinator {
       values: live.map((s) => [s.vtype, s.value ?? new Uint8Array(0)]),
       tombstones: obj ? obj.siblings.length - live.length : 0,
       context: obj ? clockToWire(obj.clock) : [],
-      contextMac: contextMac(this.d.contextKey, obj ? obj.clock : []),
+      contextMac: contextMac(this.d.contextKey, req.key, obj ? obj.clock : []),
       level: req.quorum.level,
       r: req.quorum.r,
       coordinator: this.d.id,
@@ -318,8 +318,8 @@ export class Coordinator {
   onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void {
     const req = parsePut(body, this.d.requireRing().n, isDelete);
     checkPlainKey(req.key);
-    if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.context, req.contextMac)) {
-      throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster (or was changed): pass the context string a read or put returned, unchanged');
+    if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.key, req.context, req.contextMac)) {
+      throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster for this key (or was changed): pass the context string a read or put of this key returned, unchanged');
     }
     let current = req;
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => {
@@ -387,7 +387,7 @@ export class Coordinator {
       const seen = reply.object;
       if (!seen || liveSiblings(seen).length === 0) {
         const out: PutReplyBody = {
-          context: seen ? clockToWire(seen.clock) : [], contextMac: contextMac(this.d.contextKey, seen ? seen.clock : []),
+          context: seen ? clockToWire(seen.clock) : [], contextMac: contextMac(this.d.contextKey, req.key, seen ? seen.clock : []),
           siblings: seen?.siblings.length ?? 0,
           level: req.quorum.level, w: req.quorum.w, coordinator: this.d.id, replicas: reportsToWire(reply.replicas),
         };
@@ -473,7 +473,7 @@ export class Coordinator {
       if (req.typed !== undefined) {
         const out = typedUpdateReply(req, obj, reply.replicas, this.d.id, held);
         const sess = req.typedSession;
-        respond(MsgType.TYPE_UPDATE_REPLY, sess === undefined ? out : { ...out, version: typedVersionReply(req.typed.kind, obj, sess, this.d.contextKey, [actor]) });
+        respond(MsgType.TYPE_UPDATE_REPLY, sess === undefined ? out : { ...out, version: typedVersionReply(req.typed.kind, req.key, obj, sess, this.d.contextKey, [actor]) });
         return;
       }
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
@@ -482,7 +482,7 @@ export class Coordinator {
       const written = writtenSibling(obj, actor, req.wid);
       const out: PutReplyBody = {
         context: clockToWire(obj.clock),
-        contextMac: contextMac(this.d.contextKey, obj.clock),
+        contextMac: contextMac(this.d.contextKey, req.key, obj.clock),
         dot: written ? [written.actor, written.counter] : null,
         siblings: obj.siblings.length,
         level: req.quorum.level,

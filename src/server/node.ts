@@ -255,21 +255,6 @@ export class TuneNode implements NodeContext {
     return this.notUpSinceMs === undefined ? 0 : Math.max(0, this.clock.nowMs() - this.notUpSinceMs) / 1000;
   }
 
-  /** Hook for the counter and set types (issue 10): a merge on this node
-   * folded concurrent versions of `key`; recorded in the conflict log as
-   * `type merge` and counted per type. Not called: the types count their
-   * concurrent joins in replica.ts (metrics only; see the comment there). */
-  noteTypeMerge(key: string, type: string, versions: readonly Sibling[]): void {
-    this.conflicts.recordTypeMerge(key, type, this.id, versions);
-    this.metrics.countTypeMerge(type);
-    this.metrics.conflictRecords.inc({ kind: 'type merge' });
-  }
-
-  /** Hook for sessions (issue 10): a session read had to look further. */
-  noteSessionLookFurther(): void {
-    this.metrics.countSessionLookFurther();
-  }
-
   /** Object bytes sent to peers for replication (NodeContext). */
   replicationSent(kind: ReplicationKind, bytes: number): void {
     this.metrics.countReplicationBytes(kind, bytes);

@@ -10,7 +10,10 @@
 //     through merges is kept whole and flagged (status, metric, log), and
 //     the put policy then refuses blind writes to it until it is resolved;
 //   - every message handled here comes from a caller that proved the
-//     cluster secret: the router refuses the rest.
+//     cluster secret: the router refuses the rest;
+//   - a node with no ring (on standby, waiting to be joined) is a replica
+//     of nothing: it refuses replica reads and writes (UNAVAILABLE), so it
+//     never stores data it could neither serve nor sweep (seed 550).
 
 import { merge, sameVersions } from '../core/clock/object.js';
 import type { VersionedObject } from '../core/clock/object.js';
@@ -25,7 +28,7 @@ import { MsgType } from '../protocol/messages.js';
 import { objectFromWire } from '../protocol/object-codec.js';
 import { asRecord, checkKey } from '../protocol/validate.js';
 import type { AntiEntropy } from './anti-entropy.js';
-import { mergeFoundConflict } from './conflict-log.js';
+import { TypeMergeSampler, mergeFoundConflict } from './conflict-log.js';
 import { typedKindOf } from '../core/crdt/typed-object.js';
 import type { ConflictLog } from './conflict-log.js';
 import type { Hints } from './hints.js';
@@ -41,6 +44,8 @@ export interface ReplicaStats {
   oversizedMerges: number;
   /** Requests refused because their coordinator's ring was older. */
   fenced: number;
+  /** Requests refused because this node had no ring yet (standby). */
+  unjoined: number;
 }
 
 export interface ReplicaDeps {
@@ -56,8 +61,8 @@ export interface ReplicaDeps {
   /** Throws STORAGE_FAILED while the disk failure policy refuses writes. */
   checkWritable(): void;
   isMember(id: string): boolean;
-  /** This node's ring version: requests from a coordinator on an older
-   * ring are refused (fencing, transition.ts). */
+  /** This node's ring version, 0 with no ring (standby): requests from a
+   * coordinator on an older ring are refused (fencing, transition.ts). */
   ringVersion(): number;
   /** Whether this node holds the key's partition on its ring (either set
    * while the partition changes owners). */
@@ -66,9 +71,12 @@ export interface ReplicaDeps {
 }
 
 export class Replica {
-  readonly stats: ReplicaStats = { replicaReads: 0, replicaWrites: 0, oversizedMerges: 0, fenced: 0 };
+  readonly stats: ReplicaStats = { replicaReads: 0, replicaWrites: 0, oversizedMerges: 0, fenced: 0, unjoined: 0 };
   /** Keys whose object passed siblingsMax, with the count seen (bounded). */
   readonly oversized = new Map<string, number>();
+
+  /** Which typed merges get a conflict-log record (one per key per interval). */
+  private readonly typeMerges = new TypeMergeSampler();
 
   constructor(private readonly d: ReplicaDeps) {}
 
@@ -89,19 +97,30 @@ export class Replica {
     hint.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
     let found = false;
     let typedJoin: string | undefined;
+    let concurrent: VersionedObject | undefined;
     const m = await this.d.store.mutate(key, (cur) => {
       if (!cur) return incoming;
       const merged = merge(cur, incoming);
       if (sameVersions(merged, cur)) return cur;
       found = mergeFoundConflict(cur, incoming, merged, fromPut);
       // A counter or set whose join is neither side: the states were concurrent.
-      if (!sameVersions(merged, incoming)) typedJoin = typedKindOf(merged);
+      if (!sameVersions(merged, incoming)) {
+        typedJoin = typedKindOf(merged);
+        concurrent = cur;
+      }
       return merged;
     });
-    // Counted, not logged as a conflict (TuneNode.noteTypeMerge is not used):
+    // Every such join is counted; the conflict log gets a `type merge`
+    // record for the first per key per typeMergeLogIntervalMs only:
     // concurrent states are a counter's normal case, nothing for a person to
-    // resolve, and logging each would push real conflicts out of the log.
-    if (typedJoin !== undefined && m.changed) this.d.metrics.countTypeMerge(typedJoin);
+    // resolve, and a record each would push real conflicts out of the log.
+    if (typedJoin !== undefined && m.changed) {
+      this.d.metrics.countTypeMerge(typedJoin);
+      if (concurrent !== undefined && this.typeMerges.take(key, this.d.clock.elapsedMs())) {
+        this.d.conflicts.recordTypeMerge(key, typedJoin, this.d.id, [...concurrent.siblings, ...incoming.siblings]);
+        this.d.metrics.conflictRecords.inc({ kind: 'type merge' });
+      }
+    }
     if (found && m.changed && m.object) {
       this.d.conflicts.record({ key, kind: 'siblings kept', by: this.d.id, versions: m.object.siblings,
         note: `a replica merge (${fromPut ? 'a put' : 'read repair, hand-off, anti-entropy or transfer'}) left ${m.object.siblings.length} concurrent versions` });
@@ -149,9 +168,28 @@ export class Replica {
     }
   }
 
+  /** A node on standby has no ring until the claimant's push reaches it.
+   * A coordinator whose ring names it a receiver (transfer phase: its ack
+   * is not counted) used to find it storing the write anyway; if the plan
+   * was then lost (its claimant crashed and another claimant's ring of the
+   * same version won, seed 550), the node never got a ring at all, so it
+   * could neither serve the copy nor sweep it to the owners, and kept it
+   * for ever. Refusing costs nothing: in transfer the receiver's ack does
+   * not count, a partition leaves transfer only once its receivers
+   * reported it streamed (which takes the ring), and their catch-up brings
+   * every write they refused; from seal on, where its ack counts, the
+   * receiver has the ring. As in Riak, a node replicates only what its own
+   * ring gives it. */
+  private refuseUnjoined(): void {
+    if (this.d.ringVersion() > 0) return;
+    this.stats.unjoined++;
+    throw new TuneKvError('UNAVAILABLE', `node ${this.d.id} has not joined a cluster yet: it holds no partition`);
+  }
+
   onRead(body: unknown, respond: Responder): void {
     const b = asRecord(body, 'REPLICA_READ');
     const key = checkKey(b.key);
+    this.refuseUnjoined();
     this.fence(b);
     this.stats.replicaReads++;
     // A cached object answers at once: no storage round trip, no promise.
@@ -164,6 +202,7 @@ export class Replica {
     const b = asRecord(body, 'REPLICA_WRITE');
     const key = checkKey(b.key);
     const incoming = objectFromWire(b.object);
+    this.refuseUnjoined();
     try {
       this.fence(b);
     } catch (err) {

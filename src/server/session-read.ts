@@ -24,7 +24,7 @@ import type { TypedVersion } from '../core/crdt/typed-version.js';
 
 /** The session constraint of a GET body, or undefined when it has none.
  * Throws INVALID_ARGUMENT on anything malformed or unsigned. */
-export function parseAtLeast(b: Record<string, unknown>, contextKey: Buffer): AtLeast | undefined {
+export function parseAtLeast(b: Record<string, unknown>, contextKey: Buffer, key: string): AtLeast | undefined {
   const deleted = checkOptionalBool('atLeastDeleted', b.atLeastDeleted) ?? false;
   if (b.atLeast === undefined || b.atLeast === null) {
     if (deleted) throw invalid('atLeastDeleted needs atLeast');
@@ -39,8 +39,8 @@ export function parseAtLeast(b: Record<string, unknown>, contextKey: Buffer): At
     if (!Array.isArray(item) || item.length !== 2) throw invalid('atLeast must be a list of [context, mac]');
     const clock = clockFromWire(item[0], 'atLeast context');
     if (clock.length === 0) continue;
-    if (!verifyContextMac(contextKey, clock, item[1])) {
-      throw invalid('atLeast context was not issued by this cluster (or was changed): pass the contexts reads and writes returned, unchanged');
+    if (!verifyContextMac(contextKey, key, clock, item[1])) {
+      throw invalid('atLeast context was not issued by this cluster for this key (or was changed): pass the contexts reads and writes of this key returned, unchanged');
     }
     clocks.push(clock);
   }
@@ -60,7 +60,7 @@ export interface TypedSession {
   readonly atLeast: TypedVersion | undefined;
 }
 
-export function parseTypedSession(b: Record<string, unknown>, kind: TypedKind, contextKey: Buffer): TypedSession | undefined {
+export function parseTypedSession(b: Record<string, unknown>, dataKey: string, kind: TypedKind, contextKey: Buffer): TypedSession | undefined {
   const session = checkOptionalBool('session', b.session) ?? false;
   if (b.atLeast === undefined || b.atLeast === null) return session ? { atLeast: undefined } : undefined;
   if (!Array.isArray(b.atLeast)) throw invalid('atLeast of a counter or set is a list of [version, mac]');
@@ -72,7 +72,7 @@ export function parseTypedSession(b: Record<string, unknown>, kind: TypedKind, c
     if (!Array.isArray(item) || item.length !== 2) throw invalid('atLeast of a counter or set is a list of [version, mac]');
     const version = versionFromWire(kind, item[0]);
     if (typeof version === 'string') throw invalid(`atLeast: ${version}`);
-    if (!verifyTypedVersionMac(contextKey, versionText(version), item[1])) {
+    if (!verifyTypedVersionMac(contextKey, dataKey, versionText(version), item[1])) {
       throw invalid('atLeast version was not issued by this cluster (or was changed): pass the versions replies returned, unchanged');
     }
     joined = joined === undefined ? version : joinVersions(joined, version);
@@ -83,10 +83,10 @@ export function parseTypedSession(b: Record<string, unknown>, kind: TypedKind, c
 /** The reply field of a session's typed request: the version of `obj`
  * joined with what the session sent, bounded (the update's actor kept),
  * signed. */
-export function typedVersionReply(kind: TypedKind, obj: VersionedObject | undefined, s: TypedSession, contextKey: Buffer,
+export function typedVersionReply(kind: TypedKind, dataKey: string, obj: VersionedObject | undefined, s: TypedSession, contextKey: Buffer,
   keep: readonly string[]): [unknown[], Buffer] {
   const mine = versionOf(kind, obj);
   const joined = s.atLeast === undefined ? mine : joinVersions(mine, s.atLeast);
   const v = boundVersion(joined, [...keep, ...(s.atLeast?.entries.map((e) => e[0]) ?? [])]);
-  return [versionToWire(v), typedVersionMac(contextKey, versionText(v))];
+  return [versionToWire(v), typedVersionMac(contextKey, dataKey, versionText(v))];
 }

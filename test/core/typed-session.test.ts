@@ -77,21 +77,22 @@ t.test('versions: join, bound, wire form and MAC', async (t) => {
 
   const key = Buffer.alloc(32, 7);
   const wire = versionToWire(a);
-  const mac = typedVersionMac(key, versionText(a));
-  t.same(parseTypedSession({ atLeast: [[wire, mac]] }, 'counter', key), { atLeast: a }, 'a signed version is accepted');
-  t.throws(() => parseTypedSession({ atLeast: [[[['n1', 6, 0], ['n2', 1, 1]], mac]] }, 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a raised total fails the MAC');
-  t.throws(() => parseTypedSession({ atLeast: [[wire, mac]] }, 'set', key), { code: 'INVALID_ARGUMENT' }, 'a counter version is not a set version');
-  t.throws(() => parseTypedSession({ atLeast: [[[], contextMac(key, [])]] }, 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a context MAC is not a version MAC');
-  t.same(parseTypedSession({ session: true }, 'counter', key), { atLeast: undefined });
+  const mac = typedVersionMac(key, 'K', versionText(a));
+  t.same(parseTypedSession({ atLeast: [[wire, mac]] }, 'K', 'counter', key), { atLeast: a }, 'a signed version is accepted');
+  t.throws(() => parseTypedSession({ atLeast: [[[['n1', 6, 0], ['n2', 1, 1]], mac]] }, 'K', 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a raised total fails the MAC');
+  t.throws(() => parseTypedSession({ atLeast: [[wire, mac]] }, 'K', 'set', key), { code: 'INVALID_ARGUMENT' }, 'a counter version is not a set version');
+  t.throws(() => parseTypedSession({ atLeast: [[[], contextMac(key, 'K', [])]] }, 'K', 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a context MAC is not a version MAC');
+  t.same(parseTypedSession({ session: true }, 'K', 'counter', key), { atLeast: undefined });
+  t.throws(() => parseTypedSession({ atLeast: [[wire, mac]] }, 'other', 'counter', key), { code: 'INVALID_ARGUMENT' }, 'a version of another key is refused');
   const c: TypedVersion = { kind: 'counter', entries: [['n4', 1n, 0n]] };
-  t.same(parseTypedSession({ atLeast: [[wire, mac], [versionToWire(c), typedVersionMac(key, versionText(c))]] }, 'counter', key)!.atLeast, joinVersions(a, c),
+  t.same(parseTypedSession({ atLeast: [[wire, mac], [versionToWire(c), typedVersionMac(key, 'K', versionText(c))]] }, 'K', 'counter', key)!.atLeast, joinVersions(a, c),
     'several versions (concurrent requests of one session) are joined');
-  t.throws(() => parseTypedSession({ atLeast: Array.from({ length: limits.sessionContextsPerKeyMax + 1 }, () => [wire, mac]) }, 'counter', key),
+  t.throws(() => parseTypedSession({ atLeast: Array.from({ length: limits.sessionContextsPerKeyMax + 1 }, () => [wire, mac]) }, 'K', 'counter', key),
     { code: 'INVALID_ARGUMENT' }, 'at most sessionContextsPerKeyMax versions');
-  t.equal(parseTypedSession({}, 'counter', key), undefined, 'not a session request');
+  t.equal(parseTypedSession({}, 'K', 'counter', key), undefined, 'not a session request');
 
-  const [rw, rmac] = typedVersionReply('counter', counter(addToCounter(emptyCounter, 'n3', 1n)), { atLeast: a }, key, ['n3']);
-  const back = parseTypedSession({ atLeast: [[rw, rmac]] }, 'counter', key)!.atLeast!;
+  const [rw, rmac] = typedVersionReply('counter', 'K', counter(addToCounter(emptyCounter, 'n3', 1n)), { atLeast: a }, key, ['n3']);
+  const back = parseTypedSession({ atLeast: [[rw, rmac]] }, 'K', 'counter', key)!.atLeast!;
   t.same(back.entries, [['n1', 5n, 0n], ['n2', 1n, 1n], ['n3', 1n, 0n]], 'a reply signs its state joined with what the session sent');
 });
 
@@ -121,7 +122,7 @@ t.test('session state: typed versions fold, count toward sessionKeysMax and surv
   const { SessionState } = await import('../../src/client/session-state.js');
   const { typedKey } = await import('../../src/core/crdt/typed-object.js');
   const key = Buffer.alloc(32, 7);
-  const signed = (v: TypedVersion) => ({ wire: versionToWire(v), mac: typedVersionMac(key, versionText(v)), version: v });
+  const signed = (v: TypedVersion) => ({ wire: versionToWire(v), mac: typedVersionMac(key, 'K', versionText(v)), version: v });
   const k = typedKey('counter', 'hits');
   const s = new SessionState(3);
   const a: TypedVersion = { kind: 'counter', entries: [['n1', 1n, 0n]] };

@@ -11,7 +11,7 @@ import { pack } from '../../src/protocol/codec.js';
 import { parseConflictQuery, recordFromWire } from '../../src/protocol/conflict-codec.js';
 import { MsgType } from '../../src/protocol/messages.js';
 import type { ConflictsReplyBody, GetReplyBody } from '../../src/protocol/messages.js';
-import { ConflictLog, conflictsOfPut, mergeFoundConflict } from '../../src/server/conflict-log.js';
+import { ConflictLog, TypeMergeSampler, conflictsOfPut, mergeFoundConflict } from '../../src/server/conflict-log.js';
 import { conflictKey, conflictKeysRange } from '../../src/server/keyspace.js';
 import { MemoryCluster } from '../../src/sim/memory-cluster.js';
 import { parseFaultSpec } from '../../src/server/faults.js';
@@ -65,15 +65,30 @@ t.test('records keep small values whole and large ones as digests; versions are 
   t.same(await stored(storage), [conflictKey(1), conflictKey(2)], 'both are on disk');
 });
 
-t.test('the types\' hook records a type merge and counts it', async (t) => {
+t.test('type merges: recorded once per key per interval, the oldest key forgotten past the bound', async (t) => {
+  const s = new TypeMergeSampler(1000, 2);
+  t.equal(s.take('a', 0), true, 'the first merge of a key is recorded');
+  t.equal(s.take('a', 999), false, 'not again within the interval');
+  t.equal(s.take('a', 1000), true, 'again once it has passed');
+  t.equal(s.take('b', 1000), true);
+  t.equal(s.take('c', 1000), true, 'a third key');
+  t.equal(s.size, 2, 'at most keysMax remembered');
+  t.equal(s.take('a', 1001), true, 'the oldest (a) was forgotten, so it is recorded again');
+  t.equal(s.take('c', 1001), false, 'a remembered key is not');
+  const storage = new MemoryStorage();
+  await storage.open();
+  const log = await openLog(storage);
+  const r = log.recordTypeMerge('page:hits', 'counter', 'n2', [sib('n1', 1, 'a'), sib('n2', 1, 'b')]);
+  t.same([r.kind, r.by, r.versions.length], ['type merge', 'n2', 2]);
+});
+
+t.test('the metrics hooks count', async (t) => {
   const c = new MemoryCluster({ nodes: 3, background: false });
   await c.start();
   t.teardown(() => c.stopAll());
-  c.node('n2').noteTypeMerge('page:hits', 'counter', [sib('n1', 1, 'a'), sib('n2', 1, 'b')]);
-  const [r] = c.node('n2').conflicts.query({ key: 'page:hits' }).records;
-  t.same([r?.kind, r?.by, r?.versions.length], ['type merge', 'n2', 2]);
+  c.node('n2').metrics.countTypeMerge('counter');
   t.match(await c.node('n2').metrics.registry.metrics(), 'tunekv_type_merges_total{type="counter",node="n2"} 1');
-  c.node('n2').noteSessionLookFurther();
+  c.node('n2').metrics.countSessionLookFurther();
   t.match(await c.node('n2').metrics.registry.metrics(), 'tunekv_session_reads_looked_further_total{node="n2"} 1');
 });
 

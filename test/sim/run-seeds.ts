@@ -8,15 +8,9 @@ import { knobsFor, replayCommand, simulate } from '../../src/sim/simulator.js';
 /** Seeds that break a checker and cannot be mended at once.
  * Each range demands that its failing seeds are exactly the listed ones,
  * so a new failure fails it, and so does a listed seed that starts passing
- * (take it off the list).
- *   550: a node whose join never completed (n8: no ring, not a member at
- *   the end) received a replica write as a transfer's pending receiver and
- *   keeps it unswept ("non-owner n8 still holds" a counter key): the
- *   standby-node case in the README's Not built yet, found again once the
- *   counter and set clients changed the seeds' timing (issue10-types).
- *   Off the list since the typed session client (fix-sesstyped) changed
- *   every session seed's timing again: 1..1000 all pass. The standby-node
- *   case is NOT fixed, only no longer hit by these seeds. */
+ * (take it off the list). None at present: 550 (a standby node that took
+ * a receiver's copy before it had a ring, then lost its join) is mended
+ * (replica.ts refuses replica requests on a node with no ring). */
 const knownFailing = new Set<number>([]);
 
 export async function runSeeds(t: Test, from: number, seeds: number): Promise<void> {

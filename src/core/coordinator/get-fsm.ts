@@ -35,7 +35,7 @@ import assert from 'node:assert/strict';
 import { mergeAll, sameVersions } from '../clock/object.js';
 import type { VersionedObject } from '../clock/object.js';
 import { sessionCovers } from '../clock/session-cover.js';
-import type { AtLeast } from '../clock/session-cover.js';
+import type { AtLeast, ClockAtLeast } from '../clock/session-cover.js';
 import { describeLevel } from '../quorum/levels.js';
 import type { Quorum } from '../quorum/levels.js';
 import { groupTallies, groupsVerdict, reportedTally } from '../quorum/tally.js';
@@ -194,10 +194,14 @@ export class GetFsm {
   private current(): boolean {
     const atLeast = this.opts.atLeast;
     if (atLeast === undefined) return true;
+    const merged = mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : [])));
     // Counters and sets are never deleted nor reaped: "not found" from
-    // every primary means the session's state is on a fallback, not gone.
-    if (!('typed' in atLeast) && this.everyPrimaryNotFound()) return true;
-    return sessionCovers(mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : []))), atLeast, this.opts.nowMs ?? 0);
+    // every primary means the session's state is on a fallback, not gone,
+    // and no rule below applies to them.
+    if ('typed' in atLeast) return sessionCovers(merged, atLeast, this.opts.nowMs ?? 0);
+    if (this.everyPrimaryNotFound()) return true;
+    if (sessionCovers(merged, atLeast, this.opts.nowMs ?? 0)) return true;
+    return this.everyPrimaryAnswered() && writtenAfter(merged, atLeast);
   }
 
   /**
@@ -217,6 +221,31 @@ export class GetFsm {
     let primaries = 0;
     for (const s of this.slots.values()) {
       if (s.target.role !== 'primary' || s.outcome !== 'notfound') return false;
+      primaries++;
+    }
+    return primaries > 0;
+  }
+
+  /**
+   * Every primary answered (found or not), none holds what the session saw,
+   * and everything they hold was written after the newest write the session
+   * saw (coordinators' wall clocks): the key was deleted, its tombstone
+   * reaped, and written again since. A blind put after the reap starts a
+   * clock that shares nothing with the one the session saw, so without this
+   * rule the session's reads of a healthy key failed at every level until
+   * the node that coordinated the session's write coordinated another (red
+   * team, issue 10). A state a primary coordinated or received stays on it
+   * until superseded, and superseding keeps the clock, so only a reap makes
+   * every primary lose it; the time rule keeps out the case where the
+   * primaries simply never got it (a write only fallbacks hold): what they
+   * hold then is older than it. Left open, documented: a write held only by
+   * fallbacks while another client wrote the key on the primaries' side
+   * after it; and clocks skewed between nodes by more than the gap.
+   */
+  private everyPrimaryAnswered(): boolean {
+    let primaries = 0;
+    for (const s of this.slots.values()) {
+      if (s.target.role !== 'primary' || (s.outcome !== 'notfound' && s.outcome !== 'ok')) return false;
       primaries++;
     }
     return primaries > 0;
@@ -337,4 +366,13 @@ export class GetFsm {
     const timedOut = [...this.slots.values()].filter((s) => s.outcome === 'pending').length;
     return [...repairs, { kind: 'done', stats: { readRepairs: repairs.length, timedOut } }];
   }
+}
+
+/** Every version of `object` was written after the newest write recorded in
+ * the session's clocks (see GetFsm.everyPrimaryAnswered). */
+function writtenAfter(object: VersionedObject | undefined, atLeast: ClockAtLeast): boolean {
+  if (object === undefined || object.siblings.length === 0) return false;
+  let newest = 0;
+  for (const clock of atLeast.clocks) for (const [, , tsMs] of clock) newest = Math.max(newest, tsMs);
+  return object.siblings.every((s) => s.tsMs > newest);
 }
