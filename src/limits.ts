@@ -241,6 +241,14 @@ export const limits = {
    * kv.session(token), checked before decoding: sessionKeysMax keys of
    * keyBytesMax with sessionContextsPerKeyMax small contexts each. */
   sessionTokenCharsMax: 256 * 1024,
+  /** Entries (actors) in the version a session keeps of a counter or set
+   * (core/crdt/typed-version.ts), and so in a typed read's `atLeast`. An
+   * actor is a coordinator of the key (its primaries over time, and the
+   * stand-ins of fallbacks): 16 holds several generations of N=3 owners.
+   * A state with more gives a subset (a weaker guarantee, never a false
+   * "behind"), the update's own actor kept. 16 entries of long actors at
+   * sessionKeysMax keys stay well inside sessionTokenCharsMax. */
+  sessionTypedEntriesMax: 16,
   /** Read-resolve-write rounds one kv.update() may run (client-side): a
    * round is needed again only when a concurrent writer left a sibling
    * beside ours, so more than a few means a hot key is written blind from
@@ -309,6 +317,10 @@ assert.ok(limits.setMembersMax * (limits.setMemberBytesMax + 64) + limits.typedW
 assert.ok(limits.sessionContextsPerKeyMax * limits.contextEntriesMax * 4 + 64 <= limits.clientWireElementsMax,
   'a session read carrying its most contexts decodes within a client frame\'s elements');
 assert.ok(limits.sessionKeysMax * limits.keyBytesMax * 4 / 3 < limits.sessionTokenCharsMax, 'a token of sessionKeysMax long keys fits');
+// A typed entry: an actor of at most 64 characters, two int64 totals (9 bytes each), msgpack framing; plus the 16-byte MAC.
+assert.ok(limits.sessionKeysMax * (limits.keyBytesMax + limits.sessionTypedEntriesMax * 96 + 32) * 4 / 3 < limits.sessionTokenCharsMax,
+  'a token of sessionKeysMax long typed keys with full versions fits');
+assert.ok(limits.sessionTypedEntriesMax <= limits.vclockEntriesMax);
 assert.ok(limits.conflictVersionsMax * (limits.conflictValueBytesMax + 256) + limits.keyBytesMax + 1024 <= limits.conflictsPageBytesMax,
   'one conflict record (its capped versions, its key) fits in a reply page');
 assert.ok(limits.conflictsPageBytesMax * 2 <= limits.conflictLogBytesMax, 'a log holds more than one page');

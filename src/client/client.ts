@@ -37,6 +37,7 @@ import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages
 import { clockFromWire } from '../protocol/object-codec.js';
 import { checkKey, checkTimeout, checkValueBytes } from '../protocol/validate.js';
 import { CounterHandle, SetHandle } from './types.js';
+import type { TypedSessionHook } from './types.js';
 import type { TypedChannel } from './types.js';
 import { Session } from './session.js';
 import { conflictsBody, parseConflictsReply } from './conflicts.js';
@@ -412,6 +413,13 @@ export class TuneKvClient {
   /** An add-wins observed-remove set merged on the replicas (client/types.ts). */
   set(key: string): SetHandle {
     return new SetHandle(this.typedChannel, key);
+  }
+
+  /** @internal kv.session()'s typed handles (session.ts). */
+  typedHandle(kind: 'counter', key: string, session: TypedSessionHook): CounterHandle;
+  typedHandle(kind: 'set', key: string, session: TypedSessionHook): SetHandle;
+  typedHandle(kind: 'counter' | 'set', key: string, session: TypedSessionHook): CounterHandle | SetHandle {
+    return kind === 'counter' ? new CounterHandle(this.typedChannel, key, session) : new SetHandle(this.typedChannel, key, session);
   }
 
   private get typedChannel(): TypedChannel {

@@ -17,8 +17,17 @@
 // The token is not secret: it holds key names and contexts, which a reader
 // of those keys sees anyway, and it grants nothing (every context in it is
 // checked by the node that receives it, against the cluster's MAC).
-// Format: base64url of msgpack [version 1, [[key, deleted 0|1, [[clock,
-// mac], ...]], ...]], least recently used key first.
+// Format: base64url of msgpack [version 2, [entry, ...]], least recently
+// used key first; an entry is [key, deleted 0|1, [[clock, mac], ...]] for a
+// plain key, or [typed key, [[version, mac], ...]] for a counter or set
+// (the typed key is the stored one, "\0c:" or "\0s:" and the caller's key:
+// typed-object.ts, typedKey). Version 1 tokens (plain keys only) are read.
+//
+// Counters and sets: per key, the signed versions (core/crdt/typed-version.ts)
+// replies returned. A reply's version is the join of the state and what the
+// request sent, so one is held, except when two requests of the key ran at
+// once; a version covering another replaces it, as contexts do. Typed keys
+// share sessionKeysMax with plain ones.
 
 import { clockProblem, descends } from '../core/clock/vclock.js';
 import type { VClock } from '../core/clock/vclock.js';
@@ -28,8 +37,13 @@ import { clientBounds, pack, unpack } from '../protocol/codec.js';
 import type { WireClock } from '../protocol/messages.js';
 import { checkKey } from '../protocol/validate.js';
 import { contextMacBytes } from '../security/context-mac.js';
+import { typedCounterPrefix, typedPrefixBytes, typedSetPrefix } from '../core/crdt/typed-object.js';
+import type { TypedKind } from '../core/crdt/typed-object.js';
+import { versionCovers, versionFromWire } from '../core/crdt/typed-version.js';
+import type { TypedVersion } from '../core/crdt/typed-version.js';
+import { checkPlainKey } from '../protocol/typed-keys.js';
 
-export const sessionTokenVersion = 1;
+export const sessionTokenVersion = 2;
 
 /** A context as a node signed it. */
 export interface SignedClock {
@@ -42,9 +56,30 @@ interface Seen {
   deleted: boolean;
 }
 
+/** A version of a counter or set as a node signed it (wire form kept to
+ * hand back unchanged; `version` decoded to compare). */
+export interface SignedVersion {
+  readonly wire: unknown[];
+  readonly mac: Uint8Array;
+  readonly version: TypedVersion;
+}
+
+interface TypedSeen {
+  versions: SignedVersion[];
+}
+
+function isTyped(seen: Seen | TypedSeen): seen is TypedSeen {
+  return 'versions' in seen;
+}
+
+/** The kind of a stored typed key, or undefined for a plain key. */
+function kindOfKey(key: string): TypedKind | undefined {
+  return key.startsWith(typedCounterPrefix) ? 'counter' : key.startsWith(typedSetPrefix) ? 'set' : undefined;
+}
+
 export class SessionState {
   /** Insertion order is recency: a touched key is moved to the end. */
-  private readonly keys = new Map<string, Seen>();
+  private readonly keys = new Map<string, Seen | TypedSeen>();
 
   constructor(private readonly keysMax: number = limits.sessionKeysMax) {}
 
@@ -55,7 +90,7 @@ export class SessionState {
   /** What a read of `key` must be at least as new as (undefined: nothing). */
   atLeast(key: string): { readonly contexts: readonly SignedClock[]; readonly deleted: boolean } | undefined {
     const seen = this.keys.get(key);
-    if (seen === undefined || seen.contexts.length === 0) return undefined;
+    if (seen === undefined || isTyped(seen) || seen.contexts.length === 0) return undefined;
     return { contexts: seen.contexts, deleted: seen.deleted };
   }
 
@@ -63,7 +98,7 @@ export class SessionState {
    * held (with several, the others stay for reads). */
   contextFor(key: string): SignedClock | undefined {
     const seen = this.keys.get(key);
-    return seen?.contexts[seen.contexts.length - 1];
+    return seen === undefined || isTyped(seen) ? undefined : seen.contexts[seen.contexts.length - 1];
   }
 
   /**
@@ -73,7 +108,8 @@ export class SessionState {
    * handed back to a node, so it is not kept; `deleted` still is.
    */
   observe(key: string, clock: WireClock, mac: Uint8Array | null, deleted: boolean): void {
-    const seen = this.keys.get(key) ?? { contexts: [], deleted: false };
+    const held = this.keys.get(key);
+    const seen = held === undefined || isTyped(held) ? { contexts: [], deleted: false } : held;
     this.keys.delete(key);
     this.keys.set(key, seen);
     if (clock.length > 0 && mac !== null) {
@@ -91,11 +127,41 @@ export class SessionState {
     } else if (seen.contexts.length === 0) {
       seen.deleted = deleted;
     }
+    this.trim();
+  }
+
+  private trim(): void {
     while (this.keys.size > this.keysMax) this.keys.delete(this.keys.keys().next().value as string);
   }
 
+  /** The versions a read or update of typed key `key` (the stored key,
+   * typedKey()) must be at least as new as; empty: nothing seen. */
+  typedAtLeast(key: string): readonly SignedVersion[] {
+    const seen = this.keys.get(key);
+    return seen !== undefined && isTyped(seen) ? seen.versions : [];
+  }
+
+  /** Records a signed version a node returned for typed key `key`. One
+   * covered by a version held adds nothing; one that covers others
+   * replaces them; a concurrent one is kept beside them (at most
+   * sessionContextsPerKeyMax, oldest dropped). */
+  observeTyped(key: string, v: SignedVersion): void {
+    const held = this.keys.get(key);
+    const seen: TypedSeen = held !== undefined && isTyped(held) ? held : { versions: [] };
+    this.keys.delete(key);
+    this.keys.set(key, seen);
+    if (v.version.entries.length > 0 && !seen.versions.some((s) => versionCovers(s.version, v.version))) {
+      seen.versions = seen.versions.filter((s) => !versionCovers(v.version, s.version));
+      seen.versions.push(v);
+      while (seen.versions.length > limits.sessionContextsPerKeyMax) seen.versions.shift();
+    }
+    this.trim();
+  }
+
   token(): string {
-    const entries = [...this.keys].map(([key, s]) => [key, s.deleted ? 1 : 0, s.contexts.map((c) => [c.clock, c.mac])]);
+    const entries = [...this.keys].map(([key, s]) => (isTyped(s)
+      ? [key, s.versions.map((v) => [v.wire, v.mac])]
+      : [key, s.deleted ? 1 : 0, s.contexts.map((c) => [c.clock, c.mac])]));
     return pack([sessionTokenVersion, entries]).toString('base64url');
   }
 
@@ -114,15 +180,23 @@ export class SessionState {
       throw invalid('session token is not a tunekv session token');
     }
     if (!Array.isArray(value) || value.length !== 2) throw invalid('session token is not a tunekv session token');
-    if (value[0] !== sessionTokenVersion) throw invalid(`session token version ${String(value[0])} is not supported (expected ${sessionTokenVersion})`);
+    if (value[0] !== sessionTokenVersion && value[0] !== 1) {
+      throw invalid(`session token version ${String(value[0])} is not supported (expected 1 or ${sessionTokenVersion})`);
+    }
     const entries = value[1] as unknown;
     if (!Array.isArray(entries)) throw invalid('session token is not a tunekv session token');
     if (entries.length > keysMax) throw invalid(`session token has ${entries.length} keys; at most sessionKeysMax (${keysMax})`);
     const state = new SessionState(keysMax);
     for (const e of entries as unknown[]) {
+      if (value[0] === sessionTokenVersion && Array.isArray(e) && e.length === 2) {
+        const [key, typed] = SessionState.typedEntry(e[0], e[1]);
+        if (state.keys.has(key)) throw invalid('session token names a key twice');
+        state.keys.set(key, typed);
+        continue;
+      }
       if (!Array.isArray(e) || e.length !== 3) throw invalid('session token entry is not [key, deleted, contexts]');
       const [key, deleted, contexts] = e as unknown[];
-      checkKey(key);
+      checkPlainKey(checkKey(key));
       if (state.keys.has(key as string)) throw invalid('session token names a key twice');
       if (deleted !== 0 && deleted !== 1) throw invalid('session token entry: deleted must be 0 or 1');
       if (!Array.isArray(contexts) || contexts.length > limits.sessionContextsPerKeyMax) {
@@ -140,5 +214,28 @@ export class SessionState {
       state.keys.set(key as string, seen);
     }
     return state;
+  }
+
+  /** A typed entry of a token, validated: INVALID_ARGUMENT otherwise. */
+  private static typedEntry(rawKey: unknown, rawVersions: unknown): [string, TypedSeen] {
+    const key = checkKey(rawKey);
+    const kind = kindOfKey(key);
+    if (kind === undefined || key.length === typedPrefixBytes) throw invalid('session token: a typed entry names no counter or set key');
+    if (Buffer.byteLength(key, 'utf8') - typedPrefixBytes > limits.typedKeyBytesMax) {
+      throw invalid(`session token: a counter or set key is at most typedKeyBytesMax (${limits.typedKeyBytesMax}) bytes`);
+    }
+    if (!Array.isArray(rawVersions) || rawVersions.length > limits.sessionContextsPerKeyMax) {
+      throw invalid(`session token entry: at most sessionContextsPerKeyMax (${limits.sessionContextsPerKeyMax}) versions per key`);
+    }
+    const versions: SignedVersion[] = [];
+    for (const v of rawVersions as unknown[]) {
+      if (!Array.isArray(v) || v.length !== 2) throw invalid('session token version is not [version, mac]');
+      const version = versionFromWire(kind, v[0]);
+      if (typeof version === 'string') throw invalid(`session token: ${version}`);
+      if (version.entries.length === 0) throw invalid('session token: an empty version is never kept');
+      if (!(v[1] instanceof Uint8Array) || v[1].length !== contextMacBytes) throw invalid(`session token version: mac must be ${contextMacBytes} bytes`);
+      versions.push({ wire: v[0] as unknown[], mac: v[1], version });
+    }
+    return [key, { versions }];
   }
 }

@@ -20,13 +20,25 @@
 // keys (session-state.ts). s.token() carries a session between processes:
 // kv.session(token).
 //
-// Typed handles (counters, sets) on a session need three things from here:
-// atLeastOptions(key) for their reads, contextFor(key) for their writes,
-// and observe(key, context, deleted) with every reply.
+// Counters and sets: s.counter(key) and s.set(key) are kv.counter() and
+// kv.set() whose every request carries `session: true` and the signed
+// versions the session holds of the key (`atLeast`); every reply's version
+// (the state's joined with those sent, signed by the node:
+// core/crdt/typed-version.ts) is recorded. A read is then at least as new as
+// the session's own updates and earlier reads of the key, and a session's
+// remove, clear or reset takes away at least what the session saw
+// (server/coordinator.ts, sessionNeedsRead). Increments and adds need no
+// order: they commute.
 
 import type { DeleteOptions, GetOptions, GetResult, PutOptions, PutResult, TuneKvClient } from './client.js';
 import { decodeSignedContext, encodeContext } from './client.js';
 import { SessionState } from './session-state.js';
+import { TuneKvError } from '../errors.js';
+import { typedCounterPrefix } from '../core/crdt/typed-object.js';
+import { versionFromWire } from '../core/crdt/typed-version.js';
+import { contextMacBytes } from '../security/context-mac.js';
+import type { TypedReplyBody } from '../protocol/messages.js';
+import type { CounterHandle, SetHandle, TypedSessionHook } from './types.js';
 
 export class Session {
   private readonly state: SessionState;
@@ -62,6 +74,38 @@ export class Session {
     const res = await this.kv.delete(key, { ...options, context: options.context ?? this.contextFor(key) });
     this.observe(key, res.context, true);
     return res;
+  }
+
+  /** kv.counter(key) within this session (see the header). */
+  counter(key: string): CounterHandle {
+    return this.kv.typedHandle('counter', key, this.typedHook);
+  }
+
+  /** kv.set(key) within this session (see the header). */
+  set(key: string): SetHandle {
+    return this.kv.typedHandle('set', key, this.typedHook);
+  }
+
+  private readonly typedHook: TypedSessionHook = {
+    fields: (stored) => {
+      const held = this.state.typedAtLeast(stored);
+      return held.length === 0 ? { session: true } : { session: true, atLeast: held.map((v) => [v.wire, v.mac]) };
+    },
+    observe: (stored, reply) => this.observeTyped(stored, reply),
+  };
+
+  /** Records a typed reply's version. A node that sends none (an older
+   * version of tunekv) leaves the session as it was; a malformed one is a
+   * PROTOCOL_ERROR, since handing it back would fail every later request. */
+  private observeTyped(stored: string, reply: TypedReplyBody): void {
+    const v = reply.version;
+    if (v === undefined) return;
+    const kind = stored.startsWith(typedCounterPrefix) ? 'counter' : 'set';
+    const version = Array.isArray(v) && v.length === 2 ? versionFromWire(kind, v[0]) : 'not [version, mac]';
+    if (typeof version === 'string' || !(v[1] instanceof Uint8Array) || v[1].length !== contextMacBytes) {
+      throw new TuneKvError('PROTOCOL_ERROR', `typed reply with a malformed session version: ${typeof version === 'string' ? version : 'mac'}`);
+    }
+    this.state.observeTyped(stored, { wire: v[0], mac: v[1], version });
   }
 
   /** The read options that hold a read of `key` to what the session saw. */

@@ -38,6 +38,17 @@ export interface TypedResultBase {
   readonly w?: number;
   readonly coordinator: string;
   readonly replicas: ReplicaInfo[];
+  /** Session reads: replicas asked because the first answers were older
+   * than what the session saw (see session.ts). */
+  readonly lookedFurther?: number;
+}
+
+/** What a session adds to a handle's requests (session.ts): the fields
+ * that hold the request to what the session saw of the stored key, and
+ * the record of each reply. */
+export interface TypedSessionHook {
+  fields(storedKey: string): Record<string, unknown>;
+  observe(storedKey: string, reply: TypedReplyBody): void;
 }
 
 export interface CounterResult extends TypedResultBase {
@@ -89,7 +100,8 @@ function toBigInt(n: number | bigint): bigint {
 }
 
 function resultBase(reply: TypedReplyBody): TypedResultBase {
-  const out: TypedResultBase = { found: reply.found, level: reply.level, coordinator: reply.coordinator, replicas: reply.replicas as ReplicaInfo[] };
+  const base: TypedResultBase = { found: reply.found, level: reply.level, coordinator: reply.coordinator, replicas: reply.replicas as ReplicaInfo[] };
+  const out = typeof reply.lookedFurther === 'number' ? { ...base, lookedFurther: reply.lookedFurther } : base;
   return reply.r !== undefined ? { ...out, r: reply.r } : reply.w !== undefined ? { ...out, w: reply.w } : out;
 }
 
@@ -101,7 +113,17 @@ function valueOf(reply: TypedReplyBody): bigint {
 abstract class TypedHandle {
   // The key is checked on each call, so a bad key rejects like any other
   // request error instead of throwing where the handle is made.
-  constructor(protected readonly ch: TypedChannel, readonly key: string, private readonly kind: TypedKind) {}
+  constructor(protected readonly ch: TypedChannel, readonly key: string, private readonly kind: TypedKind,
+    private readonly session?: TypedSessionHook) {}
+
+  /** Sends with the session's fields, and records the reply in the session. */
+  private async sendTyped(type: number, body: Record<string, unknown>, timeoutMs: number, host: string | undefined): Promise<TypedReplyBody> {
+    const stored = typedKey(this.kind, this.key);
+    if (this.session !== undefined) Object.assign(body, this.session.fields(stored));
+    const reply = await this.ch.send(type, body, stored, timeoutMs, host) as TypedReplyBody;
+    this.session?.observe(stored, reply);
+    return reply;
+  }
 
   protected async read(options: TypedReadOptions): Promise<TypedReplyBody> {
     checkUserKey(this.key);
@@ -111,7 +133,7 @@ abstract class TypedHandle {
     // As get(): an explicit r without a level is the level.
     if (options.r === undefined || options.consistency !== undefined) body.consistency = options.consistency ?? this.ch.consistency;
     if (options.r !== undefined) body.r = options.r;
-    return await this.ch.send(MsgType.TYPE_READ, body, typedKey(this.kind, this.key), timeoutMs, options.host) as TypedReplyBody;
+    return await this.sendTyped(MsgType.TYPE_READ, body, timeoutMs, options.host);
   }
 
   protected async update(op: Record<string, unknown>, options: TypedWriteOptions): Promise<TypedReplyBody> {
@@ -121,14 +143,14 @@ abstract class TypedHandle {
     const body: Record<string, unknown> = { type: this.kind, key: this.key, ...op, timeoutMs, wid: this.ch.nextWid() };
     if (options.w === undefined || options.consistency !== undefined) body.consistency = options.consistency ?? this.ch.consistency;
     if (options.w !== undefined) body.w = options.w;
-    return await this.ch.send(MsgType.TYPE_UPDATE, body, typedKey(this.kind, this.key), timeoutMs, options.host) as TypedReplyBody;
+    return await this.sendTyped(MsgType.TYPE_UPDATE, body, timeoutMs, options.host);
   }
 }
 
 /** kv.counter(key): a PN-counter, exact at any size (BigInt). */
 export class CounterHandle extends TypedHandle {
-  constructor(ch: TypedChannel, key: string) {
-    super(ch, key, 'counter');
+  constructor(ch: TypedChannel, key: string, session?: TypedSessionHook) {
+    super(ch, key, 'counter', session);
   }
 
   /** Adds n (default 1; negative subtracts). Resolves with the value on the
@@ -157,8 +179,8 @@ export class CounterHandle extends TypedHandle {
 
 /** kv.set(key): an add-wins observed-remove set of strings. */
 export class SetHandle extends TypedHandle {
-  constructor(ch: TypedChannel, key: string) {
-    super(ch, key, 'set');
+  constructor(ch: TypedChannel, key: string, session?: TypedSessionHook) {
+    super(ch, key, 'set', session);
   }
 
   private static member(m: unknown): string {

@@ -235,6 +235,12 @@ export interface TypedReplyBody {
   /** Set add or remove: the coordinator's copy held the member before it
    * (a remove answering false observed no add, so it removed nothing). */
   readonly held?: boolean;
+  /** A session's request (`session: true` or `atLeast`): the state's
+   * version joined with `atLeast`, signed [version, mac]
+   * (core/crdt/typed-version.ts, server/session-read.ts). */
+  readonly version?: [unknown[], Uint8Array];
+  /** Session reads: replicas asked because the first answers were behind. */
+  readonly lookedFurther?: number;
   readonly level: string;
   readonly r?: number;
   readonly w?: number;

@@ -48,3 +48,18 @@ export function verifyContextMac(key: Buffer, dataKey: string, clock: Entries, m
   if (!(mac instanceof Uint8Array) || mac.length !== contextMacBytes) return false;
   return timingSafeEqual(contextMac(key, dataKey, clock), mac);
 }
+
+/** The MAC of a counter's or set's version (core/crdt/typed-version.ts,
+ * versionText) for the stored key `dataKey`, under the same key as
+ * contexts but its own domain, so a context's MAC never passes for a
+ * version's nor the reverse; bound to its key as contexts are, so one
+ * counter's version cannot be handed back for another. */
+export function typedVersionMac(key: Buffer, dataKey: string, text: string): Buffer {
+  return createHmac('sha256', key).update('typed version v1\n').update(`${Buffer.byteLength(dataKey, 'utf8')}:${dataKey}\n`).update(text)
+    .digest().subarray(0, contextMacBytes);
+}
+
+export function verifyTypedVersionMac(key: Buffer, dataKey: string, text: string, mac: unknown): boolean {
+  if (!(mac instanceof Uint8Array) || mac.length !== contextMacBytes) return false;
+  return timingSafeEqual(typedVersionMac(key, dataKey, text), mac);
+}

@@ -47,7 +47,7 @@ import { tombstonesOnly } from './reaper.js';
 import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
 import type { Replica } from './replica.js';
 import { forwardedBody, parseGet, parsePut } from './requests.js';
-import { parseAtLeast } from './session-read.js';
+import { parseAtLeast, parseTypedSession, typedVersionReply } from './session-read.js';
 import type { GetRequest, PutRequest } from './requests.js';
 import { checkPlainKey } from '../protocol/typed-keys.js';
 import { decideTyped, typedNeedsRead } from '../core/crdt/typed-object.js';
@@ -236,10 +236,23 @@ export class Coordinator {
     const n = this.d.requireRing().n;
     if (type === MsgType.TYPE_READ) {
       const req = parseTypedRead(body, n);
-      this.runGet(req, undefined, respond, (r) => [MsgType.TYPE_READ_REPLY, typedReadReply(req, r.object, r.replicas, this.d.id)]);
+      const sess = parseTypedSession(body as Record<string, unknown>, req.key, req.kind, this.d.contextKey);
+      const atLeast = sess?.atLeast === undefined ? undefined : { typed: sess.atLeast };
+      this.runGet(req, atLeast, respond, (r) => {
+        if ((r.lookedFurther ?? 0) > 0) {
+          this.stats.sessionReadsLookedFurther++;
+          this.d.metrics.countSessionLookFurther();
+        }
+        const out = typedReadReply(req, r.object, r.replicas, this.d.id);
+        if (sess === undefined) return [MsgType.TYPE_READ_REPLY, out];
+        const version = typedVersionReply(req.kind, req.key, r.object, sess, this.d.contextKey, []);
+        return [MsgType.TYPE_READ_REPLY, { ...out, version, ...(r.lookedFurther === undefined ? {} : { lookedFurther: r.lookedFurther }) }];
+      });
       return;
     }
-    const req = parseTypedUpdate(body, n);
+    const parsed = parseTypedUpdate(body, n);
+    const typedSession = parseTypedSession(body as Record<string, unknown>, parsed.key, parsed.typed!.kind, this.d.contextKey);
+    const req = typedSession === undefined ? parsed : { ...parsed, typedSession };
     this.withRetry(respond, this.timeoutOf(req), (a, reply) => this.putAttempt(body, req, false, fromPeer, a, reply, () => {}));
   }
 
@@ -352,7 +365,7 @@ export class Coordinator {
     if (isDelete) this.stats.deletes++; else this.stats.puts++;
     if (targets.some((t) => t.role === 'fallback')) this.stats.sloppyWrites++;
     if (isDelete && deleteNeedsRead(req.contextGiven)) this.readThenDelete(ring, req, plan, a, respond, onWritten);
-    else if (req.typed !== undefined && typedNeedsRead(req.typed, req.quorum.w)) this.readThenTyped(ring, req, plan, a, respond);
+    else if (req.typed !== undefined && (typedNeedsRead(req.typed, req.quorum.w) || sessionNeedsRead(req))) this.readThenTyped(ring, req, plan, a, respond);
     else this.coordinatePut(ring, req, plan, a, respond, onWritten);
   }
 
@@ -392,8 +405,10 @@ export class Coordinator {
    * what this copy had received (core/crdt/typed-object.ts, typedNeedsRead). */
   private readThenTyped(ring: Ring, req: PutRequest, t: Plan, a: Attempt, respond: Responder): void {
     const readQuorum = { ...req.quorum, r: req.quorum.w };
+    const seen = req.typedSession?.atLeast;
     const fsm = new GetFsm({
       replicas: t.targets, down: t.down, quorum: readQuorum, readRepair: false, groups: t.groups?.map((g) => ({ ...g, required: readQuorum.r })), askAll: true,
+      ...(seen === undefined ? {} : { atLeast: { typed: seen }, nowMs: this.d.clock.nowMs() }),
     });
     this.drive(req.key, ring, a, { kind: 'get', fsm }, a.timeoutMs, (reply) => {
       if (!reply.ok) return this.respondFsmError(respond, reply);
@@ -456,7 +471,9 @@ export class Coordinator {
       const obj = reply.object;
       assert.ok(obj !== undefined, 'a successful put replies with its object');
       if (req.typed !== undefined) {
-        respond(MsgType.TYPE_UPDATE_REPLY, typedUpdateReply(req, obj, reply.replicas, this.d.id, held));
+        const out = typedUpdateReply(req, obj, reply.replicas, this.d.id, held);
+        const sess = req.typedSession;
+        respond(MsgType.TYPE_UPDATE_REPLY, sess === undefined ? out : { ...out, version: typedVersionReply(req.typed.kind, req.key, obj, sess, this.d.contextKey, [actor]) });
         return;
       }
       if (req.value === null && tombstonesOnly(obj)) this.d.reaper.candidate(req.key);
@@ -652,4 +669,16 @@ function staleRingBody(body: unknown, attempts: number, peer: string): Record<st
 /** The primaries reads go to for `key` on `ring`. */
 function readSet(ring: Ring, key: string): readonly string[] {
   return readPreference(ring, partitionOfKey(ring, key)).primaries;
+}
+
+/**
+ * A session's set remove or clear, or counter reset, whose session saw the
+ * key: it must take away what the session saw (writes-follow-reads), so it
+ * reads first, holding the read to the session's version as a session read
+ * is held (at `eventual` too: otherwise a remove through a replica that
+ * missed an add the session read elsewhere would remove nothing).
+ */
+function sessionNeedsRead(req: PutRequest): boolean {
+  const op = req.typed;
+  return op !== undefined && req.typedSession?.atLeast !== undefined && (op.op === 'remove' || op.op === 'clear' || op.op === 'reset');
 }

@@ -1,6 +1,7 @@
 // Client requests as the node receives them: decoded, validated and
 // normalised into exact shapes before any state machine sees them.
 
+import type { TypedSession } from './session-read.js';
 import type { VClock } from '../core/clock/vclock.js';
 import { emptyClock } from '../core/clock/vclock.js';
 import { ValueType, widBytesMax, widBytesMin } from '../core/clock/object.js';
@@ -39,6 +40,9 @@ export interface PutRequest {
   readonly typed?: TypedOp;
   /** What a read before a typed remove, clear or reset saw (coordinator.ts). */
   readonly typedSeen?: VersionedObject;
+  /** A session's typed update (session-read.ts, parseTypedSession): the
+   * reply carries a signed version; `atLeast` is what the session saw. */
+  readonly typedSession?: TypedSession;
   /** How many versions the client says this put resolves (kv.update(), a
    * default resolver writing back): recorded as a `resolver` conflict. */
   readonly resolved: number;

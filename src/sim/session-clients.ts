@@ -24,7 +24,9 @@ import type { VClock } from '../core/clock/vclock.js';
 import { SessionState } from '../client/session-state.js';
 import type { TuneKvError } from '../errors.js';
 import { MsgType } from '../protocol/messages.js';
-import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
+import type { GetReplyBody, PutReplyBody, TypedReplyBody, WireClock } from '../protocol/messages.js';
+import { typedKey } from '../core/crdt/typed-object.js';
+import { versionFromWire } from '../core/crdt/typed-version.js';
 import { between, derive, pick } from './random.js';
 import type { Random } from './random.js';
 
@@ -161,5 +163,115 @@ export class SessionClient {
         + `, had seen ${JSON.stringify(before.map(([a, c]) => [a, c]))} (found ${found})`);
       return;
     }
+  }
+}
+
+/**
+ * A session client of counters and sets (s.counter(), s.set()), checked by
+ * checker 7 too. It alone writes its keys (`<name>:c`, `<name>:s`), so what
+ * a read must show follows from its own record, not from the versions the
+ * nodes signed (the thing under test):
+ *   - a counter only ever incremented by it reads at least the sum of its
+ *     acknowledged increments, and never less than an earlier read (a
+ *     failed increment may count once, twice or not at all: no upper bound);
+ *   - a set member whose last operation was acknowledged is present after
+ *     an add and absent after a remove; one whose last operation failed may
+ *     be either.
+ * Mostly at `eventual`, through any node, reading back at once.
+ */
+export class TypedSessionClient {
+  private readonly state = new SessionState();
+  private ackedSum = 0n;
+  private lastRead = 0n;
+  /** Member -> present after its last acknowledged op. */
+  private readonly members = new Map<string, boolean>();
+  /** Members an operation of which failed: that add may surface later
+   * (add wins over a remove that did not see it), so never checked again. */
+  private readonly uncertain = new Set<string>();
+  private seq = 0;
+  reads = 0;
+  unavailable = 0;
+  lookedFurther = 0;
+
+  constructor(private readonly host: SessionSimHost, private readonly name: string) {}
+
+  async run(seed: number, ops: number): Promise<void> {
+    const r = derive(seed, this.name);
+    for (let i = 0; i < ops; i++) {
+      await this.host.sleep(between(r, 0, 40));
+      const level = pick(r, levels);
+      const roll = r();
+      this.host.ops++;
+      if (roll < 0.4) await this.increment(this.host.targets(r), BigInt(between(r, 1, 5)), level);
+      else if (roll < 0.8) await this.setOp(this.host.targets(r), `m${between(r, 1, 6)}`, r() < 0.6 ? 'add' : 'remove', level);
+      else await this.read(this.host.targets(r), roll < 0.9 ? 'counter' : 'set', level);
+      if (r() < 0.5) await this.read(this.host.targets(r), roll < 0.4 ? 'counter' : 'set', { consistency: 'eventual' });
+    }
+  }
+
+  private stored(kind: 'counter' | 'set'): string {
+    return kind === 'counter' ? typedKey('counter', `${this.name}:c`) : typedKey('set', `${this.name}:s`);
+  }
+
+  private sessionFields(kind: 'counter' | 'set'): Record<string, unknown> {
+    const held = this.state.typedAtLeast(this.stored(kind));
+    return held.length === 0 ? { session: true } : { session: true, atLeast: held.map((v) => [v.wire, v.mac]) };
+  }
+
+  private observe(kind: 'counter' | 'set', reply: TypedReplyBody): void {
+    const v = reply.version;
+    if (v === undefined) return;
+    const version = versionFromWire(kind, v[0]);
+    if (typeof version === 'string') {
+      this.host.violations.push(`typed session ${this.name}: malformed version in a reply: ${version}`);
+      return;
+    }
+    this.state.observeTyped(this.stored(kind), { wire: v[0], mac: v[1], version });
+  }
+
+  private async increment(to: string, n: bigint, level: object): Promise<void> {
+    const wid = Buffer.from(`${this.name}-${++this.seq}`.padEnd(12, '.'));
+    const res = await this.host.request(to, MsgType.TYPE_UPDATE,
+      { type: 'counter', key: `${this.name}:c`, op: 'incr', n, wid, ...level, ...this.sessionFields('counter') });
+    if (!res.ok) { this.host.failed++; return; }
+    this.ackedSum += n;
+    this.observe('counter', res.body as TypedReplyBody);
+  }
+
+  private async setOp(to: string, member: string, op: 'add' | 'remove', level: object): Promise<void> {
+    this.members.delete(member);
+    const res = await this.host.request(to, MsgType.TYPE_UPDATE,
+      { type: 'set', key: `${this.name}:s`, op, member, ...level, ...this.sessionFields('set') });
+    if (!res.ok) { this.host.failed++; this.uncertain.add(member); return; }
+    if (!this.uncertain.has(member)) this.members.set(member, op === 'add');
+    this.observe('set', res.body as TypedReplyBody);
+  }
+
+  private async read(to: string, kind: 'counter' | 'set', level: object): Promise<void> {
+    const startMs = this.host.now;
+    const expected = new Map(this.members);
+    const floor = this.ackedSum > this.lastRead ? this.ackedSum : this.lastRead;
+    const res = await this.host.request(to, MsgType.TYPE_READ,
+      { type: kind, key: kind === 'counter' ? `${this.name}:c` : `${this.name}:s`, ...level, ...this.sessionFields(kind) });
+    if (!res.ok) {
+      this.host.failed++;
+      if (res.error.code === 'SESSION_UNAVAILABLE') this.unavailable++;
+      return;
+    }
+    this.reads++;
+    const reply = res.body as TypedReplyBody;
+    if ((reply.lookedFurther ?? 0) > 0) this.lookedFurther++;
+    const how = `${JSON.stringify(level)} via ${to} at ${startMs}`;
+    if (kind === 'counter') {
+      const value = BigInt(reply.value ?? '0');
+      if (value < floor) this.host.violations.push(`typed session ${this.name} read its counter (${how}) as ${value}, below ${floor} (acknowledged ${this.ackedSum}, read before ${this.lastRead})`);
+      if (value > this.lastRead) this.lastRead = value;
+    } else {
+      const got = new Set(reply.members ?? []);
+      for (const [m, present] of expected) {
+        if (got.has(m) !== present) this.host.violations.push(`typed session ${this.name} read its set (${how}): ${m} ${present ? 'missing after its acknowledged add' : 'present after its acknowledged remove'}`);
+      }
+    }
+    this.observe(kind, reply);
   }
 }

@@ -22,7 +22,9 @@
 //      after a tombstone was reaped);
 //   6. after convergence no live data exists only on non-owners;
 //   7. a session read never returns a state older than what its session
-//      wrote or read of the key (session-clients.ts);
+//      wrote or read of the key (session-clients.ts); for a session's own
+//      counter and set, never less than its acknowledged increments or an
+//      earlier read, and every member as its last acknowledged op left it;
 //   8, 9. counters and sets (typed-workload.ts, `typedClients` of them):
 //      counters equal the sum of acknowledged increments, sets their adds
 //      minus their observed removes.
@@ -43,7 +45,7 @@ import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages
 import { MemoryCluster } from './memory-cluster.js';
 import { TypedWorkload, typedStorageKeys } from './typed-workload.js';
 import { between, derive, pick } from './random.js';
-import { SessionClient } from './session-clients.js';
+import { SessionClient, TypedSessionClient } from './session-clients.js';
 import type { Random } from './random.js';
 
 export interface SimKnobs {
@@ -98,6 +100,7 @@ export interface SimReport {
     aaeRepairs: number; readRepairs: number; handoffs: number; reaped: number;
     /** Session reads that succeeded, that asked further replicas, that failed SESSION_UNAVAILABLE. */
     sessionReads: number; sessionLookedFurther: number; sessionUnavailable: number;
+    typedSessionReads: number; typedSessionLookedFurther: number; typedSessionUnavailable: number;
   };
 }
 
@@ -626,9 +629,13 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
   // is healed with whatever divergence the faults left.
   void run.faults(phaseMs);
   const sessions = Array.from({ length: knobs.sessions ?? 0 }, (_, c) => new SessionClient(run, `session${c}`));
+  // One session of counters and sets wherever there are sessions (no knob
+  // of its own, so earlier seeds' knobs are unchanged).
+  const typedSessions = (knobs.sessions ?? 0) > 0 ? [new TypedSessionClient(run, 'tsession0')] : [];
   await run.cluster.drive(Promise.all([
     ...Array.from({ length: knobs.clients }, (_, c) => run.client(c)),
     ...sessions.map((s) => s.run(knobs.seed, knobs.opsPerClient, knobs.keys)),
+    ...typedSessions.map((s) => s.run(knobs.seed, Math.ceil(knobs.opsPerClient / 2))),
     ...Array.from({ length: knobs.typedClients ?? 0 }, (_, c) => typed.client(c)),
   ]));
   await run.healAll();
@@ -670,6 +677,9 @@ export async function simulate(knobs: SimKnobs, debug: { trace?: string } = {}):
       simulatedMs, convergedAfterMs, faults: run.faultLog, ...counters,
       sessionReads: sessions.reduce((a, s) => a + s.reads, 0), sessionLookedFurther: sessions.reduce((a, s) => a + s.lookedFurther, 0),
       sessionUnavailable: sessions.reduce((a, s) => a + s.unavailable, 0),
+      typedSessionReads: typedSessions.reduce((a, s) => a + s.reads, 0),
+      typedSessionLookedFurther: typedSessions.reduce((a, s) => a + s.lookedFurther, 0),
+      typedSessionUnavailable: typedSessions.reduce((a, s) => a + s.unavailable, 0),
     },
   };
 }

@@ -49,11 +49,11 @@ function run(steps: readonly Step[]): { seen: OrSet[]; replicas: OrSet[]; model:
         break;
       }
       case 'remove':
-        replicas[s.at] = removeMember(replicas[s.at]!, s.member);
+        replicas[s.at] = removeMember(replicas[s.at]!, s.member, actors[s.at]!, nowMs);
         for (const id of model.observed[s.at]!.get(s.member) ?? []) model.killed.add(id);
         break;
       case 'clear':
-        replicas[s.at] = clearSet(replicas[s.at]!);
+        replicas[s.at] = clearSet(replicas[s.at]!, actors[s.at]!, nowMs);
         for (const ids of model.observed[s.at]!.values()) for (const id of ids) model.killed.add(id);
         break;
       case 'sync': {
@@ -106,7 +106,7 @@ t.test('checker: converged members are the adds minus the observed removes (repl
 
 t.test('an observed remove wins over nothing it has not seen: add wins', async (t) => {
   const base = addMember(emptySet, 'apple', 'n1', 1);
-  const removed = removeMember(joinSets(emptySet, base), 'apple');
+  const removed = removeMember(joinSets(emptySet, base), 'apple', 'n1', 2);
   const readded = addMember(base, 'apple', 'n2', 2);
   t.same(setMembers(joinSets(removed, base)), [], 'the remove saw the only add');
   t.same(setMembers(joinSets(removed, readded)), ['apple'], 'a concurrent add the remove did not see survives');

@@ -152,7 +152,7 @@ t.test('session tokens are validated fully', async (t) => {
   t.equal(bad(42), 'INVALID_ARGUMENT');
   t.equal(bad('not base64!'), 'INVALID_ARGUMENT');
   t.equal(bad('x'.repeat(limits.sessionTokenCharsMax + 1)), 'INVALID_ARGUMENT', 'too long, before decoding');
-  t.equal(bad(enc([2, []])), 'INVALID_ARGUMENT', 'unknown version');
+  t.equal(bad(enc([3, []])), 'INVALID_ARGUMENT', 'unknown version');
   t.equal(bad(enc([1, Array.from({ length: limits.sessionKeysMax + 1 }, (_, i) => [`k${i}`, 0, []])])), 'INVALID_ARGUMENT', 'too many keys');
   t.equal(bad(enc([1, [['k', 0, []], ['k', 0, []]]])), 'INVALID_ARGUMENT', 'a key twice');
   t.equal(bad(enc([1, [['', 0, []]]])), 'INVALID_ARGUMENT', 'a bad key');

@@ -24,15 +24,28 @@
 //     required. Otherwise a key whose clock was pruned would be unreadable
 //     by the session for ever.
 //
+// Counters and sets (`TypedAtLeast`) have their own order, a join's
+// (core/crdt/typed-version.ts): no deletes, no pruning, so neither rule
+// above applies to them.
+//
 // Pure: the caller passes the time.
 
 import { limits } from '../../limits.js';
+import { typedCovers } from '../crdt/typed-version.js';
+import type { TypedVersion } from '../crdt/typed-version.js';
 import type { VersionedObject } from './object.js';
 import { counterReader } from './vclock.js';
 import type { VClock } from './vclock.js';
 
 /** What a session read must be at least as new as. */
-export interface AtLeast {
+export type AtLeast = ClockAtLeast | TypedAtLeast;
+
+/** A counter or set read: the version the session holds (already verified). */
+export interface TypedAtLeast {
+  readonly typed: TypedVersion;
+}
+
+export interface ClockAtLeast {
   /** Signed clocks the session saw (already verified); at most
    * sessionContextsPerKeyMax. */
   readonly clocks: readonly VClock[];
@@ -43,6 +56,7 @@ export interface AtLeast {
 /** True when `object` (a merged read result; undefined = not found) is at
  * least as new as everything in `atLeast`. */
 export function sessionCovers(object: VersionedObject | undefined, atLeast: AtLeast, nowMs: number): boolean {
+  if ('typed' in atLeast) return typedCovers(object, atLeast.typed);
   if (atLeast.deleted && (object === undefined || object.siblings.every((s) => s.value === null))) return true;
   const clock = object?.clock ?? [];
   const mayBePruned = clock.length >= limits.vclockEntriesMax;

@@ -35,7 +35,7 @@ import assert from 'node:assert/strict';
 import { mergeAll, sameVersions } from '../clock/object.js';
 import type { VersionedObject } from '../clock/object.js';
 import { sessionCovers } from '../clock/session-cover.js';
-import type { AtLeast } from '../clock/session-cover.js';
+import type { AtLeast, ClockAtLeast } from '../clock/session-cover.js';
 import { describeLevel } from '../quorum/levels.js';
 import type { Quorum } from '../quorum/levels.js';
 import { groupTallies, groupsVerdict, reportedTally } from '../quorum/tally.js';
@@ -194,8 +194,12 @@ export class GetFsm {
   private current(): boolean {
     const atLeast = this.opts.atLeast;
     if (atLeast === undefined) return true;
-    if (this.everyPrimaryNotFound()) return true;
     const merged = mergeAll(this.answered().flatMap((s) => (s.object ? [s.object] : [])));
+    // Counters and sets are never deleted nor reaped: "not found" from
+    // every primary means the session's state is on a fallback, not gone,
+    // and no rule below applies to them.
+    if ('typed' in atLeast) return sessionCovers(merged, atLeast, this.opts.nowMs ?? 0);
+    if (this.everyPrimaryNotFound()) return true;
     if (sessionCovers(merged, atLeast, this.opts.nowMs ?? 0)) return true;
     return this.everyPrimaryAnswered() && writtenAfter(merged, atLeast);
   }
@@ -366,7 +370,7 @@ export class GetFsm {
 
 /** Every version of `object` was written after the newest write recorded in
  * the session's clocks (see GetFsm.everyPrimaryAnswered). */
-function writtenAfter(object: VersionedObject | undefined, atLeast: AtLeast): boolean {
+function writtenAfter(object: VersionedObject | undefined, atLeast: ClockAtLeast): boolean {
   if (object === undefined || object.siblings.length === 0) return false;
   let newest = 0;
   for (const clock of atLeast.clocks) for (const [, , tsMs] of clock) newest = Math.max(newest, tsMs);

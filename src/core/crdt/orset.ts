@@ -115,15 +115,31 @@ export function addMember(s: OrSet, member: string, actor: string, nowMs: number
   return { clock, entries };
 }
 
-/** Removes what this copy observed of `member` (nothing if it holds none). */
-export function removeMember(s: OrSet, member: string): OrSet {
+/**
+ * The clock after a remove: the remover's entry moves to a fresh counter
+ * that no member's dot carries. Riak's ORSWOT leaves the clock as it was on
+ * a remove; then a state that missed the remove has the same clock as one
+ * that has it, and a session (typed-version.ts: a set is at least as new as
+ * another when its clock dominates) could read its own removed member
+ * back. With the bump, a clock that covers the remover's new counter has
+ * joined a state holding the remove: only the remover mints under its
+ * actor, from its own copy, which keeps the remove. The spent counter
+ * drops nothing in a join (no member carries it).
+ */
+function bumped(s: OrSet, actor: string, nowMs: number): Dots {
+  return [...s.clock.filter(([a]) => a !== actor), [actor, nextCounter(s, actor, nowMs)] as const].sort(byFirst);
+}
+
+/** Removes what this copy observed of `member` (nothing if it holds none,
+ * and then the set is unchanged). */
+export function removeMember(s: OrSet, member: string, actor: string, nowMs: number): OrSet {
   if (!hasMember(s, member)) return s;
-  return { clock: s.clock, entries: s.entries.filter(([m]) => m !== member) };
+  return { clock: bumped(s, actor, nowMs), entries: s.entries.filter(([m]) => m !== member) };
 }
 
 /** delete(): every observed member removed; concurrent adds survive. */
-export function clearSet(s: OrSet): OrSet {
-  return s.entries.length === 0 ? s : { clock: s.clock, entries: [] };
+export function clearSet(s: OrSet, actor: string, nowMs: number): OrSet {
+  return s.entries.length === 0 ? s : { clock: bumped(s, actor, nowMs), entries: [] };
 }
 
 export function setToWire(s: OrSet): unknown[] {

@@ -245,7 +245,7 @@ function applyOp(cur: TypedState, input: TypedInput): TypedState {
   }
   if (cur.kind === 'set' && op.kind === 'set') {
     const state = op.op === 'add' ? addMember(cur.state, op.member, input.actor, input.nowMs)
-      : op.op === 'remove' ? removeMember(cur.state, op.member) : clearSet(cur.state);
+      : op.op === 'remove' ? removeMember(cur.state, op.member, input.actor, input.nowMs) : clearSet(cur.state, input.actor, input.nowMs);
     return state === cur.state ? cur : { ...cur, state };
   }
   throw new TuneKvError('INTERNAL', 'operation of another type');
