@@ -183,31 +183,3 @@ t.test('"not found" from the primaries that are up is not enough when a fallback
   const r = replyOf(fsm.onRead('n6', { ok: true, object: undefined }));
   t.ok(r && !r.ok && r.error.code === 'SESSION_UNAVAILABLE', 'n4 and n5 may hold the session\'s write (simulator seed 96)');
 });
-
-t.test('every primary holding a state written after the session\'s newest: deleted, reaped, written again; current', async (t) => {
-  const at = (actor: string, value: string, nowMs: number, base?: VersionedObject): VersionedObject =>
-    update(base, { actor, value: Buffer.from(value), vtype: 1, context: base?.clock ?? emptyClock, nowMs, lww: false, wid: null });
-  const seen = at('n1', 'mine', 1_000);
-  const recreated = at('n2', 'theirs', 5_000); // a blind put after the reap: a clock sharing nothing with the session's
-  const older = at('n2', 'before', 500); // the primaries never got the session's write (a fallback holds it)
-  const run = (answer: VersionedObject) => {
-    const fsm = new GetFsm({ replicas, quorum: q({ consistency: 'eventual' }), readRepair: false, askAll: false, atLeast: { clocks: [seen.clock], deleted: false }, nowMs: 6_000 });
-    fsm.start();
-    fsm.onRead('n1', { ok: true, object: answer });
-    fsm.onSpeculate();
-    fsm.onRead('n2', { ok: true, object: answer });
-    return replyOf(fsm.onRead('n3', { ok: true, object: answer }));
-  };
-  const r = run(recreated);
-  t.ok(r?.ok && r.object !== undefined && Buffer.from(r.object.siblings[0]!.value!).toString() === 'theirs', 'the state written after the reap is the answer');
-  const old = run(older);
-  t.ok(old && !old.ok && old.error.code === 'SESSION_UNAVAILABLE', 'a state older than the session\'s write is not: the primaries may simply not have it yet');
-  const sloppy = [{ node: 'n1', role: 'primary' as const }, { node: 'n2', role: 'primary' as const }, { node: 'n6', role: 'fallback' as const, hintFor: 'n3' }];
-  const fsm = new GetFsm({ replicas: sloppy, quorum: q({ consistency: 'eventual' }), readRepair: false, askAll: false, atLeast: { clocks: [seen.clock], deleted: false }, nowMs: 6_000 });
-  fsm.start();
-  fsm.onRead('n1', { ok: true, object: recreated });
-  fsm.onSpeculate();
-  fsm.onRead('n2', { ok: true, object: recreated });
-  const s = replyOf(fsm.onRead('n6', { ok: true, object: recreated }));
-  t.ok(s && !s.ok && s.error.code === 'SESSION_UNAVAILABLE', 'not when a fallback stands in for a primary (it may hold the session\'s state)');
-});

@@ -11,16 +11,7 @@ import { knobsFor, replayCommand, simulate } from '../../src/sim/simulator.js';
  * (take it off the list). None at present: 550 (a standby node that took
  * a receiver's copy before it had a ring, then lost its join) is mended
  * (replica.ts refuses replica requests on a node with no ring). */
-// 92, 335, 507, 704: checker 7 ("session ... went back", plain keys) on
-// main's rule that a key deleted, reaped and written again is current
-// when every primary answered and all it holds was written after the
-// session's newest write (get-fsm.ts, writtenAfter; eb25261). The typed
-// session client (fix-sesstyped) moved these seeds' timing onto it: with
-// writtenAfter disabled all four pass, and without the typed client they
-// pass too. Either checker 7 needs the same excuse (it excuses only "not
-// found" after a delete) or the rule accepts older states; not decided
-// here (fix-sesstyped did not touch either).
-const knownFailing = new Set<number>([92, 335, 507, 704]);
+const knownFailing = new Set<number>([]);
 
 export async function runSeeds(t: Test, from: number, seeds: number): Promise<void> {
   let acked = 0;
