@@ -7,11 +7,8 @@
 // Without --hosts it starts a 3-node cluster of its own in a temp directory
 // on free ports, and stops it afterwards.
 
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startCluster, stopCluster } from '../cluster/launcher.js';
+import { withOwnCluster } from './own-cluster.js';
 import * as hdr from 'hdr-histogram-js';
 import { connect } from '../src/index.js';
 import type { GetOptions } from '../src/index.js';
@@ -42,21 +39,7 @@ function histogram(): hdr.Histogram {
 const ms = (h: hdr.Histogram, p: number) => (h.getValueAtPercentile(p) / 1e6).toFixed(3);
 
 async function main(): Promise<void> {
-  let dir: string | undefined;
-  let hosts = values.hosts;
-  if (hosts === undefined) {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-quick-'));
-    const started = await startCluster({ dir, nodes: 3, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: false, detach: true, log: () => {} });
-    hosts = started.cluster.nodes.map((nd) => `${nd.host}:${nd.port}`).join(',');
-  }
-  try {
-    await measure(hosts);
-  } finally {
-    if (dir) {
-      await stopCluster(dir, () => {});
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  await withOwnCluster(values.hosts, 'tunekv-quick-', measure);
 }
 
 async function measure(hosts: string): Promise<void> {

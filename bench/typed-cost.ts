@@ -10,11 +10,8 @@
 // --set-size members first: a set is one object rewritten whole on every
 // operation, so its cost grows with its size. Plain values are 100 bytes.
 
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startCluster, stopCluster } from '../cluster/launcher.js';
+import { withOwnCluster } from './own-cluster.js';
 import { newHistogram, percentiles } from './histogram.js';
 import { connect } from '../src/index.js';
 import type { Consistency, TuneKvClient } from '../src/index.js';
@@ -61,21 +58,7 @@ const opsUnderTest: [string, Op][] = [
 ];
 
 async function main(): Promise<void> {
-  let dir: string | undefined;
-  let hosts = values.hosts;
-  if (hosts === undefined) {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekv-typed-cost-'));
-    const started = await startCluster({ dir, nodes: 3, basePort: 0, host: '127.0.0.1', n: 3, q: 64, fsync: false, detach: true, log: () => {} });
-    hosts = started.cluster.nodes.map((nd) => `${nd.host}:${nd.port}`).join(',');
-  }
-  try {
-    await measure(hosts);
-  } finally {
-    if (dir) {
-      await stopCluster(dir, () => {});
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  await withOwnCluster(values.hosts, 'tunekv-typed-cost-', measure);
 }
 
 async function measure(hosts: string): Promise<void> {

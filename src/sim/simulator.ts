@@ -46,6 +46,7 @@ import { MemoryCluster } from './memory-cluster.js';
 import { TypedWorkload, typedStorageKeys } from './typed-workload.js';
 import { between, derive, pick } from './random.js';
 import { SessionClient, TypedSessionClient } from './session-clients.js';
+import type { SessionWriteRecord } from './session-clients.js';
 import type { Random } from './random.js';
 
 export interface SimKnobs {
@@ -137,17 +138,8 @@ export function knobsFor(seed: number, fixed: Partial<SimKnobs> = {}): SimKnobs 
   };
 }
 
-interface WriteRecord {
-  readonly key: string;
-  readonly context: VClock;
-  readonly wid: Uint8Array;
-  readonly level: string;
-  readonly isDelete: boolean;
-  readonly sentMs: number;
-  acked: boolean;
-  ackedMs: number;
-  dot: [string, number] | null;
-}
+/** A write the checkers follow (session clients record theirs the same way). */
+type WriteRecord = SessionWriteRecord;
 
 interface StrongRead {
   readonly key: string; readonly startMs: number; readonly endMs: number; readonly clock: WireClock;
