@@ -424,7 +424,11 @@ export class TuneKvClient {
 
   private get typedChannel(): TypedChannel {
     return {
-      send: (type, body, routeKey, timeoutMs, host) => this.send(type, body, routeKey, timeoutMs, host),
+      // A counter update is not idempotent across coordinators: its write id
+      // is recognised only by replicas its first attempt reached, so one
+      // that may have been applied is retried on the same node or not at all.
+      send: (type, body, routeKey, timeoutMs, host) => this.send(type, body, routeKey, timeoutMs, host,
+        type === MsgType.TYPE_UPDATE && body.type === 'counter'),
       nextWid: () => this.nextWid(),
       consistency: this.consistency,
       timeoutMs: this.timeoutMs,
@@ -569,7 +573,7 @@ export class TuneKvClient {
   /** Sends to the first candidate that answers. Every request is safe to
    * repeat (reads by nature, writes by their write id), so a connection that
    * breaks, before or after sending, moves the request to the next node. */
-  private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, host?: string): Promise<unknown> {
+  private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, host?: string, sticky = false): Promise<unknown> {
     if (this.closed) throw new TuneKvError('UNAVAILABLE', 'the client is closed');
     if (host !== undefined && !parseHostPort(host)) throw invalid(`host "${host}" must be host:port`);
     const targets: string[] = [];
@@ -588,6 +592,7 @@ export class TuneKvClient {
           // disk failed); another coordinator can take the request.
           if (err.code === 'STORAGE_FAILED') continue;
           if (err.code !== 'UNAVAILABLE' && err.code !== 'NODE_REMOVED') throw err;
+          if (sticky && err.details.maybeApplied === true) return await this.retrySameNode(addr, type, body, timeoutMs, err);
           this.downUntil.set(addr, Date.now() + this.hostRetryMs);
           maybeApplied ||= err.details.maybeApplied === true;
           if (host === undefined) this.refreshSoon();
@@ -603,6 +608,22 @@ export class TuneKvClient {
     if (last?.code === 'STORAGE_FAILED' && !maybeApplied) throw last;
     throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${targets.join(', ')}): ${last?.message ?? ''}`,
       { tried: targets, maybeApplied });
+  }
+
+  /** A request that may have been applied on `addr` and must not be
+   * applied elsewhere (a counter update): one more try on `addr`, whose
+   * coordinator recognises the write id if the first attempt reached it;
+   * if that fails too, UNAVAILABLE with maybeApplied, for the caller to
+   * decide (Cassandra's counters give the same answer to a lost reply). */
+  private async retrySameNode(addr: string, type: number, body: unknown, timeoutMs: number, first: TuneKvError): Promise<unknown> {
+    try {
+      return await this.call(addr, type, body, timeoutMs);
+    } catch (err) {
+      if (!(err instanceof TuneKvError) || (err.code !== 'UNAVAILABLE' && err.code !== 'NODE_REMOVED')) throw err;
+      this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+      throw new TuneKvError('UNAVAILABLE', `${addr} broke off a counter update that may have been applied, and could not be reached again: `
+        + `not retried on another node, which would count it twice (${first.message})`, { tried: [addr], maybeApplied: true });
+    }
   }
 
   private refreshRing(hosts: readonly string[]): Promise<void> {

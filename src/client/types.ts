@@ -7,8 +7,9 @@
 // Each type has its own key space: kv.counter('x'), kv.set('x') and the
 // plain key 'x' are three different things (core/crdt/typed-object.ts).
 // Every update carries a fresh write id, so a retry after a broken
-// connection is applied once by any replica that holds the first attempt
-// (README: Counters and sets).
+// connection is applied once by any replica that holds the first attempt;
+// a counter update that may have been applied is retried on the same node
+// only (client.ts, retrySameNode; README: Counters and sets).
 
 import { int64Max, int64Min } from '../core/crdt/counter.js';
 import { memberProblem } from '../core/crdt/orset.js';
