@@ -20,6 +20,8 @@ export interface Caller {
   readonly proven: boolean;
   /** A proven peer's node id (it claimed `node:<id>` in its proof). */
   readonly peer: string | undefined;
+  /** The user a client logged in as (conflict records name it). */
+  readonly user?: string;
 }
 
 export const anonymous: Caller = { role: null, proven: false, peer: undefined };

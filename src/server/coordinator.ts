@@ -315,8 +315,11 @@ export class Coordinator {
    * believed (only a peer forwards), `trusted` whether a context may come
    * without this cluster's MAC (peers, which checked it before forwarding,
    * and admins). */
-  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void {
-    const req = parsePut(body, this.d.requireRing().n, isDelete);
+  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder, user?: string): void {
+    const parsed = parsePut(body, this.d.requireRing().n, isDelete);
+    // Who wrote it, for the conflict log: the user this client logged in
+    // as, or the one a forwarding peer names; a client's own `by` is ignored.
+    const req: PutRequest = { ...parsed, by: fromPeer ? parsed.by : user };
     checkPlainKey(req.key);
     if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.key, req.context, req.contextMac)) {
       throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster for this key (or was changed): pass the context string a read or put of this key returned, unchanged');
@@ -338,7 +341,7 @@ export class Coordinator {
     // with the client's original one, the two attempts became siblings with
     // one write id and a later write that superseded the kept twin dropped
     // the acknowledged one (seed 346, a strong put lost).
-    const onward = forwardedBody(body, req);
+    const onward = forwardedBody(body, req, req.by);
     const plan = this.targetsFor(ring, req.key, req.quorum, true);
     const { targets, down } = plan;
     if (!targets.some((r) => r.node === this.d.id)) {
@@ -499,7 +502,7 @@ export class Coordinator {
   private noteConflicts(req: PutRequest, before: VersionedObject | undefined, after: VersionedObject,
     written: Sibling | undefined, lww: boolean): void {
     if (after.siblings.length < 2 && (before?.siblings.length ?? 0) < 2 && !lww) return;
-    const seen = conflictsOfPut({ key: req.key, by: this.d.id, before, after, context: req.context, lww, resolved: req.resolved, written });
+    const seen = conflictsOfPut({ key: req.key, by: req.by === undefined ? this.d.id : `${this.d.id} for user ${req.by}`, before, after, context: req.context, lww, resolved: req.resolved, written });
     for (const r of seen.records) {
       this.d.conflicts.record(r);
       this.d.metrics.conflictRecords.inc({ kind: r.kind });

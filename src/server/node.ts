@@ -264,7 +264,7 @@ export class TuneNode implements NodeContext {
   private rooms(): Rooms {
     return {
       onGet: (body, respond) => this.coordinator.onGet(body, respond),
-      onPut: (body, isDelete, fromPeer, trusted, respond) => this.coordinator.onPut(body, isDelete, fromPeer, trusted, respond),
+      onPut: (body, isDelete, fromPeer, trusted, respond, user) => this.coordinator.onPut(body, isDelete, fromPeer, trusted, respond, user),
       onTyped: (type, body, fromPeer, respond) => this.coordinator.onTyped(type, body, fromPeer, respond),
       onStatus: (detail, respond) => answer(respond, MsgType.STATUS_REPLY, this.statusFor(detail)),
       // A standby node has no ring yet: it says so (ring null) rather than

@@ -46,6 +46,8 @@ export interface PutRequest {
   /** How many versions the client says this put resolves (kv.update(), a
    * default resolver writing back): recorded as a `resolver` conflict. */
   readonly resolved: number;
+  /** The user a forwarding peer says wrote this put (see checkBy). */
+  readonly by: string | undefined;
 }
 
 /** The largest `resolved` a put may claim: a key never holds more versions
@@ -115,7 +117,16 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
     forwarded: checkOptionalBool('forwarded', b.forwarded) ?? false,
     wid: checkWid(b.wid),
     resolved: checkResolved(b.resolved),
+    by: checkBy(b.by),
   };
+}
+
+/** The user a forwarding node names as the put's author (believed from
+ * peers only; the coordinator ignores it from clients). */
+function checkBy(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !/^[A-Za-z0-9_.@-]{1,64}$/.test(v)) throw invalid('by must be a user name (1-64 characters of A-Z a-z 0-9 _ . @ -)');
+  return v;
 }
 
 /**
@@ -127,6 +138,8 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
  * dot of the two, not the one the client is told about). Peers trust
  * contexts without a MAC, so the changed context needs none.
  */
-export function forwardedBody(body: unknown, req: PutRequest): Record<string, unknown> {
-  return { ...(body as object), forwarded: true, ...(req.contextGiven ? { context: clockToWire(req.context) } : {}) };
+/** `user` names the put's author for the next coordinator; always set, so
+ * a `by` the client put in its own body is never passed on as a peer's. */
+export function forwardedBody(body: unknown, req: PutRequest, user?: string): Record<string, unknown> {
+  return { ...(body as object), forwarded: true, ...(req.contextGiven ? { context: clockToWire(req.context) } : {}), by: user ?? null };
 }

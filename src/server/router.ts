@@ -76,7 +76,8 @@ const changeTypes: ReadonlySet<number> = new Set([
 /** The rooms the router hands messages to. */
 export interface Rooms {
   onGet(body: unknown, respond: Responder): void;
-  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder): void;
+  /** `user`: who the client logged in as, when it did. */
+  onPut(body: unknown, isDelete: boolean, fromPeer: boolean, trusted: boolean, respond: Responder, user?: string): void;
   /** Counters and sets (TYPE_UPDATE, TYPE_READ). */
   onTyped(type: number, body: unknown, fromPeer: boolean, respond: Responder): void;
   onStatus(detail: boolean, respond: Responder): void;
@@ -181,8 +182,8 @@ export class Router {
     switch (type) {
       case MsgType.HELLO: return respond(MsgType.HELLO_OK, r.helloInfo());
       case MsgType.GET: return r.onGet(body, respond);
-      case MsgType.PUT: return r.onPut(body, false, caller.proven, caller.proven || caller.role === 'admin', respond);
-      case MsgType.DELETE: return r.onPut(body, true, caller.proven, caller.proven || caller.role === 'admin', respond);
+      case MsgType.PUT: return r.onPut(body, false, caller.proven, caller.proven || caller.role === 'admin', respond, caller.user);
+      case MsgType.DELETE: return r.onPut(body, true, caller.proven, caller.proven || caller.role === 'admin', respond, caller.user);
       case MsgType.TYPE_UPDATE: case MsgType.TYPE_READ: return r.onTyped(type, body, caller.proven, respond);
       case MsgType.STATUS: return r.onStatus(caller.role === 'admin', respond);
       case MsgType.RING_GET: return r.onRingGet(respond);
@@ -397,7 +398,7 @@ export class Session {
     if (!entry || !ok) return { ok: false, why: 'unknown user or wrong password' };
     return {
       ok: true,
-      caller: { role: entry.role, proven: false, peer: undefined },
+      caller: { role: entry.role, proven: false, peer: undefined, user: this.user },
       reply: { signature: userServerSignature(entry.serverKey, msg) },
     };
   }

@@ -119,6 +119,16 @@ t.test('users, roles and mutual TLS on real processes', async (t) => {
     t.ok((body as { security?: unknown }).security !== undefined, 'with a CA-signed client certificate the secret proof is accepted');
   });
 
+  await t.test('a conflict record names the user who wrote the put', async (t) => {
+    const kv = await client({ user: 'writer', password: 'write-pw' });
+    const reader = await client({ user: 'reader', password: 'read-pw' });
+    for (const host of cluster.hosts) await kv.put('auth:conflict', `from ${host}`, { host });
+    const records = (await Promise.all(cluster.hosts.map((host) => reader.conflicts({ key: 'auth:conflict', host }))))
+      .flatMap((page) => page.records).filter((r) => r.kind === 'siblings kept');
+    t.ok(records.length >= 2, `blind puts left siblings, recorded by their coordinators (${records.length})`);
+    for (const r of records) t.match(r.by, /^n\d+ for user writer$/, `by: ${r.by} (${r.note})`);
+  });
+
   await t.test('peers reach each other over mutual TLS: a strong write needs two of them', async (t) => {
     const kv = await client({ user: 'writer', password: 'write-pw' });
     const res = await kv.put('auth:peers', 'x', { consistency: 'strong', w: undefined });

@@ -62,3 +62,14 @@ t.test('a forwarded put carries the attempt\'s context, not the client\'s origin
   const widened = update(undefined, { context: [['n2', n2dot, 1000]], value: Buffer.from('v'), vtype: 1, actor: 'n4', nowMs: 2000, lww: false, wid });
   t.same(merge(n2, widened).siblings.map((s) => s.actor), ['n4'], 'attempt context: the told dot survives, its twin is superseded');
 });
+
+t.test('a forwarded put names its author; a client cannot name one', async (t) => {
+  const body = { key: 'k', value: Buffer.from('v'), by: 'mallory' };
+  const req = parsePut(body, 3, false);
+  t.equal(req.by, 'mallory', 'parsed (the coordinator believes it from peers only)');
+  t.equal(forwardedBody(body, req, undefined).by, null, 'a client\'s own `by` is not passed on as a peer\'s');
+  t.equal(forwardedBody(body, req, 'alice').by, 'alice', 'the logged-in user is');
+  for (const by of ['', 'a b', 'x'.repeat(65), 7, 'ev\u001bil']) {
+    t.throws(() => parsePut({ key: 'k', value: Buffer.from('v'), by }, 3, false), { code: 'INVALID_ARGUMENT' }, JSON.stringify(by));
+  }
+});
