@@ -169,6 +169,9 @@ export interface PutBody {
    * `resolver` conflict. kv.update() and a default resolver writing back
    * set it; an integer from 0 to 1,000,000. */
   readonly resolved?: number;
+  /** Peers only: the user a forwarding node says wrote this put (for the
+   * conflict log); a client's is ignored. */
+  readonly by?: string | null;
 }
 
 export interface ReplicaReportWire {
