@@ -48,14 +48,19 @@ function printCounter(r: CounterResult, json: boolean): void {
   else console.log(`${r.value}`);
 }
 
+/** The read and write options every counter and set command takes. */
+function requestOptionsOf(values: Parameters<TypedCliDeps['levelOption']>[0], d: TypedCliDeps) {
+  const common = { consistency: d.levelOption(values), timeoutMs: d.intOption(values, 'timeout-ms'), host: d.str(values, 'host') };
+  return { common, write: { ...common, w: d.intOption(values, 'w') } };
+}
+
 export async function cmdCounter(argv: string[], d: TypedCliDeps): Promise<void> {
   const { args, negatives } = splitNegatives(argv);
   const { values, positionals } = d.parse(args, d.requestOptions);
   const [key, op = 'get', ...more] = positionals;
   if (key === undefined) throw d.usageError('counter needs KEY');
   const json = values.json === true;
-  const common = { consistency: d.levelOption(values), timeoutMs: d.intOption(values, 'timeout-ms'), host: d.str(values, 'host') };
-  const write = { ...common, w: d.intOption(values, 'w') };
+  const { common, write } = requestOptionsOf(values, d);
   const nArg = (): bigint => {
     const raw = [...more, ...negatives];
     if (raw.length !== 1) throw d.usageError(`counter ${op} needs exactly one N`);
@@ -78,8 +83,7 @@ export async function cmdSet(argv: string[], d: TypedCliDeps): Promise<void> {
   const [key, op = 'members', ...more] = positionals;
   if (key === undefined) throw d.usageError('set needs KEY');
   const json = values.json === true;
-  const common = { consistency: d.levelOption(values), timeoutMs: d.intOption(values, 'timeout-ms'), host: d.str(values, 'host') };
-  const write = { ...common, w: d.intOption(values, 'w') };
+  const { common, write } = requestOptionsOf(values, d);
   const member = (): string => {
     if (more.length !== 1) throw d.usageError(`set ${op} needs exactly one MEMBER`);
     return more[0]!;

@@ -8,10 +8,12 @@ import path from 'node:path';
 import type { Test } from 'tap';
 import {
   activeNodes, adminCall, adminDial, addNodes, clusterStatus, isNodeProcess, heal, killNode, leaveNode, partition, pauseNode, readCluster, removeNode, restartNode, resumeNode,
-  startCluster, stopCluster,
+  setLinkFaults, startCluster, stopCluster,
 } from '../../cluster/launcher.js';
 import type { ChangeOptions, ChangeResult, ClusterFile, ClusterStatus } from '../../cluster/launcher.js';
 import { MsgType } from '../../src/protocol/messages.js';
+import { connect } from '../../src/index.js';
+import type { TuneKvClient } from '../../src/index.js';
 
 const liveDirs = new Set<string>();
 
@@ -120,4 +122,16 @@ export async function testCluster(t: Test, opts: TestClusterOptions = {}): Promi
       return took.filter((id): id is string => id !== null);
     },
   };
+}
+
+/** Three nodes with `delayMs` of injected one-way delay on every
+ * node-to-node link (as `cluster faults --delay-ms` sets it), and a client
+ * of n1 closed at teardown: the set-up of the session tests. */
+export async function delayedCluster(t: Test, delayMs: number): Promise<{ cluster: TestCluster; hosts: [string, string, string]; kv: TuneKvClient }> {
+  const cluster = await testCluster(t, { nodes: 3 });
+  const hosts = cluster.hosts as [string, string, string];
+  const kv = await connect({ hosts: [hosts[0]], timeoutMs: 3000 });
+  t.teardown(() => kv.close());
+  await setLinkFaults(cluster.dir, { delayMs, jitterMs: 0, loss: 0 });
+  return { cluster, hosts, kv };
 }

@@ -6,18 +6,12 @@
 // read shows the older state.
 import t from 'tap';
 import { connect, TuneKvError } from '../../src/index.js';
-import type { TuneKvClient } from '../../src/index.js';
-import { setLinkFaults } from '../../cluster/launcher.js';
-import { testCluster } from '../helpers/cluster.js';
+import { delayedCluster } from '../helpers/cluster.js';
 
 const rounds = 20;
 
 t.test('sessions with 20 ms between nodes', async (t) => {
-  const cluster = await testCluster(t, { nodes: 3 });
-  const [n1, n2, n3] = cluster.hosts as [string, string, string];
-  const kv: TuneKvClient = await connect({ hosts: [n1], timeoutMs: 3000 });
-  t.teardown(() => kv.close());
-  await setLinkFaults(cluster.dir, { delayMs: 20, jitterMs: 0, loss: 0 });
+  const { cluster, hosts: [n1, n2, n3], kv } = await delayedCluster(t, 20);
   const eventual = 'eventual' as const;
 
   await t.test('a session reads its eventual write through another node, every time', async (t) => {
