@@ -48,6 +48,7 @@ import { asTuneKvError, errorBody, reportsToWire, wireOf } from './replies.js';
 import type { Replica } from './replica.js';
 import { forwardedBody, parseGet, parsePut } from './requests.js';
 import { parseAtLeast, parseTypedSession, typedVersionReply } from './session-read.js';
+import { checkBy } from './requests.js';
 import type { GetRequest, PutRequest } from './requests.js';
 import { checkPlainKey } from '../protocol/typed-keys.js';
 import { decideTyped, typedNeedsRead } from '../core/crdt/typed-object.js';
@@ -319,7 +320,7 @@ export class Coordinator {
     const parsed = parsePut(body, this.d.requireRing().n, isDelete);
     // Who wrote it, for the conflict log: the user this client logged in
     // as, or the one a forwarding peer names; a client's own `by` is ignored.
-    const req: PutRequest = { ...parsed, by: fromPeer ? parsed.by : user };
+    const req: PutRequest = { ...parsed, by: fromPeer ? checkBy((body as Record<string, unknown>).by) : user };
     checkPlainKey(req.key);
     if (!trusted && req.context.length > 0 && !verifyContextMac(this.d.contextKey, req.key, req.context, req.contextMac)) {
       throw new TuneKvError('INVALID_ARGUMENT', 'context was not issued by this cluster for this key (or was changed): pass the context string a read or put of this key returned, unchanged');

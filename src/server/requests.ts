@@ -46,7 +46,8 @@ export interface PutRequest {
   /** How many versions the client says this put resolves (kv.update(), a
    * default resolver writing back): recorded as a `resolver` conflict. */
   readonly resolved: number;
-  /** The user a forwarding peer says wrote this put (see checkBy). */
+  /** Who wrote this put, for the conflict log: set by the coordinator
+   * (the logged-in user, or checkBy of a forwarding peer's body). */
   readonly by: string | undefined;
 }
 
@@ -117,13 +118,13 @@ export function parsePut(body: unknown, n: number, isDelete: boolean): PutReques
     forwarded: checkOptionalBool('forwarded', b.forwarded) ?? false,
     wid: checkWid(b.wid),
     resolved: checkResolved(b.resolved),
-    by: checkBy(b.by),
+    by: undefined,
   };
 }
 
-/** The user a forwarding node names as the put's author (believed from
- * peers only; the coordinator ignores it from clients). */
-function checkBy(v: unknown): string | undefined {
+/** The user a forwarding peer names as a put's author. Read from peers
+ * only: from a client the field is ignored, malformed or not. */
+export function checkBy(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string' || !/^[A-Za-z0-9_.@-]{1,64}$/.test(v)) throw invalid('by must be a user name (1-64 characters of A-Z a-z 0-9 _ . @ -)');
   return v;

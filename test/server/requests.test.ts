@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { pack } from '../../src/protocol/codec.js';
-import { forwardedBody, parsePut } from '../../src/server/requests.js';
+import { checkBy, forwardedBody, parsePut } from '../../src/server/requests.js';
 import { merge, update } from '../../src/core/clock/object.js';
 import { withDot } from '../../src/core/clock/vclock.js';
 import { TuneKvError } from '../../src/errors.js';
@@ -66,10 +66,11 @@ t.test('a forwarded put carries the attempt\'s context, not the client\'s origin
 t.test('a forwarded put names its author; a client cannot name one', async (t) => {
   const body = { key: 'k', value: Buffer.from('v'), by: 'mallory' };
   const req = parsePut(body, 3, false);
-  t.equal(req.by, 'mallory', 'parsed (the coordinator believes it from peers only)');
-  t.equal(forwardedBody(body, req, undefined).by, null, 'a client\'s own `by` is not passed on as a peer\'s');
+  t.equal(req.by, undefined, 'a client\'s `by` is not read (the coordinator reads it from peers only)');
+  t.same(parsePut({ ...body, by: 'ev\u001bil' }, 3, false).by, undefined, 'not even refused when malformed: ignored');
+  t.equal(forwardedBody(body, req, undefined).by, null, 'nor passed on as a peer\'s');
   t.equal(forwardedBody(body, req, 'alice').by, 'alice', 'the logged-in user is');
-  for (const by of ['', 'a b', 'x'.repeat(65), 7, 'ev\u001bil']) {
-    t.throws(() => parsePut({ key: 'k', value: Buffer.from('v'), by }, 3, false), { code: 'INVALID_ARGUMENT' }, JSON.stringify(by));
-  }
+  t.equal(checkBy('alice'), 'alice');
+  t.equal(checkBy(null), undefined);
+  for (const by of ['', 'a b', 'x'.repeat(65), 7, 'ev\u001bil']) t.throws(() => checkBy(by), { code: 'INVALID_ARGUMENT' }, JSON.stringify(by));
 });
