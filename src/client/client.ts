@@ -128,7 +128,7 @@ export type DeleteOptions = Omit<PutOptions, 'lww'>;
 export interface ReplicaInfo {
   readonly node: string;
   readonly role: 'primary' | 'fallback' | 'pending';
-  readonly outcome: 'ok' | 'notfound' | 'failed' | 'pending' | 'notasked';
+  readonly outcome: 'ok' | 'notfound' | 'failed' | 'pending' | 'notasked' | 'notsent';
   /** Its copy differed from the merged result (reads). */
   readonly stale?: boolean;
   readonly hintFor?: string;

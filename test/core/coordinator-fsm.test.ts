@@ -155,6 +155,29 @@ t.test('known-down primaries count as failures from the start: no write is attem
   t.same(reply?.ok && reply.replicas.map((x) => [x.node, x.outcome]), [['n1', 'notfound'], ['n2', 'notfound'], ['n3', 'failed']]);
 });
 
+t.test('a request that fails before sending reports its replicas notsent, not pending (the README tour\'s --w 3 put)', async (t) => {
+  // n3 is known down; w=3 cannot be met, so nothing is sent and nothing is stored.
+  const put = new PutFsm({ self: 'n1', replicas: replicas.slice(0, 2), down: ['n3'], quorum: q({ w: 3 }) });
+  const effects = put.start();
+  t.same(kinds(effects), ['reply', 'done'], 'no coordinate, no write');
+  const r = effects[0]!.kind === 'reply' ? effects[0]!.reply : undefined;
+  t.same(r && !r.ok && (r.error.details.replicas as { node: string; outcome: string }[]).map((x) => [x.node, x.outcome]),
+    [['n1', 'notsent'], ['n2', 'notsent'], ['n3', 'failed']]);
+  const done = effects[1]!;
+  t.equal(done.kind === 'done' && done.stats.timedOut, 0, 'replicas never sent to did not time out');
+  const get = new GetFsm({ replicas: replicas.slice(0, 2), down: ['n3'], quorum: q({ r: 3 }), readRepair: true });
+  const g = get.start();
+  const gr = g[0]!.kind === 'reply' ? g[0]!.reply : undefined;
+  t.same(gr && !gr.ok && (gr.error.details.replicas as { outcome: string }[]).map((x) => x.outcome), ['notsent', 'notsent', 'failed']);
+  // Once sent, an unanswered replica is pending, as before.
+  const sent = new PutFsm({ self: 'n1', replicas, quorum: q({ w: 3 }) });
+  sent.start();
+  sent.onCoordinated({ ok: true, object: obj('n1', 'v') });
+  const late = sent.onTimeout();
+  const lr = late[0]!.kind === 'reply' ? late[0]!.reply : undefined;
+  t.same(lr && !lr.ok && (lr.error.details.replicas as { outcome: string }[]).map((x) => x.outcome), ['pending', 'pending', 'pending']);
+});
+
 t.test('a fallback counts toward W and is reported with the primary it stands in for', async (t) => {
   const targets = [replicas[0]!, replicas[1]!, { node: 'n4', role: 'fallback' as const, hintFor: 'n3' }];
   const fsm = new PutFsm({ self: 'n1', replicas: targets, quorum: q({ w: 3 }) });

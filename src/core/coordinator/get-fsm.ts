@@ -117,8 +117,11 @@ export class GetFsm {
   }
 
   start(): Effect[] {
-    if (groupsVerdict(this.readTallies) === 'unreachable') {
-      return [...this.fail('QUORUM_UNAVAILABLE', this.readTallies), ...this.finish()];
+    const tallies = this.readTallies;
+    if (groupsVerdict(tallies) === 'unreachable') {
+      // Nothing is sent: the report must not say these replicas were asked.
+      for (const s of this.slots.values()) if (s.outcome === 'pending') s.outcome = 'notsent';
+      return [...this.fail('QUORUM_UNAVAILABLE', tallies), ...this.finish()];
     }
     if (this.opts.askAll ?? true) return this.opts.replicas.map((t) => ({ kind: 'read', to: t.node }));
     const first = Math.min(this.opts.quorum.r + (this.opts.hedge ?? 0), this.opts.replicas.length);

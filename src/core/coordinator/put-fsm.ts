@@ -44,6 +44,10 @@ export class PutFsm {
   private readonly groups: readonly QuorumGroup[];
   private object: VersionedObject | undefined;
   private replied = false;
+  /** Which replicas the write went to: the coordinator itself once it is
+   * told to coordinate, the others once the object is built. A replica the
+   * request failed before reaching is reported `notsent`, not `pending`. */
+  private readonly sent = new Set<string>();
 
   constructor(private readonly opts: PutFsmOptions) {
     const down = opts.down ?? [];
@@ -63,6 +67,7 @@ export class PutFsm {
 
   start(): Effect[] {
     if (groupsVerdict(this.tallies) === 'unreachable') return [...this.fail('QUORUM_UNAVAILABLE'), ...this.finish()];
+    this.sent.add(this.opts.self);
     return [{ kind: 'coordinate' }];
   }
 
@@ -75,9 +80,9 @@ export class PutFsm {
     this.object = result.object;
     this.state = 'replicating';
     const object = result.object;
-    return this.opts.replicas
-      .filter((t) => t.node !== this.opts.self)
-      .map((t) => ({ kind: 'write', to: t.node, object, hintFor: t.hintFor }));
+    const others = this.opts.replicas.filter((t) => t.node !== this.opts.self);
+    for (const t of others) this.sent.add(t.node);
+    return others.map((t) => ({ kind: 'write', to: t.node, object, hintFor: t.hintFor }));
   }
 
   onWrite(from: string, ok: boolean): Effect[] {
@@ -100,7 +105,12 @@ export class PutFsm {
 
   private reports(): ReplicaReport[] {
     const down = (this.opts.down ?? []).map((node) => ({ node, role: 'primary' as const, outcome: 'failed' as const, hintFor: undefined }));
-    return [...this.opts.replicas.map((t) => ({ node: t.node, role: t.role, outcome: this.outcomes.get(t.node)!, hintFor: t.hintFor })), ...down];
+    return [...this.opts.replicas.map((t) => ({ node: t.node, role: t.role, outcome: this.reported(t.node), hintFor: t.hintFor })), ...down];
+  }
+
+  private reported(node: string): ReplicaOutcome {
+    const o = this.outcomes.get(node)!;
+    return o === 'pending' && !this.sent.has(node) ? 'notsent' : o;
   }
 
   private replyOk(): Effect[] {
@@ -126,7 +136,8 @@ export class PutFsm {
   private finish(): Effect[] {
     if (this.state === 'done') return [];
     this.state = 'done';
-    const timedOut = [...this.outcomes.values()].filter((o) => o === 'pending').length;
+    // Only a replica that was sent the write can have timed out.
+    const timedOut = [...this.outcomes].filter(([n, o]) => o === 'pending' && this.sent.has(n)).length;
     return [{ kind: 'done', stats: { readRepairs: 0, timedOut } }];
   }
 }

@@ -18,9 +18,11 @@ export interface ReplicaTarget {
 
 /** What one replica did for a request, reported back to the caller:
  * `pending` was asked and had not answered at the reply; `notasked` was
- * never asked (a read goes to R replicas, more only on a failure or a slow
- * one). */
-export type ReplicaOutcome = 'ok' | 'notfound' | 'failed' | 'pending' | 'notasked';
+ * never asked because it was not needed (a read goes to R replicas, more
+ * only on a failure or a slow one); `notsent` was never sent the request
+ * because it failed first (a quorum known to be out of reach fails before
+ * sending anything, so nothing was stored anywhere). */
+export type ReplicaOutcome = 'ok' | 'notfound' | 'failed' | 'pending' | 'notasked' | 'notsent';
 
 export interface ReplicaReport {
   readonly node: string;
