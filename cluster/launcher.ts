@@ -295,7 +295,9 @@ async function layOut(opts: StartOptions, dir: string): Promise<ClusterNode[]> {
   }
   const picked = basePort === 0 ? await freePorts(opts.host, count) : [];
   const nodes = ids.map((id, i): ClusterNode => ({ id, host: opts.host, port: basePort === 0 ? picked[i]! : basePort + i, ...files(id), pid: null }));
-  await assignMetricsPorts(nodes, opts.metricsBasePort, false);
+  // Free node ports get free metrics ports too (port + 2000 of a port the
+  // kernel picked may be taken, or past 65535), as before the option.
+  await assignMetricsPorts(nodes, opts.metricsBasePort ?? (basePort === 0 ? 0 : undefined), false);
   return nodes;
 }
 
@@ -976,7 +978,8 @@ async function layOutMore(c: ClusterFile, dir: string, count: number): Promise<C
     if (fs.existsSync(dataDir)) throw new TuneKvError('INVALID_ARGUMENT', `${dataDir} exists but cluster.json lists no n${num}: move it away first`);
   }
   const distinct = c.distinctAddresses === true;
-  const mb = c.metricsBasePort;
+  // Free node ports came with free metrics ports (layOut).
+  const mb = c.metricsBasePort ?? (!distinct && basePortOf(c) === 0 ? 0 : undefined);
   if (distinct) {
     const port = c.nodes[0]!.port;
     const last = nums[nums.length - 1]!;

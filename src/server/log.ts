@@ -44,7 +44,7 @@ interface Window { startMs: number; count: number; suppressed: number; level: Lo
 export class EventRateLimit {
   private readonly windows = new Map<string, Window>();
 
-  constructor(private readonly perWindowMax = logEventsPerWindowMax, private readonly windowMs = logWindowMs) {}
+  constructor(private readonly perWindowMax: number = logEventsPerWindowMax, private readonly windowMs: number = logWindowMs) {}
 
   /** May this event be written now? `closed` lists windows that ended with
    * suppressed events (to report before this one). */
