@@ -484,8 +484,7 @@ function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode
  * first start the nodes started before it (so n1 founds the ring), at a
  * restart every other active node (it normally reloads its ring and needs
  * none); `standby` for a node that add joins. */
-function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[] | 'standby', detach: boolean,
-  _log: (l: string) => void): ChildProcess {
+function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[] | 'standby', detach: boolean): ChildProcess {
   fs.mkdirSync(node.dataDir, { recursive: true });
   // Every start of a node (start, foreground or not, add, restart) appends
   // its output to the same file, DIR/nN.log: one place per node to read.
@@ -612,7 +611,7 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
     const nodes = activeNodes(cluster);
     for (const [i, node] of nodes.entries()) {
       await checkNodePorts(node);
-      const child = spawnNode(dir, cluster, node, nodes.slice(0, i), opts.detach, log);
+      const child = spawnNode(dir, cluster, node, nodes.slice(0, i), opts.detach);
       node.pid = child.pid ?? null;
       children.set(node.id, child);
       writeCluster(dir, cluster);
@@ -704,7 +703,7 @@ export async function restartNode(dir: string, id: string): Promise<void> {
   await stopNode(nd);
   await checkNodePorts(nd);
   const others = activeNodes(c).filter((x) => x.id !== id);
-  const child = spawnNode(dir, c, nd, others, true, () => {});
+  const child = spawnNode(dir, c, nd, others, true);
   nd.pid = child.pid ?? null;
   writeCluster(dir, c);
   // Its own stored ring names it and its peers; it may lag (it learns the
@@ -1055,7 +1054,7 @@ export async function addNodes(dir: string, count: number, opts: ChangeOptions =
     const deadline = Date.now() + readyTimeoutMs;
     for (const nd of added) {
       await checkNodePorts(nd);
-      const child = spawnNode(dir, c, nd, 'standby', true, () => {});
+      const child = spawnNode(dir, c, nd, 'standby', true);
       nd.pid = child.pid ?? null;
       writeCluster(dir, c);
     }
