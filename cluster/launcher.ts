@@ -34,7 +34,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TuneKvError } from '../src/errors.js';
+import { isErrorCode, TuneKvError } from '../src/errors.js';
 import { memberOf, replicatedPartitions, ringFromWire, stateOf } from '../src/core/ring/ring.js';
 import type { MemberState, Ring } from '../src/core/ring/ring.js';
 import { inTransition, nextView, phaseNames } from '../src/core/ring/transition.js';
@@ -49,8 +49,9 @@ export interface ClusterNode {
   readonly port: number;
   readonly dataDir: string;
   readonly logFile: string;
-  /** Prometheus endpoint port. */
-  readonly metricsPort?: number;
+  /** Prometheus endpoint port (also /health and /ready). A restart with a
+   * new --metrics-base-port moves it (it is not in the ring). */
+  metricsPort?: number;
   pid: number | null;
   /** Its leave was committed; it exits by itself once it handed off. */
   leaving?: boolean;
@@ -93,6 +94,10 @@ export interface ClusterFile {
   /** The --base-port the cluster was started with (0: free ports). Absent
    * in files written before `cluster add`; then inferred (portPlan). */
   readonly basePort?: number;
+  /** The --metrics-base-port the nodes' metrics ports follow: node i on
+   * this + i - 1 (with distinctAddresses, every node on this one), 0 for
+   * free ports. Absent: each node's port + metricsPortOffset. */
+  metricsBasePort?: number;
   faults?: ClusterFaults;
   readonly nodes: ClusterNode[];
 }
@@ -104,15 +109,26 @@ export interface StartOptions {
    * a count given for it must match them. */
   readonly nodes?: number;
   /** First port; 0 picks free ports. With distinctAddresses, the one port
-   * every node listens on (0 picks one free on every address). */
-  readonly basePort: number;
+   * every node listens on (0 picks one free on every address). Default
+   * basePortDefault for a new cluster; given for an existing one, it must
+   * be the one the cluster was started with (the members' addresses are in
+   * every node's ring: moving a node is `replace`). */
+  readonly basePort?: number;
+  /** First metrics port: node i's metrics on this + i - 1 (with
+   * distinctAddresses, every node's on this port of its own address); 0
+   * picks free ports; absent: node port + metricsPortOffset (2000). Kept in
+   * cluster.json; a different one given for an existing cluster is applied
+   * (metrics ports are not in the ring). */
+  readonly metricsBasePort?: number;
   /** Every node's host; ignored with distinctAddresses. */
   readonly host: string;
   /** Node i on 127.0.0.i, all on basePort: separate machines rehearsed on
    * one. At most distinctAddressesNodesMax nodes. */
   readonly distinctAddresses?: boolean;
-  readonly n: number;
-  readonly q: number;
+  /** Replicas and partitions of a new cluster (3, 64); given for an
+   * existing one, they must match its ring. */
+  readonly n?: number;
+  readonly q?: number;
   readonly fsync: boolean;
   readonly detach: boolean;
   /** Extra `tunekv node` flags for every node. */
@@ -144,6 +160,10 @@ export const distinctAddressesNodesMax = 254;
 /** Metrics listen on the node's port + this (7001 -> 9001), as `tunekv
  * node` does by default. */
 const metricsPortOffset = 2000;
+/** A new cluster's first port and ring shape when none is given. */
+export const basePortDefault = 7001;
+const nDefault = 3;
+const qDefault = 64;
 /** Ports the kernel offers that are tried on every address before giving
  * up: another process would have to hold each of them on some 127.0.0.i. */
 const sharedPortAttemptsMax = 20;
@@ -195,15 +215,21 @@ export function isNodeProcess(pid: number | null, id: string): boolean {
 
 /** `count` distinct free ports: every listener stays open until all are
  * chosen (one at a time, the kernel may hand out a port twice). */
-async function freePorts(host: string, count: number): Promise<number[]> {
+async function freePorts(host: string, count: number, avoid: readonly number[] = []): Promise<number[]> {
   const servers: net.Server[] = [];
   try {
-    for (let i = 0; i < count; i++) {
+    const out: number[] = [];
+    // `avoid`: ports already chosen but not held (the nodes' own ports,
+    // when metrics ports are picked after them).
+    for (let tries = 0; out.length < count && tries < count + sharedPortAttemptsMax; tries++) {
       const s = net.createServer();
       servers.push(s);
       await new Promise<void>((resolve, reject) => { s.once('error', reject); s.listen(0, host, () => resolve()); });
+      const port = (s.address() as net.AddressInfo).port;
+      if (!avoid.includes(port)) out.push(port);
     }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
+    if (out.length < count) throw new TuneKvError('UNAVAILABLE', `the kernel offered no ${count} free ports on ${host}`);
+    return out;
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => { if (s.listening) s.close(() => resolve()); else resolve(); })));
   }
@@ -229,17 +255,21 @@ function closeAll(servers: readonly net.Server[]): Promise<void> {
 /** One port free on every one of `hosts`, and its metrics port (port +
  * metricsPortOffset) too: the kernel offers a candidate on the first host,
  * then it is bind-tested on each of the others. */
-async function sharedFreePort(hosts: readonly string[]): Promise<number> {
+async function sharedFreePort(hosts: readonly string[], metricsBasePort: number | undefined): Promise<number> {
   for (let attempt = 0; attempt < sharedPortAttemptsMax; attempt++) {
     const [candidate] = await freePorts(hosts[0]!, 1);
     const port = candidate!;
-    if (port + metricsPortOffset > 65_535) continue;
+    // Without a metrics base port the metrics port rides along (port +
+    // metricsPortOffset) and must be free too; with one it is chosen apart.
+    const withMetrics = metricsBasePort === undefined ? [port, port + metricsPortOffset] : [port];
+    if (metricsBasePort === undefined && port + metricsPortOffset > 65_535) continue;
+    if (metricsBasePort !== undefined && metricsBasePort !== 0 && port === metricsBasePort) continue;
     const held: net.Server[] = [];
     let free = true;
     // Every listener stays open until the whole set is tested, so a port
     // that is free on each address one at a time is free on all at once.
     for (const host of hosts) {
-      for (const p of [port, port + metricsPortOffset]) {
+      for (const p of withMetrics) {
         const s = free ? await bindTest(host, p) : undefined;
         if (s) held.push(s); else free = false;
       }
@@ -253,19 +283,116 @@ async function sharedFreePort(hosts: readonly string[]): Promise<number> {
 /** The nodes of a new cluster: their addresses, ports and files. */
 async function layOut(opts: StartOptions, dir: string): Promise<ClusterNode[]> {
   const count = opts.nodes ?? startNodesDefault;
+  const basePort = opts.basePort ?? basePortDefault;
   const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
   const files = (id: string): { dataDir: string; logFile: string } => ({ dataDir: path.join(dir, id), logFile: path.join(dir, `${id}.log`) });
   if (opts.distinctAddresses === true) {
     const hosts = ids.map((_, i) => distinctAddress(i + 1));
-    const port = opts.basePort === 0 ? await sharedFreePort(hosts) : opts.basePort;
-    return ids.map((id, i) => ({ id, host: hosts[i]!, port, metricsPort: port + metricsPortOffset, ...files(id), pid: null }));
+    const port = basePort === 0 ? await sharedFreePort(hosts, opts.metricsBasePort) : basePort;
+    const nodes = ids.map((id, i) => ({ id, host: hosts[i]!, port, ...files(id), pid: null } as ClusterNode));
+    await assignMetricsPorts(nodes, opts.metricsBasePort, true);
+    return nodes;
   }
-  const picked = opts.basePort === 0 ? await freePorts(opts.host, count * 2) : [];
-  return ids.map((id, i) => {
-    const port = opts.basePort === 0 ? picked[2 * i]! : opts.basePort + i;
-    const metricsPort = opts.basePort === 0 ? picked[2 * i + 1]! : port + metricsPortOffset;
-    return { id, host: opts.host, port, metricsPort, ...files(id), pid: null };
-  });
+  const picked = basePort === 0 ? await freePorts(opts.host, count) : [];
+  const nodes = ids.map((id, i): ClusterNode => ({ id, host: opts.host, port: basePort === 0 ? picked[i]! : basePort + i, ...files(id), pid: null }));
+  // Free node ports get free metrics ports too (port + 2000 of a port the
+  // kernel picked may be taken, or past 65535), as before the option.
+  await assignMetricsPorts(nodes, opts.metricsBasePort ?? (basePort === 0 ? 0 : undefined), false);
+  return nodes;
+}
+
+/** Sets each node's metrics port from the metrics base port (see
+ * ClusterFile.metricsBasePort); 0 picks free ones. */
+async function assignMetricsPorts(nodes: ClusterNode[], metricsBasePort: number | undefined, distinct: boolean): Promise<void> {
+  if (metricsBasePort === undefined) {
+    for (const nd of nodes) nd.metricsPort = nd.port + metricsPortOffset;
+    return;
+  }
+  if (metricsBasePort === 0) {
+    if (distinct) {
+      const port = await sharedFreeMetricsPort(nodes.map((nd) => nd.host), nodes.map((nd) => nd.port));
+      for (const nd of nodes) nd.metricsPort = port;
+      return;
+    }
+    const picked = await freePorts(nodes[0]?.host ?? '127.0.0.1', nodes.length, nodes.map((nd) => nd.port));
+    nodes.forEach((nd, i) => { nd.metricsPort = picked[i]!; });
+    return;
+  }
+  for (const nd of nodes) nd.metricsPort = distinct ? metricsBasePort : metricsBasePort + (nodeNumber(nd.id) ?? 1) - 1;
+}
+
+/** One port free on every host, other than the nodes' own ports. */
+async function sharedFreeMetricsPort(hosts: readonly string[], avoid: readonly number[]): Promise<number> {
+  for (let attempt = 0; attempt < sharedPortAttemptsMax; attempt++) {
+    const [port] = await freePorts(hosts[0]!, 1, avoid);
+    if (await portsFreeOnAll(hosts, [port!])) return port!;
+  }
+  throw new TuneKvError('UNAVAILABLE', `no metrics port was free on all of ${hosts[0]} .. ${hosts[hosts.length - 1]} after ${sharedPortAttemptsMax} tries`);
+}
+
+async function portsFreeOnAll(hosts: readonly string[], ports: readonly number[]): Promise<boolean> {
+  const held: net.Server[] = [];
+  let free = true;
+  for (const host of hosts) {
+    for (const p of ports) {
+      const s = free ? await bindTest(host, p) : undefined;
+      if (s) held.push(s); else free = false;
+    }
+  }
+  await closeAll(held);
+  return free;
+}
+
+/** PORT_IN_USE naming the node, which of its ports and the address, for
+ * the first of its ports another process holds now. Checked before a node
+ * is spawned, so the clash is named instead of a node that exits. */
+async function checkNodePorts(nd: ClusterNode): Promise<void> {
+  const ports: [number, 'node' | 'metrics'][] = [[nd.port, 'node']];
+  if (nd.metricsPort !== undefined) ports.push([nd.metricsPort, 'metrics']);
+  for (const [port, kind] of ports) {
+    const s = await bindTest(nd.host, port);
+    if (s) { await closeAll([s]); continue; }
+    throw new TuneKvError('PORT_IN_USE', `${nd.id}'s ${kind === 'node' ? 'port' : 'metrics port'} ${port} on ${nd.host} is in use`,
+      { node: nd.id, kind, host: nd.host, port });
+  }
+}
+
+/** The coded error a node process logged when it failed to start
+ * (`node_start_failed`, server/log.ts), read from the end of its log. */
+export function startFailureOf(nd: ClusterNode): TuneKvError | undefined {
+  let text: string;
+  try {
+    const fd = fs.openSync(nd.logFile, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const len = Math.min(size, 64 * 1024);
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      text = buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n').filter((l) => l.includes('"node_start_failed"'));
+  const last = lines[lines.length - 1];
+  if (!last) return undefined;
+  try {
+    const e = JSON.parse(last) as { code?: unknown; error?: unknown };
+    if (!isErrorCode(e.code) || typeof e.error !== 'string') return undefined;
+    return new TuneKvError(e.code, e.error);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A node exited while starting: its own coded error when it logged one
+ * (PORT_IN_USE, say), else UNAVAILABLE pointing at its log. */
+function exitedDuringStart(nd: ClusterNode, what = 'during start'): TuneKvError {
+  const own = startFailureOf(nd);
+  if (own) return new TuneKvError(own.code, `${own.message} (node ${nd.id} exited ${what}; see ${nd.logFile})`, own.details);
+  return new TuneKvError('UNAVAILABLE', `node ${nd.id} exited ${what}; see ${nd.logFile}`);
 }
 
 const startNodesDefault = 3;
@@ -274,15 +401,32 @@ const startNodesDefault = 3;
 function checkStartOptions(opts: StartOptions): void {
   const nodes = opts.nodes ?? startNodesDefault;
   if (!Number.isInteger(nodes) || nodes < 1) throw new TypeError(`nodes (${nodes}) must be a positive integer`);
-  if (!Number.isInteger(opts.basePort) || opts.basePort < 0 || opts.basePort > 65_535) {
-    throw new TypeError(`base port (${opts.basePort}) must be 0 (pick free ports) or a port number`);
+  const basePort = opts.basePort ?? basePortDefault;
+  if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65_535) {
+    throw new TypeError(`base port (${basePort}) must be 0 (pick free ports) or a port number`);
   }
-  if (opts.distinctAddresses !== true) return;
-  if (nodes > distinctAddressesNodesMax) {
+  const mb = opts.metricsBasePort;
+  if (mb !== undefined && (!Number.isInteger(mb) || mb < 0 || mb > 65_535)) {
+    throw new TypeError(`metrics base port (${mb}) must be 0 (pick free ports) or a port number`);
+  }
+  const distinct = opts.distinctAddresses === true;
+  if (distinct && nodes > distinctAddressesNodesMax) {
     throw new TypeError(`distinct addresses give each node one of 127.0.0.1 .. 127.0.0.${distinctAddressesNodesMax}: at most ${distinctAddressesNodesMax} nodes; got ${nodes}`);
   }
-  if (opts.basePort + metricsPortOffset > 65_535) {
-    throw new TypeError(`base port (${opts.basePort}) leaves no room for the metrics port (base port + ${metricsPortOffset})`);
+  // The last port each range needs must exist, and the two ranges must
+  // not overlap (a node and a metrics listener on one port is a clash we
+  // would cause ourselves).
+  const span = distinct ? 1 : nodes;
+  if (basePort !== 0 && basePort + span - 1 > 65_535) throw new TypeError(`base port (${basePort}) + ${span} nodes runs past port 65535`);
+  if (mb === undefined) {
+    if (basePort !== 0 && basePort + span - 1 + metricsPortOffset > 65_535) {
+      throw new TypeError(`base port (${basePort}) leaves no room for the metrics ports (node port + ${metricsPortOffset}); give --metrics-base-port`);
+    }
+  } else if (mb !== 0) {
+    if (mb + span - 1 > 65_535) throw new TypeError(`metrics base port (${mb}) + ${span} nodes runs past port 65535`);
+    if (basePort !== 0 && mb < basePort + span && basePort < mb + span) {
+      throw new TypeError(`metrics ports ${mb}..${mb + span - 1} overlap the node ports ${basePort}..${basePort + span - 1}`);
+    }
   }
 }
 
@@ -340,23 +484,18 @@ function nodeArgs(c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode
  * first start the nodes started before it (so n1 founds the ring), at a
  * restart every other active node (it normally reloads its ring and needs
  * none); `standby` for a node that add joins. */
-function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[] | 'standby', detach: boolean,
-  log: (l: string) => void): ChildProcess {
+function spawnNode(dir: string, c: ClusterFile, node: ClusterNode, seeds: readonly ClusterNode[] | 'standby', detach: boolean): ChildProcess {
   fs.mkdirSync(node.dataDir, { recursive: true });
-  if (detach) {
-    const out = fs.openSync(node.logFile, 'a');
-    const child = spawn(process.execPath, nodeArgs(c, node, seeds, dir), { detached: true, stdio: ['ignore', out, out] });
-    fs.closeSync(out);
-    child.unref();
+  // Every start of a node (start, foreground or not, add, restart) appends
+  // its output to the same file, DIR/nN.log: one place per node to read.
+  const out = fs.openSync(node.logFile, 'a');
+  try {
+    const child = spawn(process.execPath, nodeArgs(c, node, seeds, dir), { detached: detach, stdio: ['ignore', out, out] });
+    if (detach) child.unref();
     return child;
+  } finally {
+    fs.closeSync(out);
   }
-  const child = spawn(process.execPath, nodeArgs(c, node, seeds, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
-  const prefix = (chunk: Buffer): void => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.length > 0) log(`[${node.id}] ${line}`);
-  };
-  child.stdout?.on('data', prefix);
-  child.stderr?.on('data', prefix);
-  return child;
 }
 
 /** STATUS of one node, or undefined if it does not answer in time. */
@@ -378,7 +517,7 @@ async function waitReady(auth: AdminDial, node: ClusterNode, members: number, de
     // stopped in the middle of moving real data resumes it, which may take
     // far longer than a start may.
     if (st?.ready === true && ring && (ring.members?.length ?? 0) >= members && (!atRest || (ring.transition ?? null) === null)) return;
-    if (!alive()) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
+    if (!alive()) throw exitedDuringStart(node);
     if (Date.now() > deadline) throw new TuneKvError('UNAVAILABLE', `node ${node.id} was not ready within ${readyTimeoutMs} ms; see ${node.logFile}`);
     await sleep(100);
   }
@@ -388,6 +527,43 @@ export interface StartedCluster {
   readonly cluster: ClusterFile;
   /** Foreground only: the children, to wait on. */
   readonly children: Map<string, ChildProcess>;
+}
+
+/**
+ * A restart keeps what the ring holds: the members' addresses (so their
+ * host and port, hence --base-port and --distinct-addresses), n and q are
+ * in every node's stored ring, and a launcher that changed them would
+ * start nodes the ring does not know at those addresses. Asked for a
+ * different one, it refuses, naming the stored value, rather than ignore
+ * the flag. (Moving a member to a new address is `tunekv replace`.)
+ */
+function refuseRingChanges(c: ClusterFile, opts: StartOptions, dir: string): void {
+  const refuse = (what: string, asked: string, stored: string, hint: string): never => {
+    throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a cluster started with ${what} ${stored}; ${asked} cannot be applied to it: ${hint}. `
+      + `Omit ${what} to restart it as it is, or use another --dir for a new cluster`);
+  };
+  const inRing = 'the members\' addresses and ring shape are stored in every node\'s ring (moving a member is tunekv replace)';
+  if (opts.distinctAddresses === true && c.distinctAddresses !== true) {
+    refuse('--distinct-addresses', 'distinct addresses', `one address (${c.nodes[0]?.host})`, inRing);
+  }
+  const stored = basePortOf(c);
+  if (opts.basePort !== undefined && opts.basePort !== stored) {
+    refuse('--base-port', `--base-port ${opts.basePort}`, stored === 0 ? '0 (free ports)' : String(stored), inRing);
+  }
+  if (opts.n !== undefined && opts.n !== c.n) refuse('--n', `--n ${opts.n}`, String(c.n), inRing);
+  if (opts.q !== undefined && opts.q !== c.q) refuse('--q', `--q ${opts.q}`, String(c.q), inRing);
+}
+
+/** A restart may move the metrics ports (they are not in the ring): a
+ * --metrics-base-port different from the stored one is applied, and said. */
+async function applyMetricsBasePort(c: ClusterFile, metricsBasePort: number | undefined, log: (l: string) => void): Promise<void> {
+  if (metricsBasePort === undefined || metricsBasePort === c.metricsBasePort) return;
+  const nodes = activeNodes(c);
+  const before = nodes.map((nd) => nd.metricsPort);
+  await assignMetricsPorts(nodes, metricsBasePort, c.distinctAddresses === true);
+  c.metricsBasePort = metricsBasePort;
+  log(`metrics base port ${metricsBasePort === 0 ? '0 (free ports)' : metricsBasePort} applied: `
+    + nodes.map((nd, i) => `${nd.id} metrics ${before[i] ?? 'none'} -> ${nd.metricsPort}`).join(', '));
 }
 
 export async function startCluster(opts: StartOptions): Promise<StartedCluster> {
@@ -407,16 +583,14 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
       throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a ${active}-node cluster (cluster add and leave change that); `
         + `omit --nodes to restart it, or use another --dir for ${opts.nodes} nodes`);
     }
-    // A restart keeps the stored addresses; asking for distinct ones for a
-    // cluster whose ring names one host's ports would silently not happen.
-    if (opts.distinctAddresses === true && c.distinctAddresses !== true) {
-      throw new TuneKvError('INVALID_ARGUMENT', `${dir} holds a cluster on one address (${c.nodes[0]?.host}); use another --dir for distinct addresses`);
-    }
+    refuseRingChanges(c, opts, dir);
+    await applyMetricsBasePort(c, opts.metricsBasePort, log);
   } else {
     const nodes = await layOut(opts, dir);
     c = {
-      format: 1, n: opts.n, q: opts.q, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [],
-      ...(opts.distinctAddresses === true ? { distinctAddresses: true } : {}), basePort: opts.basePort, nodes,
+      format: 1, n: opts.n ?? nDefault, q: opts.q ?? qDefault, fsync: opts.fsync, nodeArgs: opts.nodeArgs ?? [],
+      ...(opts.distinctAddresses === true ? { distinctAddresses: true } : {}), basePort: opts.basePort ?? basePortDefault,
+      ...(opts.metricsBasePort === undefined ? {} : { metricsBasePort: opts.metricsBasePort }), nodes,
     };
   }
   // Faults belong to a run of the cluster, not to its data.
@@ -436,7 +610,8 @@ export async function startCluster(opts: StartOptions): Promise<StartedCluster> 
     // node reloads its ring and needs no seed.
     const nodes = activeNodes(cluster);
     for (const [i, node] of nodes.entries()) {
-      const child = spawnNode(dir, cluster, node, nodes.slice(0, i), opts.detach, log);
+      await checkNodePorts(node);
+      const child = spawnNode(dir, cluster, node, nodes.slice(0, i), opts.detach);
       node.pid = child.pid ?? null;
       children.set(node.id, child);
       writeCluster(dir, cluster);
@@ -526,8 +701,9 @@ export async function restartNode(dir: string, id: string): Promise<void> {
   writeCluster(dir, c);
   const nd = findActiveNode(c, id);
   await stopNode(nd);
+  await checkNodePorts(nd);
   const others = activeNodes(c).filter((x) => x.id !== id);
-  const child = spawnNode(dir, c, nd, others, true, () => {});
+  const child = spawnNode(dir, c, nd, others, true);
   nd.pid = child.pid ?? null;
   writeCluster(dir, c);
   // Its own stored ring names it and its peers; it may lag (it learns the
@@ -787,18 +963,6 @@ function basePortOf(c: ClusterFile): number {
   return slots && nodeNumber(first.id) === 1 ? first.port : 0;
 }
 
-/** Listening on host:port (and its metrics port) is possible right now. */
-async function portsFree(host: string, ports: readonly number[]): Promise<boolean> {
-  const held: net.Server[] = [];
-  let free = true;
-  for (const p of ports) {
-    const s = free ? await bindTest(host, p) : undefined;
-    if (s) held.push(s); else free = false;
-  }
-  await closeAll(held);
-  return free;
-}
-
 /** The next `count` nodes: ids after the highest ever used (ids of nodes
  * that left are never reused: their peers remember them as removed), on
  * the cluster's layout. */
@@ -812,36 +976,37 @@ async function layOutMore(c: ClusterFile, dir: string, count: number): Promise<C
     const dataDir = files(`n${num}`).dataDir;
     if (fs.existsSync(dataDir)) throw new TuneKvError('INVALID_ARGUMENT', `${dataDir} exists but cluster.json lists no n${num}: move it away first`);
   }
-  if (c.distinctAddresses === true) {
+  const distinct = c.distinctAddresses === true;
+  // Free node ports came with free metrics ports (layOut).
+  const mb = c.metricsBasePort ?? (!distinct && basePortOf(c) === 0 ? 0 : undefined);
+  if (distinct) {
     const port = c.nodes[0]!.port;
     const last = nums[nums.length - 1]!;
     if (last > distinctAddressesNodesMax) {
       throw new TuneKvError('INVALID_ARGUMENT', `distinct addresses end at 127.0.0.${distinctAddressesNodesMax}: n${last} would need 127.0.0.${last}`);
     }
-    const out: ClusterNode[] = [];
-    for (const num of nums) {
-      const host = distinctAddress(num);
-      if (!(await portsFree(host, [port, port + metricsPortOffset]))) {
-        throw new TuneKvError('UNAVAILABLE', `port ${port} or ${port + metricsPortOffset} is taken on ${host}, where n${num} would listen`);
-      }
-      out.push({ id: `n${num}`, host, port, metricsPort: port + metricsPortOffset, ...files(`n${num}`), pid: null });
-    }
-    return out;
+    // Every node's metrics on the same port of its own address: the
+    // cluster's (a free one was picked once for all when 0).
+    const metricsPort = mb === undefined ? port + metricsPortOffset : mb === 0 ? c.nodes[0]!.metricsPort ?? port + metricsPortOffset : mb;
+    return nums.map((num) => ({ id: `n${num}`, host: distinctAddress(num), port, metricsPort, ...files(`n${num}`), pid: null }));
   }
   const host = c.nodes[0]!.host;
   const base = basePortOf(c);
-  if (base === 0) {
-    const picked = await freePorts(host, count * 2);
-    return nums.map((num, i) => ({ id: `n${num}`, host, port: picked[2 * i]!, metricsPort: picked[2 * i + 1]!, ...files(`n${num}`), pid: null }));
+  const taken = c.nodes.flatMap((nd) => [nd.port, ...(nd.metricsPort === undefined ? [] : [nd.metricsPort])]);
+  const ports = base === 0 ? await freePorts(host, count, taken) : nums.map((num) => base + num - 1);
+  const out = nums.map((num, i): ClusterNode => ({ id: `n${num}`, host, port: ports[i]!, ...files(`n${num}`), pid: null }));
+  if (mb === 0) {
+    const picked = await freePorts(host, count, [...taken, ...ports]);
+    out.forEach((nd, i) => { nd.metricsPort = picked[i]!; });
+  } else {
+    for (const [i, nd] of out.entries()) nd.metricsPort = mb === undefined ? ports[i]! + metricsPortOffset : mb + nums[i]! - 1;
   }
-  const out: ClusterNode[] = [];
-  for (const num of nums) {
-    const port = base + num - 1;
-    if (port + metricsPortOffset > 65_535 || !(await portsFree(host, [port, port + metricsPortOffset]))) {
-      throw new TuneKvError('UNAVAILABLE', `n${num}'s slot, port ${port} (metrics ${port + metricsPortOffset}) on ${host}, is taken or out of range`);
+  for (const nd of out) {
+    if (nd.port > 65_535 || nd.metricsPort! > 65_535) {
+      throw new TuneKvError('INVALID_ARGUMENT', `${nd.id}'s slot, port ${nd.port} (metrics ${nd.metricsPort}) on ${host}, is out of range`);
     }
-    out.push({ id: `n${num}`, host, port, metricsPort: port + metricsPortOffset, ...files(`n${num}`), pid: null });
   }
+  // A slot another process holds is PORT_IN_USE, checked before spawning.
   return out;
 }
 
@@ -849,7 +1014,7 @@ async function layOutMore(c: ClusterFile, dir: string, count: number): Promise<C
 async function waitAnswers(dial: AdminDial, node: ClusterNode, deadline: number): Promise<void> {
   for (;;) {
     if (await probe(node.host, node.port, 1000, dial)) return;
-    if (!isNodeProcess(node.pid, node.id)) throw new TuneKvError('UNAVAILABLE', `node ${node.id} exited during start; see ${node.logFile}`);
+    if (!isNodeProcess(node.pid, node.id)) throw exitedDuringStart(node);
     if (Date.now() > deadline) throw new TuneKvError('UNAVAILABLE', `node ${node.id} did not answer within ${readyTimeoutMs} ms; see ${node.logFile}`);
     await sleep(100);
   }
@@ -888,7 +1053,8 @@ export async function addNodes(dir: string, count: number, opts: ChangeOptions =
   try {
     const deadline = Date.now() + readyTimeoutMs;
     for (const nd of added) {
-      const child = spawnNode(dir, c, nd, 'standby', true, () => {});
+      await checkNodePorts(nd);
+      const child = spawnNode(dir, c, nd, 'standby', true);
       nd.pid = child.pid ?? null;
       writeCluster(dir, c);
     }
@@ -911,7 +1077,7 @@ export async function addNodes(dir: string, count: number, opts: ChangeOptions =
       const st = await probe(nd.host, nd.port, 1000, dial);
       const members = ((st?.ring as { members?: { id: string }[] } | null | undefined)?.members ?? []).map((m) => m.id);
       if (st?.ready === true && ids.every((id) => members.includes(id))) break;
-      if (!isNodeProcess(nd.pid, nd.id)) throw new TuneKvError('UNAVAILABLE', `node ${nd.id} exited while joining; see ${nd.logFile}`);
+      if (!isNodeProcess(nd.pid, nd.id)) throw exitedDuringStart(nd, 'while joining');
       if (Date.now() > deadline) throw new TuneKvError('TIMEOUT', `${nd.id} did not get a ring listing ${ids.join(', ')} in time; see ${nd.logFile}`);
       await sleep(pollMs);
     }

@@ -280,6 +280,14 @@ export const limits = {
    * typeMergeLogIntervalMs (the oldest forgotten first: a forgotten key
    * may be logged again sooner). */
   typeMergeLogKeysMax: 10_000,
+  /** Log lines of one event name per logWindowMs (server/log.ts): a peer
+   * flapping every gossip round or a disk failing every batch would
+   * otherwise write lines as fast as it fails. 20 keeps a burst (a ring
+   * transition steps many partitions at once) readable in full; the rest
+   * of the window is counted and reported in one `log_suppressed` line. */
+  logEventsPerWindowMax: 20,
+  /** The window logEventsPerWindowMax counts in. */
+  logWindowMs: 10_000,
 } as const;
 
 export type Limits = typeof limits;

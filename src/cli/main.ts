@@ -258,6 +258,7 @@ async function cmdNode(args: string[]): Promise<void> {
     'read-repair-chance': { type: 'string' }, 'speculative-retry-ms': { type: 'string' }, 'heap-growth-percent': { type: 'string' },
     'secret-file': { type: 'string' }, 'users-file': { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-ca': { type: 'string' },
+    'log-level': { type: 'string' }, 'log-file': { type: 'string' },
   });
   const id = str(values, 'id');
   const listen = str(values, 'listen');
@@ -265,7 +266,17 @@ async function cmdNode(args: string[]): Promise<void> {
   if (!id || !listen || !dataDir) throw new UsageError('node needs --id, --listen and --data');
   const join = str(values, 'join')?.split(',').map((s) => s.trim()).filter((s) => s.length > 0) ?? [];
   if (values.standby === true && join.length > 0) throw new UsageError('node takes --join (join through these seeds now) or --standby (wait to be joined), not both');
-  const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
+  // One JSON line per event (server/log.ts), to stdout or --log-file.
+  // Imported here so no other command loads pino.
+  const { NodeLogger, parseLogLevel } = await import('../server/log.js');
+  let logger: InstanceType<typeof NodeLogger>;
+  try {
+    logger = new NodeLogger({ node: id, level: parseLogLevel(str(values, 'log-level')), destination: str(values, 'log-file') ?? 1 });
+  } catch (err) {
+    if (err instanceof TypeError) throw new UsageError(err.message);
+    throw err;
+  }
+  logger.event('info', 'node_starting', { pid: process.pid, dataDir, listen, nodeVersion: process.version });
   let running;
   try {
     running = await startNode({
@@ -284,27 +295,28 @@ async function cmdNode(args: string[]): Promise<void> {
       secretFile: str(values, 'secret-file') ?? null, usersFile: str(values, 'users-file') ?? null,
       tlsCert: str(values, 'tls-cert') ?? null, tlsKey: str(values, 'tls-key') ?? null, tlsCa: str(values, 'tls-ca') ?? null,
       ...(values.metrics === undefined ? {} : { metricsListen: values.metrics === 'off' ? null : str(values, 'metrics')! }),
-    }, log);
+    }, logger);
   } catch (err) {
+    logger.event('error', 'node_start_failed', { code: (err as { code?: unknown }).code ?? null, error: (err as Error).message });
     if (err instanceof TypeError) throw new UsageError(err.message);
     throw err;
   }
-  const ring = running.node.ring;
-  log(`${id} listening on ${running.addr}, ${ring ? `ring v${ring.version} with ${ring.members.length} node(s), n=${ring.n} q=${ring.q}` : 'on standby (no ring yet)'}, data ${dataDir}`
-    + `${running.metricsAddr ? `, metrics http://${running.metricsAddr}/metrics` : ''}`);
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log(`${id} stopping (${signal})`);
-    running.stop().then(() => { log(`${id} stopped`); process.exit(0); }, (err: Error) => { log(`${id} stop failed: ${err.message}`); process.exit(1); });
+    logger.event('info', 'node_stopping', { signal });
+    running.stop().then(() => process.exit(0), (err: Error) => {
+      logger.event('error', 'node_stop_failed', { error: err.message });
+      process.exit(1);
+    });
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   void running.exited.then(() => {
     if (stopping) return;
     stopping = true;
-    log(`${id} left the cluster and stopped`);
+    logger.event('info', 'node_left', { msg: 'left the cluster and stopped' });
     process.exit(0);
   });
 }
@@ -315,7 +327,7 @@ async function cmdCluster(args: string[]): Promise<void> {
     nodes: { type: 'string' }, 'base-port': { type: 'string' }, dir: { type: 'string' }, n: { type: 'string' },
     q: { type: 'string' }, fsync: { type: 'boolean' }, detach: { type: 'boolean' }, host: { type: 'string' }, json: { type: 'boolean' },
     'distinct-addresses': { type: 'boolean' }, 'delay-ms': { type: 'string' }, 'jitter-ms': { type: 'string' }, loss: { type: 'string' },
-    wait: { type: 'boolean' }, 'timeout-ms': { type: 'string' },
+    wait: { type: 'boolean' }, 'timeout-ms': { type: 'string' }, 'metrics-base-port': { type: 'string' },
   });
   const dir = str(values, 'dir') ?? './data/cluster';
   switch (sub) {
@@ -375,8 +387,12 @@ async function clusterStart(values: Record<string, unknown>, dir: string): Promi
     started = await startCluster({
       // Without --nodes: 3 for a new cluster, and an existing one restarts
       // with the nodes cluster.json lists (add and leave change them).
-      dir, nodes: intOption(values, 'nodes'), basePort: intOption(values, 'base-port', 7001)!,
-      host: str(values, 'host') ?? '127.0.0.1', distinctAddresses, n: intOption(values, 'n', 3)!, q: intOption(values, 'q', 64)!,
+      // --base-port, --n and --q only when given: a new cluster gets the
+      // defaults (7001, 3, 64), an existing one refuses a different value
+      // (its ring holds them) rather than ignore it.
+      dir, nodes: intOption(values, 'nodes'), basePort: intOption(values, 'base-port'),
+      metricsBasePort: intOption(values, 'metrics-base-port'),
+      host: str(values, 'host') ?? '127.0.0.1', distinctAddresses, n: intOption(values, 'n'), q: intOption(values, 'q'),
       fsync: values.fsync === true, detach,
     });
   } catch (err) {
@@ -386,6 +402,7 @@ async function clusterStart(values: Record<string, unknown>, dir: string): Promi
   const nodes = activeNodes(started.cluster);
   const addrs = nodes.map((nd) => `${nd.id}=${nd.host}:${nd.port}`).join(' ');
   console.log(`cluster ready: ${addrs} (n=${started.cluster.n}, q=${started.cluster.q}, data in ${dir})`);
+  console.log(`metrics: ${nodes.map((nd) => `${nd.id}=http://${nd.host}:${nd.metricsPort}/metrics`).join(' ')}; logs: ${path.join(dir, 'nN.log')} (one JSON line per event)`);
   if (detach) {
     console.log(`stop it with: tunekv cluster stop --dir ${dir}`);
     return;

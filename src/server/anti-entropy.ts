@@ -246,14 +246,24 @@ export class AntiEntropy {
       const ring = this.ctx.ring;
       if (!ring) return;
       const before = this.stats.segmentsDiffering;
+      // Keys repaired per peer, for one summary line per round (never a
+      // line per key: a round after a long partition repairs millions).
+      const repairedBy = new Map<string, number>();
       for (const p of this.ledPartitions(ring)) {
         for (const peer of readPreference(ring, p).primaries) {
           if (peer === this.ctx.id || !this.ctx.membership.isUp(peer)) continue;
-          await this.exchange(ring, p, peer);
+          const n = await this.exchange(ring, p, peer);
+          if (n > 0) repairedBy.set(peer, (repairedBy.get(peer) ?? 0) + n);
           if (this.ctx.config.aaeExchangePauseMs > 0) await pause(this.ctx.config.aaeExchangePauseMs);
         }
       }
       this.stats.lastRoundSegmentsDiffering = this.stats.segmentsDiffering - before;
+      if (repairedBy.size > 0) {
+        this.ctx.events?.event('info', 'aae_repaired', {
+          keysRepaired: [...repairedBy.values()].reduce((a, b) => a + b, 0), peers: Object.fromEntries(repairedBy),
+          segmentsDiffering: this.stats.lastRoundSegmentsDiffering, round: this.stats.rounds + 1,
+        });
+      }
       this.stats.rounds++;
       this.stats.lastRoundEndMs = this.ctx.clock.nowMs();
     } finally {

@@ -43,6 +43,7 @@ import { MsgType, protocolVersion } from '../protocol/messages.js';
 import type { HelloOkBody } from '../protocol/messages.js';
 import { asRecord } from '../protocol/validate.js';
 import type { PeerReply } from './context.js';
+import type { EventLog } from './log.js';
 import { asTuneKvError, errorBody } from './replies.js';
 import type { ObjectStore } from './object-store.js';
 import { incKey, ringKey } from './keyspace.js';
@@ -58,10 +59,16 @@ export interface ClusterViewDeps {
   hintsPending(): number;
   sleep(ms: number): Promise<void>;
   log(line: string): void;
+  /** Structured events (server/log.ts): ring changes and transition progress. */
+  readonly events?: EventLog;
   /** Called after a newer ring is adopted (transfers start at once). */
   onRing?(before: Ring | undefined, after: Ring): void;
 }
 
+
+/** How often transition progress is logged at most: a line a step would be
+ * 5 a second; one every 5 s still shows a stuck phase within seconds. */
+const transitionProgressLogMs = 5000;
 
 function changeRefused(message: string): TuneKvError {
   return new TuneKvError('CHANGE_REFUSED', message);
@@ -252,14 +259,42 @@ export class ClusterView {
     if (mine && !isNewer(ring, mine)) return false;
     this.setRing(ring);
     await this.d.store.writeRaw({ key: ringKey, value: pack(ring) });
-    if (!mine || mine.members.length !== ring.members.length || mine.plan !== ring.plan || inTransition(mine) !== inTransition(ring)) {
-      this.d.log(`${this.id} ring v${ring.version}: ${ring.members.map((m) => `${m.id}@${m.addr}(${stateOf(m)})`).join(', ')}${inTransition(ring) ? ` [plan ${ring.plan} in transition]` : ''}`);
-    }
+    this.logRing(mine, ring);
     if (mine) this.requeueIfLost(mine, ring);
     // Another ring of a version we counted as installed: not installed.
     if (mine && ring.version <= this.installedVersion) this.installedVersion = ring.version - 1;
     this.d.onRing?.(mine, ring);
     return true;
+  }
+
+  /** When transition progress was last logged (elapsed ms). */
+  private progressLoggedMs = Number.NEGATIVE_INFINITY;
+
+  /** `ring_changed` when members, plan or transition state change;
+   * `ring_transition_progress` (partitions per phase) at most every
+   * transitionProgressLogMs while a transition steps, since a step (every
+   * 200 ms by default) makes a new ring version each time. */
+  private logRing(mine: Ring | undefined, ring: Ring): void {
+    const events = this.d.events;
+    if (!events) return;
+    const members = ring.members.map((m) => ({ id: m.id, addr: m.addr, state: stateOf(m) }));
+    if (!mine || mine.members.length !== ring.members.length || mine.plan !== ring.plan || inTransition(mine) !== inTransition(ring)) {
+      events.event('info', 'ring_changed', {
+        version: ring.version, n: ring.n, q: ring.q, members, plan: ring.plan ?? null, inTransition: inTransition(ring),
+        ...(mine && inTransition(mine) && !inTransition(ring) ? { planComplete: mine.plan ?? null } : {}),
+      });
+      return;
+    }
+    if (!inTransition(ring)) return;
+    const now = this.d.clock.elapsedMs();
+    if (now - this.progressLoggedMs < transitionProgressLogMs) return;
+    this.progressLoggedMs = now;
+    const phases: Record<string, number> = {};
+    for (const ph of ring.phase ?? []) {
+      const name = phaseNames[ph] ?? String(ph);
+      phases[name] = (phases[name] ?? 0) + 1;
+    }
+    events.event('info', 'ring_transition_progress', { version: ring.version, plan: ring.plan ?? null, phases });
   }
 
   /** Plans this node committed as claimant, by plan id (the newest few). */

@@ -8,6 +8,7 @@ import type { Ring } from '../core/ring/ring.js';
 import type { NodeConfig } from '../config.js';
 import type { Clock } from '../io/clock.js';
 import type { Storage } from '../io/storage.js';
+import type { EventLog } from './log.js';
 import type { ObjectStore } from './object-store.js';
 
 export interface PeerReply {
@@ -26,6 +27,8 @@ export interface NodeContext {
   /** A peer request; rejects with the TuneKvError the transport or peer gave. */
   ask(to: string, type: number, body: unknown, timeoutMs?: number): Promise<PeerReply>;
   log(line: string): void;
+  /** Structured events (server/log.ts); absent in tests that need none. */
+  readonly events?: EventLog;
   /** Object bytes sent to peers for replication, by purpose (metrics). */
   replicationSent?(kind: 'replica' | 'hint' | 'aae' | 'transfer', bytes: number): void;
 }

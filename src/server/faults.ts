@@ -87,6 +87,11 @@ export class Faults {
     return this.spec;
   }
 
+  /** Some fault is set (a partition, delay or loss on any link). */
+  get active(): boolean {
+    return !this.clear;
+  }
+
   isBlocked(peer: string): boolean {
     return this.spec.blocked.includes(peer);
   }

@@ -178,16 +178,53 @@ export class Hints {
   private deliverFor(owner: string): Promise<void> {
     const ring = this.ctx.ring;
     // Without a ring, membership is unknown: the owner is treated as a member.
-    if (ring && memberOf(ring, owner) === undefined) return this.handOffPages(owner, (sk) => this.primariesOtherThanSelf(sk), 'rehomed');
+    if (ring && memberOf(ring, owner) === undefined) {
+      return this.logged(owner, 'rehomed', () => this.handOffPages(owner, (sk) => this.primariesOtherThanSelf(sk), 'rehomed'));
+    }
     // An owner still in the ring may no longer hold the key's partition (a
     // join moved it): its copy would sit on a non-owner until that node's
     // sweep, and a reap meanwhile (every current primary holding the
     // tombstone) let the sweep bring the old value back (seed 582 with
     // hedged reads). Such a hint goes to the key's current primaries.
     if (this.ctx.membership.isUp(owner)) {
-      return this.handOffPages(owner, (sk) => (!ring || holds(ring, owner, partitionOfKey(ring, userKeyOf(sk))) ? [owner] : this.primariesOtherThanSelf(sk)), 'delivered');
+      return this.logged(owner, 'delivered',
+        () => this.handOffPages(owner, (sk) => (!ring || holds(ring, owner, partitionOfKey(ring, userKeyOf(sk))) ? [owner] : this.primariesOtherThanSelf(sk)), 'delivered'));
     }
     return this.expire(owner);
+  }
+
+  /** Handoffs under way, per owner: one spans many passes (the rate
+   * limit), so its start and finish are logged once each, not per pass. */
+  private readonly runs = new Map<string, { startedMs: number; handedOff: number; pendingAtStart: number }>();
+
+  /** Runs one pass of a handoff to `owner`, logging `handoff_start` when a
+   * handoff begins and `handoff_finish` when no hint for it is left or a
+   * pass failed (the owner may have gone again; a later one starts anew). */
+  private async logged(owner: string, outcome: 'delivered' | 'rehomed', pass: () => Promise<void>): Promise<void> {
+    const events = this.ctx.events;
+    let run = this.runs.get(owner);
+    if (!run) {
+      run = { startedMs: this.ctx.clock.elapsedMs(), handedOff: 0, pendingAtStart: this.byOwner.get(owner)?.size ?? 0 };
+      this.runs.set(owner, run);
+      events?.event('info', 'handoff_start', {
+        target: owner, hints: run.pendingAtStart, to: outcome === 'delivered' ? 'owner' : 'other primaries (owner left the ring)',
+      });
+    }
+    const sentBefore = this.stats[outcome];
+    const failedBefore = this.stats.failedAttempts;
+    try {
+      await pass();
+    } finally {
+      run.handedOff += this.stats[outcome] - sentBefore;
+      const left = this.byOwner.get(owner)?.size ?? 0;
+      const failed = this.stats.failedAttempts > failedBefore;
+      if (left === 0 || failed) {
+        this.runs.delete(owner);
+        events?.event(left === 0 ? 'info' : 'warn', 'handoff_finish', {
+          target: owner, handedOff: run.handedOff, left, result: left === 0 ? 'done' : 'stopped', durationMs: Math.round(this.ctx.clock.elapsedMs() - run.startedMs),
+        });
+      }
+    }
   }
 
   /** Hands off pages of the owner's hints while the rate limit allows. A

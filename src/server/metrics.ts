@@ -5,7 +5,7 @@
 //
 // Every metric is listed, with a suggested alert, in the README (Metrics).
 
-import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface MetricSources {
   readRepairs(): number;
@@ -30,6 +30,9 @@ export interface MetricSources {
 /** What replication bandwidth is spent on (tunekv_replication_bytes_total). */
 export type ReplicationKind = 'replica' | 'hint' | 'aae' | 'transfer';
 
+/** tunekv_replication_lag_seconds buckets: 1 ms to 60 s. */
+export const lagBucketsSeconds: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
 /** Sets a counter to a value kept elsewhere, at scrape time. */
 function mirror(c: Counter, read: () => number): void {
   c.reset();
@@ -42,7 +45,8 @@ export class NodeMetrics {
   readonly quorumFailures: Counter<'op' | 'code'>;
   readonly siblingsPerRead: Histogram;
   readonly conflicts: Counter;
-  readonly lagSeconds: Summary;
+  /** Replication lag (a histogram, so it can be summed across nodes). */
+  readonly lagSeconds: Histogram;
   readonly convergenceSeconds: Histogram;
   readonly oversizedObjects: Counter;
   readonly authFailures: Counter<'method'>;
@@ -86,12 +90,14 @@ export class NodeMetrics {
       help: 'Writes that left the key with more than one version (a conflict a reader will have to resolve)',
       registers,
     });
-    this.lagSeconds = new Summary({
-      name: 'tunekv_consistency_lag_seconds',
-      help: 'Replication lag: from a coordinator accepting a write to a replica applying it (quantiles over 10 minutes)',
-      percentiles: [0.5, 0.95, 0.99],
-      maxAgeSeconds: 600,
-      ageBuckets: 5,
+    // A histogram, not a summary: quantiles of summaries cannot be
+    // combined across nodes; bucket counts can (histogram_quantile over
+    // sum by (le)). Buckets from 1 ms (a replica on the same host) to 60 s
+    // (a hint delivered after a short partition); longer lands in +Inf.
+    this.lagSeconds = new Histogram({
+      name: 'tunekv_replication_lag_seconds',
+      help: 'Replication lag: from a coordinator accepting a write to a replica applying it (hinted and repaired writes included)',
+      buckets: [...lagBucketsSeconds],
       registers,
     });
     this.convergenceSeconds = new Histogram({
@@ -263,12 +269,49 @@ export class NodeMetrics {
     return this.readsFound === 0 ? 1 : this.readsWithOneVersion / this.readsFound;
   }
 
-  /** The 95th percentile of replication lag, ms, or null before any. */
+  private processMetricsOn = false;
+
+  /**
+   * Adds prom-client's default process metrics to this node's registry,
+   * under their standard names (process_cpu_seconds_total,
+   * nodejs_eventloop_lag_seconds, nodejs_heap_size_used_bytes,
+   * nodejs_gc_duration_seconds, ...) so stock Node.js dashboards work; the
+   * node label tells nodes apart. Real nodes only (start-node.ts): the
+   * simulator runs many nodes in one process, whose figures would be the
+   * same process counted once per node. Cost: read at scrape time (about
+   * 1 ms of CPU per scrape), plus an event-loop delay sampler and a GC
+   * observer, neither of which runs per request.
+   */
+  collectProcessMetrics(): void {
+    if (this.processMetricsOn) return;
+    this.processMetricsOn = true;
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The 95th percentile of replication lag, ms, or null before any:
+   * estimated from the histogram's buckets (linear within the bucket, the
+   * way histogram_quantile does; past the last bucket, its upper bound). */
   async lagP95Ms(): Promise<number | null> {
     const m = await this.lagSeconds.get();
-    const count = m.values.find((v) => v.metricName === 'tunekv_consistency_lag_seconds_count')?.value ?? 0;
-    if (count === 0) return null;
-    const p95 = m.values.find((v) => v.labels.quantile === 0.95)?.value;
-    return p95 === undefined || Number.isNaN(p95) ? null : p95 * 1000;
+    const buckets = m.values
+      .filter((v) => v.metricName === 'tunekv_replication_lag_seconds_bucket')
+      .map((v) => ({ le: v.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(v.labels.le), count: v.value }))
+      .sort((a, b) => a.le - b.le);
+    const total = buckets[buckets.length - 1]?.count ?? 0;
+    if (total === 0) return null;
+    const rank = 0.95 * total;
+    let prevLe = 0;
+    let prevCount = 0;
+    for (const b of buckets) {
+      if (b.count >= rank) {
+        if (!Number.isFinite(b.le)) return prevLe * 1000;
+        const inBucket = b.count - prevCount;
+        const frac = inBucket === 0 ? 1 : (rank - prevCount) / inBucket;
+        return (prevLe + (b.le - prevLe) * frac) * 1000;
+      }
+      prevLe = b.le;
+      prevCount = b.count;
+    }
+    return prevLe * 1000;
   }
 }

@@ -56,6 +56,8 @@ import { Router, Session } from './router.js';
 import type { ConnectionInfo, Rooms, Security } from './router.js';
 import { statusFull, statusSummary } from './status.js';
 import { Transfers } from './transfers.js';
+import { eventsAsLines, silentEvents } from './log.js';
+import type { EventLog } from './log.js';
 import type { StatusSources } from './status.js';
 
 export interface NodeDeps {
@@ -76,6 +78,10 @@ export interface NodeDeps {
    * the next timer before a write lands). */
   readonly batchWindow?: BatchWindow;
   log?(line: string): void;
+  /** Structured events (server/log.ts): peers up and down, handoff,
+   * anti-entropy repairs, ring changes, faults, storage. Free-text lines
+   * go here too (as `note`) when no `log` is given. */
+  readonly events?: EventLog;
 }
 
 /** Open connections by kind, reported by whatever listens (TCP). */
@@ -136,6 +142,7 @@ export class TuneNode implements NodeContext {
   private readonly startedMs: number;
   private stopped = false;
   private readonly logLine: (line: string) => void;
+  readonly events: EventLog;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -144,13 +151,16 @@ export class TuneNode implements NodeContext {
     this.clock = deps.clock;
     this.random = deps.random;
     this.security = deps.security ?? defaultSecurity();
-    this.logLine = deps.log ?? (() => {});
+    const events = deps.events;
+    this.events = events ?? (deps.log ? eventsAsLines(deps.log) : silentEvents);
+    this.logLine = deps.log ?? (events ? (l) => events.event('info', 'note', { msg: l }) : () => {});
     this.startedMs = deps.clock.nowMs();
     this.health = new DiskHealth({
       clock: deps.clock, probe: probeStorage(deps.storage), nodeId: this.id,
-      onStateChange: (_from, to, cause) => this.log(to === 'unhealthy'
-        ? `${this.id} storage failed (${cause}); refusing writes, probing every ${this.health.probeIntervalMs} ms`
-        : `${this.id} storage works again; accepting writes`),
+      onStateChange: (_from, to, cause) => {
+        if (to === 'unhealthy') this.events.event('error', 'storage_failed', { cause, probeIntervalMs: this.health.probeIntervalMs, writes: 'refused' });
+        else this.events.event('info', 'storage_recovered', { writes: 'accepted' });
+      },
     });
     this.store = new ObjectStore(deps.storage, deps.config.fsync, {
       batchWindow: deps.batchWindow ?? 'turn',
@@ -170,12 +180,16 @@ export class TuneNode implements NodeContext {
       if (to === 'down') this.heals.delete(id);
       if (to === 'up') this.notUp.delete(id); else this.notUp.add(id);
       if (this.notUp.size === 0) this.notUpSinceMs = undefined; else this.notUpSinceMs ??= nowMs;
+      // One line per state change of a peer in this node's failure
+      // detector (never per probe): the rate limit covers a flapping peer.
+      this.events.event(to === 'up' ? 'info' : 'warn', `peer_${to}`, { peer: id, from });
     };
     this.conflicts = new ConflictLog({ storage: this.storage, clock: this.clock, writeRaw: (op) => this.store.writeRaw(op) });
     this.view = new ClusterView({
       config: this.config, clock: this.clock, random: this.random, store: this.store, membership: this.membership,
       transport: this.transport, ask: (to, type, body, timeoutMs) => this.ask(to, type, body, timeoutMs),
       hintsPending: () => this.hints.pending + this.transfers.stats.sweepPending, sleep: (ms) => this.sleep(ms), log: (l) => this.log(l),
+      events: this.events,
       onRing: () => { if (!this.stopped) this.transfers.kick(); },
     });
     this.transfers = new Transfers(this, {
@@ -271,8 +285,12 @@ export class TuneNode implements NodeContext {
       // failing, so a client can still reach it for status.
       onRingGet: (respond) => respond(MsgType.RING_REPLY, { ring: this.view.ring ?? null }),
       onFaults: (body, respond) => {
+        const had = this.faults.active;
         this.faults.set(parseFaultSpec(body));
-        this.log(`${this.id} faults: ${JSON.stringify(this.faults.current)}`);
+        const active = this.faults.active;
+        // A spec that changes nothing (no faults before or after: the launcher
+        // re-sends the cluster's spec to every restarted node) is not logged.
+        if (active || had) this.events.event('warn', active ? 'faults_set' : 'faults_cleared', { ...this.faults.current });
         respond(MsgType.OK, null);
       },
       onReplicaRead: (body, respond) => this.replica.onRead(body, respond),

@@ -17,6 +17,9 @@ import { SystemClock } from '../io/clock.js';
 import { LevelStorage } from '../io/level-storage.js';
 import { TcpPeerTransport } from '../io/tcp-transport.js';
 import { parseHostPort } from '../io/transport.js';
+import { TuneKvError } from '../errors.js';
+import { memberOf, stateOf } from '../core/ring/ring.js';
+import type { EventLog } from './log.js';
 import { TuneNode } from './node.js';
 import { TcpServer } from './tcp-server.js';
 
@@ -73,16 +76,30 @@ function dialTls(tls: TlsMaterial | undefined): import('node:tls').ConnectionOpt
   return { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) };
 }
 
-export async function startNode(input: NodeConfigInput, log?: (line: string) => void): Promise<RunningNode> {
+/** A listen that failed because the port is taken, as PORT_IN_USE naming
+ * whose port it is; any other error as it came. */
+function portError(err: unknown, node: string, kind: 'node' | 'metrics', host: string, port: number): unknown {
+  if ((err as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE') return err;
+  return new TuneKvError('PORT_IN_USE', `${node}'s ${kind === 'node' ? 'port' : 'metrics port'} ${port} on ${host} is in use`, { node, kind, host, port });
+}
+
+/**
+ * Starts a node. `log` takes either free-text lines (tests, older callers)
+ * or a structured EventLog (server/log.ts: the `tunekv node` command), which
+ * then also hears node_listening and node_stopped.
+ */
+export async function startNode(input: NodeConfigInput, log?: ((line: string) => void) | EventLog): Promise<RunningNode> {
   const requested = makeConfig(input);
   const loaded = loadSecurity(requested);
-  const say = log ?? (() => {});
+  const events = typeof log === 'object' ? log : undefined;
+  const lines = typeof log === 'function' ? log : undefined;
+  const say = lines ?? ((l: string) => events?.event('info', 'note', { msg: l }));
   if (loaded.secretCreated) {
     say(`${requested.id} created a new cluster secret in ${loaded.secretFile} (mode 0600); nodes joining this cluster need --secret-file ${loaded.secretFile}`);
   }
   const hp = parseHostPort(requested.listen)!;
   const server = new TcpServer(loaded.tls);
-  const bound = await server.listen(hp.host, hp.port);
+  const bound = await server.listen(hp.host, hp.port).catch((err: unknown) => { throw portError(err, requested.id, 'node', hp.host, hp.port); });
   const addr = `${hp.host}:${bound.port}`;
   const config = makeConfig({ ...input, listen: addr });
   const clock = new SystemClock();
@@ -92,7 +109,8 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
     clock,
     random: Math.random,
     security: loaded.security,
-    log,
+    ...(lines ? { log: lines } : {}),
+    ...(events ? { events } : {}),
     transport: (n) => new TcpPeerTransport({
       selfId: config.id,
       addrOf: (id) => n.addrOf(id),
@@ -106,6 +124,27 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
       onHelloOk: (peerAddr, body) => { if (body.ringVersion > (n.ring?.version ?? 0)) n.pullRingFrom(peerAddr); },
     }),
   });
+  node.metrics.collectProcessMetrics();
+  // The metrics listener (with /health and /ready) binds before the node
+  // opens its storage and joins: a taken metrics port fails the start
+  // before the node announced itself to the cluster, and /ready can say
+  // "starting" while it opens a large store.
+  const phase: { starting: boolean; stopping: boolean } = { starting: true, stopping: false };
+  let metrics: { server: http.Server; addr: string } | undefined;
+  if (config.metricsListen !== null) {
+    const mhp = parseHostPort(config.metricsListen)!;
+    try {
+      metrics = await serveMetrics(node, mhp.host, mhp.port, phase);
+    } catch (err) {
+      await server.close();
+      // LevelDB opens itself in the background once constructed: close it
+      // so its lock is not held by a node that never started.
+      // Not clean: there is nothing opened to persist.
+      await node.close(false).catch(() => {});
+      throw portError(err, config.id, 'metrics', mhp.host, mhp.port);
+    }
+  }
+  const closeMetrics = (): Promise<void> => new Promise<void>((resolve) => { if (metrics) metrics.server.close(() => resolve()); else resolve(); });
   try {
     await node.open();
     server.attach(node);
@@ -113,22 +152,26 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
     await node.announce();
     node.startBackground();
   } catch (err) {
+    await closeMetrics();
     await server.close();
     await node.close().catch(() => {});
     throw err;
   }
-  const metrics = config.metricsListen === null ? undefined : await serveMetrics(node, config.metricsListen).catch(async (err: Error) => {
-    await server.close();
-    await node.close();
-    throw new Error(`metrics port ${config.metricsListen}: ${err.message}`);
-  });
+  phase.starting = false;
   if (metrics) node.metricsUrl = `http://${metrics.addr}/metrics`;
+  const ring = node.ring;
+  events?.event('info', 'node_listening', {
+    listen: addr, metrics: metrics ? `http://${metrics.addr}/metrics` : null, dataDir: config.dataDir,
+    ...(ring ? { ringVersion: ring.version, members: ring.members.length, n: ring.n, q: ring.q } : { standby: true }),
+  });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      await new Promise<void>((resolve) => { if (metrics) metrics.server.close(() => resolve()); else resolve(); });
+      phase.stopping = true;
+      await closeMetrics();
       await server.close();
       await node.close();
+      events?.event('info', 'node_stopped', {});
     })();
     return stopping;
   };
@@ -139,12 +182,52 @@ export async function startNode(input: NodeConfigInput, log?: (line: string) => 
   return { node, addr, metricsAddr: metrics?.addr ?? null, exited, stop };
 }
 
-/** Prometheus text format on GET /metrics; 404 elsewhere. */
-function serveMetrics(node: TuneNode, listen: string): Promise<{ server: http.Server; addr: string }> {
-  const hp = parseHostPort(listen)!;
+/** Why the node should not get traffic now (empty: ready). */
+export function notReadyReasons(node: TuneNode, phase: { readonly starting: boolean; readonly stopping: boolean }): string[] {
+  const reasons: string[] = [];
+  if (phase.starting) reasons.push('starting: opening storage or joining');
+  if (phase.stopping || node.isStopped) reasons.push('stopping');
+  const ring = node.ring;
+  if (!ring) {
+    reasons.push('no ring: on standby, waiting to be joined');
+  } else {
+    const me = memberOf(ring, node.id);
+    if (!me) reasons.push(`not a member of ring v${ring.version}`);
+    else if (stateOf(me) !== 'valid') reasons.push(`member state ${stateOf(me)} (not valid yet or any more)`);
+  }
+  if (!node.health.writable) reasons.push('storage refuses writes (disk failure policy)');
+  return reasons;
+}
+
+/**
+ * The metrics listener:
+ * - GET /metrics: Prometheus text format (the node's registry, with the
+ *   default process metrics, collected at scrape time);
+ * - GET /health: liveness, 200 {"status":"ok"} while the process and its
+ *   event loop run (this handler runs on the loop, so a stuck loop does not
+ *   answer at all);
+ * - GET /ready: 200 {"status":"ready"} when the node should get traffic,
+ *   else 503 {"status":"not ready","reasons":[...]} (notReadyReasons);
+ * 404 elsewhere. Nothing here reads a request body.
+ */
+function serveMetrics(node: TuneNode, host: string, port: number, phase: { readonly starting: boolean; readonly stopping: boolean }): Promise<{ server: http.Server; addr: string }> {
+  const json = (res: http.ServerResponse, status: number, body: unknown): void => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
+  };
   const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url !== '/metrics' && req.url !== '/')) {
-      res.writeHead(404).end('see /metrics\n');
+    const url = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url === '/health') { json(res, 200, { status: 'ok', node: node.id }); return; }
+    if (url === '/ready') {
+      const reasons = notReadyReasons(node, phase);
+      json(res, reasons.length === 0 ? 200 : 503, reasons.length === 0 ? { status: 'ready', node: node.id } : { status: 'not ready', node: node.id, reasons });
+      return;
+    }
+    if (url !== '/metrics' && url !== '/') {
+      res.writeHead(404).end('see /metrics, /health, /ready\n');
       return;
     }
     node.metrics.registry.metrics().then((text) => {
@@ -153,9 +236,9 @@ function serveMetrics(node: TuneNode, listen: string): Promise<{ server: http.Se
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(hp.port, hp.host, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
-      resolve({ server, addr: `${hp.host}:${(server.address() as AddressInfo).port}` });
+      resolve({ server, addr: `${host}:${(server.address() as AddressInfo).port}` });
     });
   });
 }
