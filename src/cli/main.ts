@@ -398,7 +398,8 @@ function version(): string {
 /** The command's words (`get`, `cluster start`) for help and usage lines. */
 function commandWords(argv: readonly string[]): string[] {
   const words = argv.filter((a) => !a.startsWith('-'));
-  if (words[0] === 'help') return words.slice(1, 3);
+  // `tunekv help --help` is help's own help.
+  if (words[0] === 'help') return words.length === 1 && argv.length > 1 ? ['help'] : words.slice(1, 3);
   return words[0] === 'cluster' ? words.slice(0, 2) : words.slice(0, 1);
 }
 
