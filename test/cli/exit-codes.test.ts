@@ -38,7 +38,7 @@ t.test('the README\'s exit code table matches', async (t) => {
   const start = readme.indexOf('### Exit codes\n');
   t.ok(start > 0, 'README has an Exit codes section');
   const section = readme.slice(start, readme.indexOf('\n### ', start + 1));
-  const rows = [...section.matchAll(/^\| (\d) \| [^|]+ \| ([^|]*) \|/gm)];
+  const rows = [...section.matchAll(/^\| (\d) \| [^|]+ \|([^|]*)\|/gm)];
   t.same(rows.map((r) => Number(r[1])), [0, 1, 2, 3, 4, 5, 6], 'one row per status');
   for (const code of mappedCodes()) {
     const row = rows.find((r) => r[2]!.includes(`\`${code}\``));

@@ -1,7 +1,7 @@
 // Plain output never lets one kind of value pass for another; --json keeps
 // strings as strings and wraps everything else.
 import t from 'tap';
-import { safeJson, valueJson, valueText } from '../../src/cli/output.js';
+import { replicasLine, safeJson, valueJson, valueText } from '../../src/cli/output.js';
 
 t.test('plain values are unambiguous', async (t) => {
   t.equal(valueText('hello'), 'hello', 'a plain string prints as is');
@@ -24,4 +24,12 @@ t.test('--json values', async (t) => {
   t.same(valueJson(new Uint8Array(Buffer.from('hi'))), { base64: 'aGk=' });
   t.same(valueJson({ base64: 'aGk=' }), { msgpack: { base64: 'aGk=' } }, 'an object value can never pass for bytes');
   t.equal(safeJson('\u0085'), '"\\u0085"');
+});
+
+t.test('the replica report prints every outcome alike, notsent too', async (t) => {
+  t.equal(replicasLine([
+    { node: 'n1', role: 'primary', outcome: 'ok' },
+    { node: 'n2', role: 'primary', outcome: 'notsent' },
+    { node: 'n4', role: 'fallback', outcome: 'ok', hintFor: 'n3', stale: true },
+  ]), 'n1(primary ok) n2(primary notsent) n4(fallback for n3 ok stale)');
 });
