@@ -110,6 +110,11 @@ export const limits = {
   /** Users a users file may define, and the file's size. */
   usersMax: 10_000,
   usersFileBytesMax: 4 * 1024 * 1024,
+  /** A file the CLI reads for a connection (its connection file, a
+   * password file, a TLS certificate, key or CA): far above any real one,
+   * so a wrong path (a log, a device) fails at once instead of filling
+   * memory. */
+  cliConfigBytesMax: 64 * 1024,
   /** How far in the future (by our clock) a gossiped generation may be:
    * generations are start times, so more means a forged or badly skewed
    * clock, and it is ignored. */

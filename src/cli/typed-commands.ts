@@ -4,6 +4,11 @@
 // --json, auth). main.ts hands over its parsing helpers so the flags mean
 // exactly what they mean for get and put.
 //
+// N and MEMBER are always taken as given: `-` and `@FILE` are not read
+// (a member is a short string, and `set cart add -` is the member "-").
+// A counter never written reads 0 and an empty set has no members: both are
+// answers, exit 0 (only `get` of a plain key has "not found", exit 1).
+//
 // N is a decimal integer of any sign within signed 64 bits: `incr -5`
 // parses (a lone negative number is taken as N, not as a flag). Values
 // print as exact decimals, in --json as strings (JSON numbers lose
@@ -13,6 +18,7 @@ import type { ParseArgsConfig } from 'node:util';
 import type { TuneKvClient } from '../client/client.js';
 import type { CounterResult, SetMembersResult, SetUpdateResult } from '../client/types.js';
 import type { Consistency } from '../core/quorum/levels.js';
+import { emitJson, valueText } from './output.js';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -44,7 +50,7 @@ function report(r: { level: string; coordinator: string; replicas: { node: strin
 }
 
 function printCounter(r: CounterResult, json: boolean): void {
-  if (json) console.log(JSON.stringify({ ...r, value: r.value.toString() }));
+  if (json) emitJson({ ...r, value: r.value.toString() });
   else console.log(`${r.value}`);
 }
 
@@ -91,8 +97,8 @@ export async function cmdSet(argv: string[], d: TypedCliDeps): Promise<void> {
   if ((op === 'members' || op === 'del') && more.length > 0) throw d.usageError(`set ${op} takes no MEMBER`);
   if (op === 'members') {
     const r: SetMembersResult = await d.withClient(values, (kv) => kv.set(key).members({ ...common, r: d.intOption(values, 'r') }));
-    if (json) console.log(JSON.stringify(r));
-    else for (const m of r.members) console.log(m);
+    if (json) emitJson(r);
+    else for (const m of r.members) console.log(valueText(m));
     return;
   }
   let r: SetUpdateResult;
@@ -102,6 +108,6 @@ export async function cmdSet(argv: string[], d: TypedCliDeps): Promise<void> {
     case 'del': r = await d.withClient(values, (kv) => kv.set(key).delete(write)); break;
     default: throw d.usageError(`set takes members, add MEMBER, rm MEMBER or del; got ${op}`);
   }
-  if (json) console.log(JSON.stringify(r));
+  if (json) emitJson(r);
   else console.log(`ok: ${r.size} member${r.size === 1 ? '' : 's'}${op === 'rm' && r.held === false ? ' (the coordinator held no such member)' : ''} ${report(r)}`);
 }

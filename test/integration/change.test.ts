@@ -334,7 +334,7 @@ t.test('add two nodes, then n1 leaves: every strong write stays readable', async
 
   // remove is for a dead node only.
   const refused = tunekv(cluster.root, 'cluster', 'remove', 'n5', '--json');
-  t.equal(refused.code, 1, 'cluster remove of a running node fails');
+  t.equal(refused.code, 2, 'cluster remove of a running node fails (INVALID_ARGUMENT: exit 2)');
   t.match(JSON.parse(refused.out), { error: { code: 'INVALID_ARGUMENT', message: /is running.*kill it first/i } }, 'and says to kill it first');
   await cluster.transferLimit(fastTransferMBps);
   await cluster.kill('n5');
@@ -344,7 +344,7 @@ t.test('add two nodes, then n1 leaves: every strong write stays readable', async
   t.equal(cluster.file().nodes.find((nd) => nd.id === 'n5')?.removed, true, 'cluster.json marks n5 removed');
   t.same(await readAll(kv2, keys, 'a:'), { wrong: [], failed: [] }, 'after n5 was removed: every key reads back at strong');
   const tooFew = tunekv(cluster.root, 'cluster', 'leave', 'n2', '--json');
-  t.equal(tooFew.code, 1, 'a leave that would leave fewer than n members fails');
+  t.equal(tooFew.code, 5, 'a leave that would leave fewer than n members fails (refused by a rule: exit 5)');
   t.match(JSON.parse(tooFew.out), { error: { code: 'CHANGE_REFUSED' } }, 'coded CHANGE_REFUSED');
 });
 
@@ -430,7 +430,7 @@ t.test('a removed node that comes back with its old data is refused and stops by
 
   // The launcher refuses to start it again...
   const refused = tunekv(cluster.root, 'cluster', 'restart', 'n4');
-  t.equal(refused.code, 1, 'cluster restart n4 fails');
+  t.equal(refused.code, 2, 'cluster restart n4 fails (INVALID_ARGUMENT: exit 2)');
   t.match(refused.err + refused.out, /was removed from this cluster/, 'because it was removed');
 
   // ...so an operator starts it by hand, on its old data directory.
@@ -456,7 +456,7 @@ t.test('a removed node that comes back with its old data is refused and stops by
   for (const [id, dataDir, what] of [['n9', n4Args.dataDir, /data directory was n4's/], ['n2', freshDir, /already a member, with another data directory/]] as const) {
     const r = spawnSync(process.execPath, [cliEntry, 'node', '--id', id, '--listen', `${n4Args.host}:${n4Args.port}`, '--data', dataDir,
       '--secret-file', secretFileOf(cluster.dir), ...fastNodeArgs, '--metrics', 'off', '--join', seed], { encoding: 'utf8', timeout: transitionTimeoutMs });
-    t.equal(r.status, 1, `${id} on ${dataDir === freshDir ? 'a fresh directory' : "n4's directory"} is refused and exits 1`, { out: r.stdout, err: r.stderr });
+    t.equal(r.status, 5, `${id} on ${dataDir === freshDir ? 'a fresh directory' : "n4's directory"} is refused and exits 5 (CHANGE_REFUSED)`, { out: r.stdout, err: r.stderr });
     t.match(r.stdout + r.stderr, /CHANGE_REFUSED/, 'coded CHANGE_REFUSED');
     t.match(r.stdout + r.stderr, what, 'saying why');
   }

@@ -135,7 +135,7 @@ t.test('resolving the cart three ways, and the record of it', async (t) => {
     t.same(j.nodes.sort(), ['n1', 'n2']);
     t.same(j.errors.map((e) => [e.node, e.code]), [[cluster.hosts[2], 'UNAVAILABLE']], 'the down node is listed with its error');
     const one = tunekv('conflicts', '--host', cluster.hosts[2]!, '--json');
-    t.equal(one.code, 1, 'the one node asked is down: exit 1');
+    t.equal(one.code, 3, 'the one node asked is down: exit 3 (unavailable)');
     t.equal((JSON.parse(one.out) as { error: { code: string } }).error.code, 'UNAVAILABLE');
   });
 });
