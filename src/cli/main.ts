@@ -18,7 +18,7 @@ import { benchOptions, clusterOptions, floatOption, intOption, listOption, numbe
 import { UsageError, describeError, exitStatus } from './exit-codes.js';
 import type { ExitStatus } from './exit-codes.js';
 import { helpFor, synopsisFor } from './help.js';
-import { emitJson, isJsonMode, jsonEmitted, jsonMode } from './output.js';
+import { emitJson, isJsonMode, jsonEmitted, jsonMode, replicasLine } from './output.js';
 
 async function cmdNode(args: string[]): Promise<void> {
   const { startNode } = await import('../server/start-node.js');
@@ -474,6 +474,11 @@ async function main(argv: string[]): Promise<ExitStatus | void> {
   }
 }
 
+function isReplicaReport(x: unknown): x is { node: string; role: string; outcome: string } {
+  const r = x as Record<string, unknown> | null;
+  return typeof r === 'object' && r !== null && typeof r.node === 'string' && typeof r.role === 'string' && typeof r.outcome === 'string';
+}
+
 /** Every caught error ends here: one message, one exit status. */
 function fail(err: unknown, argv: readonly string[]): void {
   const { error, status, usage } = describeError(err);
@@ -483,6 +488,10 @@ function fail(err: unknown, argv: readonly string[]): void {
     emitJson({ error: { code, message: error.message, details }, exitCode: status });
   } else {
     process.stderr.write(`error${code !== null ? ` ${code}` : ''}: ${error.message}${usage ? `\n${synopsisFor(commandWords(argv))}` : ''}\n`);
+    // A failed quorum says which replicas took the write (a failed write is
+    // not rolled back) and which were never sent it (notsent).
+    const replicas = (details as { replicas?: unknown }).replicas;
+    if (Array.isArray(replicas) && replicas.every(isReplicaReport)) process.stderr.write(`# replicas: ${replicasLine(replicas)}\n`);
   }
   process.exitCode = status;
 }
