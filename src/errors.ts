@@ -24,6 +24,7 @@ export const errorCodes = {
   COUNTER_OVERFLOW: 'A counter operation would take the value (or one node\'s running total) outside signed 64 bits; nothing was changed.',
   SET_MEMBERS_LIMIT: 'A set add would pass setMembersMax members; remove members first. Nothing was changed.',
   SESSION_UNAVAILABLE: 'A session read found no reachable replica as current as what the session already wrote or read for the key before its deadline; it fails rather than return older data. Carries required, received, behind, replicas.',
+  ABORTED: 'The caller aborted the request (its AbortSignal fired). details.maybeApplied says whether a write had already been sent and may have been applied.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;
