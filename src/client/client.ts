@@ -707,8 +707,11 @@ export class TuneKvClient extends EventEmitter<ClientEvents> {
 
   /** A node could not be reached: skip it for hostRetryMs, and report it
    * once (then check it every hostRetryMs until it answers). */
-  private markDown(addr: string, err: TuneKvError): void {
-    this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+  private markDown(addr: string, err: TuneKvError, skip = true): void {
+    // Only a request (or ring fetch) that failed skips the node: the check
+    // after a closed connection just reports it, so the next request still
+    // meets the refusal and refreshes the ring (the node may have left).
+    if (skip) this.downUntil.set(addr, Date.now() + this.hostRetryMs);
     if (this.closed || this.left.has(addr) || this.downHosts.has(addr)) return;
     this.downHosts.add(addr);
     this.startProbe(addr);
@@ -743,7 +746,7 @@ export class TuneKvClient extends EventEmitter<ClientEvents> {
   private checkSoon(addr: string): void {
     if (this.closed || this.left.has(addr) || this.downHosts.has(addr)) return;
     void this.reachable(addr).then((err) => {
-      if (err?.code === 'UNAVAILABLE') this.markDown(addr, err);
+      if (err?.code === 'UNAVAILABLE') this.markDown(addr, err, false);
     });
   }
 
