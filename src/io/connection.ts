@@ -403,7 +403,8 @@ export class RpcConnection {
   }
 
   get addr(): string {
-    return `${this.opts.host}:${this.opts.port}`;
+    // An IPv6 literal in brackets, as a user would write it back.
+    return this.opts.host.includes(':') ? `[${this.opts.host}]:${this.opts.port}` : `${this.opts.host}:${this.opts.port}`;
   }
 
   get isClosed(): boolean {
