@@ -25,6 +25,7 @@ export const errorCodes = {
   SET_MEMBERS_LIMIT: 'A set add would pass setMembersMax members; remove members first. Nothing was changed.',
   SESSION_UNAVAILABLE: 'A session read found no reachable replica as current as what the session already wrote or read for the key before its deadline; it fails rather than return older data. Carries required, received, behind, replicas.',
   PORT_IN_USE: 'A port a node (or `tunekv cluster`) must listen on is taken by another process; the message names the node, which port (node or metrics), the address and the number. Nothing was started on it.',
+  ABORTED: 'The caller aborted the request (its AbortSignal fired). details.maybeApplied says whether a write had already been sent and may have been applied.',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

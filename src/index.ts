@@ -1,20 +1,9 @@
-// tunekv's public surface: the client, a node starter, types and errors.
+// tunekv's root entry (`import { connect } from 'tunekv'`): the client
+// library alone, exactly what src/client/index.ts exports (`tunekv/client`
+// is the same thing under its old name). Nothing of the node is reachable
+// from here: no LevelDB binding, no metrics registry, no src/server code, so
+// an application that only talks to a cluster pays for none of it
+// (test/client/entry.test.ts checks the import graph and a real import).
+// The node is `tunekv/server` (src/server.ts).
 
-export { connect, TuneKvClient, encodeContext, decodeContext } from './client/client.js';
-export { Session } from './client/session.js';
-export type {
-  ConnectOptions, GetOptions, PutOptions, DeleteOptions, GetResult, PutResult, ReplicaInfo, RequestOptions,
-} from './client/client.js';
-export { CounterHandle, SetHandle } from './client/types.js';
-export type { CounterResult, SetMembersResult, SetUpdateResult, TypedReadOptions, TypedWriteOptions } from './client/types.js';
-export { TuneKvError, errorCodes, isErrorCode } from './errors.js';
-export type { ErrorCode, ErrorDetails } from './errors.js';
-export { limits } from './limits.js';
-export { defaultConfig, makeConfig } from './config.js';
-export type { NodeConfig, NodeConfigInput } from './config.js';
-export { startNode } from './server/start-node.js';
-export type { RunningNode } from './server/start-node.js';
-export type { Consistency } from './core/quorum/levels.js';
-export { deleted } from './client/update.js';
-export type { Resolver, SiblingInfo, UpdateOptions, UpdateResult } from './client/update.js';
-export type { ConflictsOptions, ConflictsPage, ConflictView, ConflictVersionView } from './client/conflicts.js';
+export * from './client/index.js';

@@ -77,6 +77,15 @@ export const limits = {
    * at most this much of the node's work. The client library pipelines far
    * fewer per connection in practice. */
   clientInFlightPerConnectionMax: 128,
+  /** Requests one getMany/putMany call keeps in flight at once (each key
+   * is its own pipelined request, routed to its own replica). Well under
+   * clientInFlightPerConnectionMax, so a batch alone never trips a node's
+   * back-pressure and other calls on the same connections keep moving. */
+  manyInFlightMax: 32,
+  /** Keys (or entries) one getMany/putMany call may name: the results are
+   * held in memory until the last key answers, so a call is bounded; split
+   * larger jobs. More is TOO_LARGE before anything is sent. */
+  manyKeysMax: 10_000,
   /** Bytes queued for one connection's socket before it is dropped as a
    * reader that does not keep up (its requests fail; memory stays bounded). */
   connectionOutputBytesMax: 64 * 1024 * 1024,
@@ -321,6 +330,8 @@ assert.ok(limits.vclockEntriesMax >= limits.replicasMax,
 assert.ok(limits.writeBatchMax <= limits.writeQueueMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.inFlightPerConnectionMax);
 assert.ok(limits.clientInFlightPerConnectionMax <= limits.requestsInFlightMax);
+assert.ok(limits.manyInFlightMax * 2 <= limits.clientInFlightPerConnectionMax, 'one batch leaves room on a connection for other calls');
+assert.ok(limits.manyInFlightMax <= limits.manyKeysMax);
 assert.ok(limits.objectCacheBytesMax >= 2 * limits.objectBytesMax, 'two of the largest objects fit in the default cache');
 assert.ok(limits.objectCacheBytesMax <= limits.objectCacheBytesSettingMax, 'the default cache is a valid setting');
 assert.ok(Number.isInteger(Math.log2(limits.partitionsMax)));

@@ -19,6 +19,7 @@
 // host it was created with has left the cluster.
 
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { ConnectionOptions } from 'node:tls';
 import { ValueType } from '../core/clock/object.js';
 import { isConsistency } from '../core/quorum/levels.js';
@@ -30,7 +31,13 @@ import { RpcConnection } from '../io/connection.js';
 import type { DialAuth } from '../io/connection.js';
 import { limits } from '../limits.js';
 import { clusterKey, decodeSecretText, secretBytesMin } from '../security/secret.js';
-import { parseHostPort } from '../io/transport.js';
+import { dialTarget, normalizeHost } from './hosts.js';
+import { abortedError, checkSignal, sleep, withSignal } from './abort.js';
+import { retryDelayMs, retryPolicy } from './retry.js';
+import type { RetryOptions, RetryPolicy } from './retry.js';
+import { checkManyInput, pipelined } from './many.js';
+import type { GetManyOptions, ManyResult, PutEntry, PutManyOptions } from './many.js';
+import type { NodeStatus } from './status.js';
 import { pack, unpack } from '../protocol/codec.js';
 import { MsgType } from '../protocol/messages.js';
 import type { GetReplyBody, PutReplyBody, WireClock } from '../protocol/messages.js';
@@ -48,8 +55,12 @@ import type { Resolver, UpdateOptions, UpdateResult } from './update.js';
 const agent = 'tunekv-js/0.1.0';
 
 export interface ConnectOptions {
-  /** Nodes to bootstrap from (host:port); the rest are learned from the ring. */
+  /** Nodes to bootstrap from: `host:port`, `host` (port 7001) or
+   * `[v6addr]:port`; the rest are learned from the ring. */
   readonly hosts: readonly string[];
+  /** Walks over the nodes a failing request makes, and the back-off
+   * between them (src/client/retry.ts). Default: one walk, no wait. */
+  readonly retry?: RetryOptions;
   /** Per-request deadline, ms. Default 5000. The node enforces it; the
    * client waits a little longer so the node's TIMEOUT (with its facts)
    * arrives first. */
@@ -95,7 +106,29 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
   /** Send to this node (host:port) instead of routing. */
   readonly host?: string;
+  /** Aborting it rejects the call at once with ABORTED (see abort.ts). */
+  readonly signal?: AbortSignal;
 }
+
+/** Options of the calls that take only a node and a signal (status,
+ * cluster changes). */
+export interface NodeCallOptions {
+  /** The node to ask (host:port); default the first that answers. */
+  readonly host?: string;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** What the client tells its listeners (kv.on(...)). */
+export type ClientEvents = {
+  /** A node the client used could not be reached (a refused or broken
+   * connection, found by a request, a ring refresh or a check after its
+   * connection closed). Emitted once per outage; the client then checks
+   * it every hostRetryMs. */
+  hostDown: [host: string, error: TuneKvError];
+  /** A node reported down answers again. */
+  hostUp: [host: string];
+};
 
 export interface GetOptions extends RequestOptions {
   readonly r?: number;
@@ -136,10 +169,12 @@ export interface ReplicaInfo {
   readonly behind?: boolean;
 }
 
-export interface GetResult {
+/** T: what the caller stored under the key (nothing checks it: a value is
+ * decoded as a string, bytes or msgpack, whatever T says). */
+export interface GetResult<T = unknown> {
   readonly found: boolean;
   /** One per live sibling: string, Uint8Array, or a decoded msgpack value. */
-  readonly values: unknown[];
+  readonly values: T[];
   /** Deletes concurrent with the values (a tombstone sibling). */
   readonly tombstones: number;
   /** Opaque causal context: pass it to the next put or delete. */
@@ -155,11 +190,12 @@ export interface GetResult {
   readonly lookedFurther?: number;
   /** Set when the client's default resolver merged this read's siblings:
    * what the replicas returned (`values` holds the resolution). */
-  readonly unresolved?: { readonly values: unknown[]; readonly tombstones: number };
+  readonly unresolved?: { readonly values: T[]; readonly tombstones: number };
   /** With writeBack: the resolution was written (context is the write's). */
   readonly writtenBack?: boolean;
 }
 
+/** The reply to a put (and a delete: DeleteResult). */
 export interface PutResult {
   readonly context: string;
   /** Versions the key holds after this write, on the coordinator. */
@@ -168,6 +204,21 @@ export interface PutResult {
   readonly w: number;
   readonly coordinator: string;
   readonly replicas: ReplicaInfo[];
+}
+
+/** A delete's reply: the tombstone's context, as a put's. */
+export type DeleteResult = PutResult;
+
+/** Requests that change nothing: abandoning one cannot leave a write behind. */
+const readTypes: ReadonlySet<number> = new Set([MsgType.GET, MsgType.TYPE_READ, MsgType.STATUS, MsgType.RING_GET, MsgType.CLUSTER_PLAN, MsgType.CONFLICTS]);
+
+/** What send() knows of a request while it runs, for an abort. */
+interface SendState {
+  /** Some earlier attempt may have been applied. */
+  maybeApplied: boolean;
+  /** The attempt in flight. */
+  active: { conn: RpcConnection; id: number } | undefined;
+  readonly signal: AbortSignal | undefined;
 }
 
 /** The opaque context string: the clock and the MAC the node signed it
@@ -249,8 +300,15 @@ function checkCount(name: string, v: unknown): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw invalid(`${name} (${String(v)}) must be a positive integer`);
 }
 
-export class TuneKvClient {
+export class TuneKvClient extends EventEmitter<ClientEvents> {
   private ring: Ring | undefined;
+  /** The hosts given to connect(), normalised (hosts.ts), in their order. */
+  private readonly hosts: readonly string[];
+  private readonly retry: RetryPolicy;
+  /** Hosts reported down (hostDown) and not yet back (hostUp). */
+  private readonly downHosts = new Set<string>();
+  /** The check of each down host, every hostRetryMs until it answers. */
+  private readonly probes = new Map<string, NodeJS.Timeout>();
   private readonly conns = new Map<string, RpcConnection>();
   private readonly downUntil = new Map<string, number>();
   private closed = false;
@@ -282,7 +340,10 @@ export class TuneKvClient {
   private readonly auth: DialAuth | undefined;
   private readonly tls: ConnectionOptions | undefined;
 
-  private constructor(private readonly opts: ConnectOptions) {
+  private constructor(private readonly opts: ConnectOptions, hosts: readonly string[]) {
+    super();
+    this.hosts = hosts;
+    this.retry = retryPolicy(opts.retry);
     if (opts.resolve !== undefined && typeof opts.resolve !== 'function') throw new TypeError('resolve must be a function (values, info) => value');
     if (opts.writeBack !== undefined && typeof opts.writeBack !== 'boolean') throw new TypeError('writeBack must be true or false');
     if (opts.writeBack === true && opts.resolve === undefined) throw new TypeError('writeBack needs a resolve function');
@@ -293,6 +354,7 @@ export class TuneKvClient {
     this.consistency = levelFields(opts, 'quorum').consistency;
     this.route = opts.route ?? true;
     this.hostRetryMs = opts.hostRetryMs ?? 1000;
+    if (typeof this.hostRetryMs !== 'number' || !(this.hostRetryMs >= 0)) throw new TypeError('hostRetryMs must be a number of ms, 0 or more');
     const every = opts.ringRefreshMs ?? 10_000;
     if (typeof every !== 'number' || !(every >= 0)) throw new TypeError('ringRefreshMs must be a number of ms, 0 or more');
     if (every > 0) {
@@ -303,10 +365,15 @@ export class TuneKvClient {
 
   static async connect(opts: ConnectOptions): Promise<TuneKvClient> {
     if (!opts || !Array.isArray(opts.hosts) || opts.hosts.length === 0) throw new TypeError('connect() needs hosts: ["host:port", ...]');
-    for (const h of opts.hosts) if (!parseHostPort(h)) throw new TypeError(`host "${h}" must be host:port`);
-    const client = new TuneKvClient(opts);
+    const hosts: string[] = [];
+    for (const h of opts.hosts) {
+      const n = normalizeHost(h);
+      if (n === null) throw new TypeError(`host "${String(h)}" must be host:port, host (port 7001) or [ipv6]:port`);
+      if (!hosts.includes(n)) hosts.push(n);
+    }
+    const client = new TuneKvClient(opts, hosts);
     try {
-      await client.refreshRing(opts.hosts);
+      await client.refreshRing(hosts);
     } catch (err) {
       // A connect() that fails must leave no connection open behind it.
       await client.close();
@@ -320,18 +387,19 @@ export class TuneKvClient {
     return this.ring;
   }
 
-  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+  async get<T = unknown>(key: string, options: GetOptions = {}): Promise<GetResult<T>> {
+    const signal = checkSignal(options.signal);
     checkKey(key);
     checkCount('r', options.r);
     const timeoutMs = checkTimeout(options.timeoutMs) ?? this.timeoutMs;
     const body = { key, ...levelFields(options, this.consistency), r: options.r, timeoutMs };
     if (options.r !== undefined && options.consistency === undefined) delete (body as { consistency?: string }).consistency;
     if (options.atLeast !== undefined) Object.assign(body, atLeastFields(options.atLeast, options.atLeastDeleted));
-    const reply = await this.send(MsgType.GET, body, key, timeoutMs, options.host) as GetReplyBody;
-    const got: GetResult = {
+    const reply = await this.send(MsgType.GET, body, key, timeoutMs, options.host, false, signal) as GetReplyBody;
+    const got: GetResult<T> = {
       ...(reply.lookedFurther === undefined ? {} : { lookedFurther: reply.lookedFurther }),
       found: reply.found,
-      values: reply.values.map(([t, b]) => decodeValue(t, b)),
+      values: reply.values.map(([t, b]) => decodeValue(t, b) as T),
       tombstones: reply.tombstones,
       context: encodeContext(reply.context, reply.contextMac),
       siblings: reply.values.length + reply.tombstones,
@@ -345,14 +413,42 @@ export class TuneKvClient {
     return this.resolveGot(key, got, options);
   }
 
+  /** get() of many keys, pipelined (at most manyInFlightMax in flight),
+   * each key routed to its own replicas. One result per key, in the order
+   * given: `{ key, ok: true, result }` or `{ key, ok: false, error }` (a
+   * TuneKvError; one failing key does not fail the others). More than
+   * manyKeysMax keys is TOO_LARGE; an abort rejects the whole call. */
+  async getMany<T = unknown>(keys: readonly string[], options: GetManyOptions = {}): Promise<ManyResult<GetResult<T>>[]> {
+    if (!Array.isArray(keys)) throw new TypeError('getMany() needs an array of keys');
+    checkManyInput(keys.length);
+    const signal = checkSignal(options.signal);
+    return withSignal(signal, () => pipelined(keys, limits.manyInFlightMax, signal, (key) => this.get<T>(key, options)),
+      () => abortedError(signal!, false));
+  }
+
+  /** put() of many entries ({ key, value, context? }), as getMany(): one
+   * result per entry in input order. An abort rejects the call;
+   * details.maybeApplied is true once any put was sent. */
+  async putMany(entries: readonly PutEntry[], options: PutManyOptions = {}): Promise<ManyResult<PutResult>[]> {
+    if (!Array.isArray(entries)) throw new TypeError('putMany() needs an array of { key, value, context? }');
+    checkManyInput(entries.length);
+    for (const e of entries) if (typeof e !== 'object' || e === null) throw new TypeError('putMany() entries must be { key, value, context? }');
+    const signal = checkSignal(options.signal);
+    let started = 0;
+    return withSignal(signal, () => pipelined(entries, limits.manyInFlightMax, signal, (e) => {
+      started++;
+      return this.put(e.key, e.value, e.context === undefined ? options : { ...options, context: e.context });
+    }), () => abortedError(signal!, started > 0));
+  }
+
   /** The default resolver on a read with siblings; writes the resolution
    * back (with the read's context) when connect() asked for it. */
-  private async resolveGot(key: string, got: GetResult, options: GetOptions): Promise<GetResult> {
+  private async resolveGot<T>(key: string, got: GetResult<T>, options: GetOptions): Promise<GetResult<T>> {
     const r = await resolveRead(this.opts.resolve!, got.values, got.tombstones);
     const unresolved = { values: got.values, tombstones: got.tombstones };
-    const resolved = { ...got, found: !r.deleted, values: r.deleted ? [] : [r.value], tombstones: r.deleted ? 1 : 0, siblings: 1, unresolved };
+    const resolved = { ...got, found: !r.deleted, values: r.deleted ? [] : [r.value as T], tombstones: r.deleted ? 1 : 0, siblings: 1, unresolved };
     if (this.opts.writeBack !== true) return resolved;
-    const wopts = { context: got.context, resolved: got.siblings, timeoutMs: options.timeoutMs, host: options.host };
+    const wopts = { context: got.context, resolved: got.siblings, timeoutMs: options.timeoutMs, host: options.host, signal: options.signal };
     const w = r.deleted ? await this.delete(key, wopts) : await this.put(key, r.value, wopts);
     return { ...resolved, context: w.context, writtenBack: true };
   }
@@ -366,11 +462,13 @@ export class TuneKvClient {
   /** One page of a node's conflict log (role read); `host` names the node
    * (default: the first that answers). See src/client/conflicts.ts. */
   async conflicts(options: ConflictsOptions = {}): Promise<ConflictsPage> {
+    const signal = checkSignal(options.signal);
     const body = conflictsBody(options);
-    return parseConflictsReply(await this.send(MsgType.CONFLICTS, body, undefined, checkTimeout(options.timeoutMs) ?? this.timeoutMs, options.host));
+    return parseConflictsReply(await this.send(MsgType.CONFLICTS, body, undefined, checkTimeout(options.timeoutMs) ?? this.timeoutMs, options.host, false, signal));
   }
 
   async put(key: string, value: unknown, options: PutOptions = {}): Promise<PutResult> {
+    checkSignal(options.signal);
     checkKey(key);
     checkCount('w', options.w);
     const { bytes, vtype } = encodeValue(value);
@@ -380,7 +478,8 @@ export class TuneKvClient {
     return this.write(MsgType.PUT, key, extra, options);
   }
 
-  async delete(key: string, options: DeleteOptions = {}): Promise<PutResult> {
+  async delete(key: string, options: DeleteOptions = {}): Promise<DeleteResult> {
+    checkSignal(options.signal);
     checkKey(key);
     checkCount('w', options.w);
     return this.write(MsgType.DELETE, key, options.resolved === undefined ? {} : { resolved: checkResolved(options.resolved) }, options);
@@ -394,7 +493,7 @@ export class TuneKvClient {
     };
     if (options.w !== undefined && options.consistency === undefined) delete body.consistency;
     if (signed?.mac) body.contextMac = signed.mac;
-    const reply = await this.send(type, body, key, timeoutMs, options.host) as PutReplyBody;
+    const reply = await this.send(type, body, key, timeoutMs, options.host, false, options.signal) as PutReplyBody;
     return {
       context: encodeContext(reply.context, reply.contextMac),
       siblings: reply.siblings,
@@ -427,8 +526,8 @@ export class TuneKvClient {
       // A counter update is not idempotent across coordinators: its write id
       // is recognised only by replicas its first attempt reached, so one
       // that may have been applied is retried on the same node or not at all.
-      send: (type, body, routeKey, timeoutMs, host) => this.send(type, body, routeKey, timeoutMs, host,
-        type === MsgType.TYPE_UPDATE && body.type === 'counter'),
+      send: (type, body, routeKey, timeoutMs, host, signal) => this.send(type, body, routeKey, timeoutMs, host,
+        type === MsgType.TYPE_UPDATE && body.type === 'counter', signal),
       nextWid: () => this.nextWid(),
       consistency: this.consistency,
       timeoutMs: this.timeoutMs,
@@ -442,9 +541,20 @@ export class TuneKvClient {
     return new Session(this, token);
   }
 
-  /** The status of one node (the first reachable seed by default). */
-  async status(host?: string): Promise<Record<string, unknown>> {
-    return await this.send(MsgType.STATUS, {}, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  /** The status of one node (the first reachable node by default):
+   * `status('host:port')` or `status({ host, timeoutMs, signal })`. See
+   * NodeStatus (src/client/status.ts) for what a reader and an admin see. */
+  async status(target?: string | NodeCallOptions): Promise<NodeStatus> {
+    return await this.nodeCall(MsgType.STATUS, {}, target) as NodeStatus;
+  }
+
+  /** One request to a node (or the first that answers), with the options
+   * of NodeCallOptions or just a host. */
+  private nodeCall(type: number, body: unknown, target: string | NodeCallOptions | undefined): Promise<unknown> {
+    const o: NodeCallOptions = typeof target === 'string' || target === undefined ? { host: target } : target;
+    if (typeof o !== 'object' || o === null) throw new TypeError('expected a host string or { host, timeoutMs, signal }');
+    const signal = checkSignal(o.signal);
+    return this.send(type, body, undefined, checkTimeout(o.timeoutMs) ?? this.timeoutMs, o.host, false, signal);
   }
 
   // ---- changing the cluster (admin role) ----
@@ -454,29 +564,31 @@ export class TuneKvClient {
    * started with --standby); `leave`, `remove` and `replace` name a member
    * by id. Nothing moves until commit(). */
   async stage(change: { op: 'join'; addr: string } | { op: 'leave' | 'remove'; id: string } | { op: 'replace'; id: string; addr: string },
-    host?: string): Promise<Record<string, unknown>> {
-    return await this.send(MsgType.CLUSTER_STAGE, change, undefined, this.timeoutMs, host) as Record<string, unknown>;
+    target?: string | NodeCallOptions): Promise<Record<string, unknown>> {
+    return await this.nodeCall(MsgType.CLUSTER_STAGE, change, target) as Record<string, unknown>;
   }
 
   /** What the staged changes would move, what is queued, and the progress
    * of the transition in progress. */
-  async plan(host?: string): Promise<Record<string, unknown>> {
-    return await this.send(MsgType.CLUSTER_PLAN, {}, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  async plan(target?: string | NodeCallOptions): Promise<Record<string, unknown>> {
+    return await this.nodeCall(MsgType.CLUSTER_PLAN, {}, target) as Record<string, unknown>;
   }
 
   /** Commits the staged changes: a transition starts (or is queued). */
-  async commit(host?: string): Promise<Record<string, unknown>> {
-    return await this.send(MsgType.CLUSTER_COMMIT, {}, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  async commit(target?: string | NodeCallOptions): Promise<Record<string, unknown>> {
+    return await this.nodeCall(MsgType.CLUSTER_COMMIT, {}, target) as Record<string, unknown>;
   }
 
   /** Sets one node's transfer limit in MB/s (while it runs). */
-  async setTransferLimit(mbps: number, host: string): Promise<Record<string, unknown>> {
-    return await this.send(MsgType.TRANSFER_LIMIT, { mbps }, undefined, this.timeoutMs, host) as Record<string, unknown>;
+  async setTransferLimit(mbps: number, target: string | NodeCallOptions): Promise<Record<string, unknown>> {
+    return await this.nodeCall(MsgType.TRANSFER_LIMIT, { mbps }, target) as Record<string, unknown>;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.refreshTimer !== undefined) clearInterval(this.refreshTimer);
+    for (const t of this.probes.values()) clearInterval(t);
+    this.probes.clear();
     for (const c of this.conns.values()) c.close();
     this.conns.clear();
   }
@@ -493,6 +605,12 @@ export class TuneKvClient {
       if (this.routes?.ring !== ring) this.routes = { ring, byPartition: [] };
       const p = partitionOfKey(ring, key);
       out = this.routes.byPartition[p] ??= this.orderFrom(ring, preferenceListForKey(ring, key).primaries);
+    } else if (!this.route) {
+      // Without routing the caller chose the nodes: the hosts it gave, in
+      // its order, then the other members as a fallback.
+      out = [];
+      for (const h of this.hosts) if (!this.left.has(h)) out.push(h);
+      for (const a of this.orderFrom(ring, [])) if (!out.includes(a)) out.push(a);
     } else {
       out = this.orderFrom(ring, []);
     }
@@ -513,7 +631,7 @@ export class TuneKvClient {
     for (const id of first) add(byId.get(id));
     for (const m of ring?.members ?? []) if (m.state !== 'exiting') add(m.addr);
     for (const m of ring?.members ?? []) add(m.addr);
-    for (const h of this.opts.hosts) if (!this.left.has(h)) add(h);
+    for (const h of this.hosts) if (!this.left.has(h)) add(h);
     return out;
   }
 
@@ -542,6 +660,8 @@ export class TuneKvClient {
       this.left.add(m.addr);
       this.conns.get(m.addr)?.close();
       this.conns.delete(m.addr);
+      this.stopProbe(m.addr);
+      this.downHosts.delete(m.addr);
     }
     for (const a of now) this.left.delete(a);
     this.ring = ring;
@@ -550,41 +670,166 @@ export class TuneKvClient {
   private connection(addr: string): RpcConnection {
     const existing = this.conns.get(addr);
     if (existing && !existing.isClosed) return existing;
-    const hp = parseHostPort(addr)!;
+    const hp = dialTarget(addr);
     const conn = new RpcConnection({
       host: hp.host, port: hp.port, agent, connectTimeoutMs: this.connectTimeoutMs,
       sendFrameBytesMax: limits.clientFrameBytesMax,
       ...(this.auth ? { auth: this.auth } : {}),
       ...(this.tls ? { tls: this.tls } : {}),
-      onHelloOk: (b) => { if (b.ringVersion > (this.ring?.version ?? 0)) void this.refreshRing([addr]).catch(() => {}); },
-      onClose: () => { if (this.conns.get(addr) === conn) this.conns.delete(addr); },
+      onHelloOk: (b) => {
+        this.markUp(addr);
+        if (b.ringVersion > (this.ring?.version ?? 0)) void this.refreshRing([addr]).catch(() => {});
+      },
+      onClose: () => {
+        if (this.conns.get(addr) === conn) this.conns.delete(addr);
+        // A connection that was up closed: the node may have stopped (a
+        // killed node's socket closes like an idle one), so check it once.
+        if (conn.wasEstablished) this.checkSoon(addr);
+      },
     });
     this.conns.set(addr, conn);
     return conn;
   }
 
-  private call(addr: string, type: number, body: unknown, timeoutMs: number): Promise<unknown> {
+  private call(addr: string, type: number, body: unknown, timeoutMs: number, state?: SendState): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      const conn = this.connection(addr);
       // Wait past the node's own deadline so its TIMEOUT, with the facts, wins.
-      this.connection(addr).request(type, body, timeoutMs + 1000, (err, _t, reply) => (err ? reject(err) : resolve(reply)));
+      const id = conn.request(type, body, timeoutMs + 1000, (err, _t, reply) => {
+        if (state?.active?.id === id) state.active = undefined;
+        if (err) reject(err); else resolve(reply);
+      });
+      if (state) state.active = { conn, id };
     });
   }
 
-  /** Sends to the first candidate that answers. Every request is safe to
-   * repeat (reads by nature, writes by their write id), so a connection that
-   * breaks, before or after sending, moves the request to the next node. */
-  private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, host?: string, sticky = false): Promise<unknown> {
+  // ---- hostDown / hostUp ----
+
+  /** A node could not be reached: skip it for hostRetryMs, and report it
+   * once (then check it every hostRetryMs until it answers). */
+  private markDown(addr: string, err: TuneKvError, skip = true): void {
+    // Only a request (or ring fetch) that failed skips the node: the check
+    // after a closed connection just reports it, so the next request still
+    // meets the refusal and refreshes the ring (the node may have left).
+    if (skip) this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+    if (this.closed || this.left.has(addr) || this.downHosts.has(addr)) return;
+    this.downHosts.add(addr);
+    this.startProbe(addr);
+    this.emit('hostDown', addr, err);
+  }
+
+  private markUp(addr: string): void {
+    this.downUntil.delete(addr);
+    if (!this.downHosts.delete(addr)) return;
+    this.stopProbe(addr);
+    if (!this.closed) this.emit('hostUp', addr);
+  }
+
+  /** Dials the node on a connection of its own (HELLO only, closed
+   * after): true when it answered. Not a pooled connection, so a check
+   * never keeps a connection open that the node would close as idle. */
+  private async reachable(addr: string): Promise<TuneKvError | null> {
+    const hp = dialTarget(addr);
+    const conn = new RpcConnection({
+      host: hp.host, port: hp.port, agent, connectTimeoutMs: this.connectTimeoutMs, ...(this.tls ? { tls: this.tls } : {}),
+    });
+    try {
+      await conn.ready;
+      return null;
+    } catch (err) {
+      return err instanceof TuneKvError ? err : new TuneKvError('UNAVAILABLE', String(err));
+    } finally {
+      conn.close();
+    }
+  }
+
+  private checkSoon(addr: string): void {
+    if (this.closed || this.left.has(addr) || this.downHosts.has(addr)) return;
+    void this.reachable(addr).then((err) => {
+      if (err?.code === 'UNAVAILABLE') this.markDown(addr, err, false);
+    });
+  }
+
+  private startProbe(addr: string): void {
+    if (this.probes.has(addr)) return;
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      if (this.closed || this.left.has(addr) || !this.downHosts.has(addr)) return this.stopProbe(addr);
+      busy = true;
+      void this.reachable(addr).then((err) => {
+        busy = false;
+        // Any answer that is not "unreachable" (a PROTOCOL_ERROR from the
+        // wrong service, say) still says something listens there: it is up.
+        if (err === null || err.code !== 'UNAVAILABLE') this.markUp(addr);
+      });
+    }, Math.max(this.hostRetryMs, 50));
+    timer.unref();
+    this.probes.set(addr, timer);
+  }
+
+  private stopProbe(addr: string): void {
+    const t = this.probes.get(addr);
+    if (t !== undefined) clearInterval(t);
+    this.probes.delete(addr);
+  }
+
+  /** Sends to the first candidate that answers, walking the candidates
+   * up to retry.attempts times (retry.ts); rejects at once with ABORTED
+   * when `signal` fires. */
+  private async send(type: number, body: unknown, key: string | undefined, timeoutMs: number, host?: string, sticky = false,
+    signal?: AbortSignal): Promise<unknown> {
     if (this.closed) throw new TuneKvError('UNAVAILABLE', 'the client is closed');
-    if (host !== undefined && !parseHostPort(host)) throw invalid(`host "${host}" must be host:port`);
+    let target: string | undefined;
+    if (host !== undefined) {
+      const n = normalizeHost(host);
+      if (n === null) throw invalid(`host "${String(host)}" must be host:port, host (port 7001) or [ipv6]:port`);
+      target = n;
+    }
+    const state: SendState = { maybeApplied: false, active: undefined, signal };
+    const write = !readTypes.has(type);
+    return withSignal(signal, () => this.sendRetrying(type, body, key, timeoutMs, target, sticky, state), () => {
+      // Stop waiting for the attempt in flight; a write handed to the
+      // socket may still be applied by the node.
+      const a = state.active;
+      state.active = undefined;
+      let sent = false;
+      if (a) {
+        sent = !a.conn.isHeld(a.id);
+        a.conn.forget(a.id);
+      }
+      return abortedError(signal!, write && (state.maybeApplied || sent));
+    });
+  }
+
+  private async sendRetrying(type: number, body: unknown, key: string | undefined, timeoutMs: number, host: string | undefined, sticky: boolean,
+    state: SendState): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.sendOnce(type, body, key, timeoutMs, host, sticky, state);
+      } catch (err) {
+        if (!(err instanceof TuneKvError) || attempt >= this.retry.attempts || this.closed || state.signal?.aborted) throw err;
+        const again = err.code === 'OVERLOADED' || (err.code === 'UNAVAILABLE' && !(sticky && state.maybeApplied));
+        if (!again) throw err;
+        await sleep(retryDelayMs(this.retry, attempt), state.signal, () => state.maybeApplied);
+      }
+    }
+  }
+
+  /** One walk over the candidates. Every request is safe to repeat (reads
+   * by nature, writes by their write id), so a connection that breaks,
+   * before or after sending, moves the request to the next node. */
+  private async sendOnce(type: number, body: unknown, key: string | undefined, timeoutMs: number, host: string | undefined, sticky: boolean,
+    state: SendState): Promise<unknown> {
     const targets: string[] = [];
     let last: TuneKvError | undefined;
-    let maybeApplied = false;
     for (let round = 0; round < 2; round++) {
       const these = host !== undefined ? [host] : this.candidates(key).filter((a) => !targets.includes(a));
       for (const addr of these) {
+        if (state.signal?.aborted || this.closed) throw last ?? new TuneKvError('UNAVAILABLE', 'the request was abandoned');
         targets.push(addr);
         try {
-          return await this.call(addr, type, body, timeoutMs);
+          return await this.call(addr, type, body, timeoutMs, state);
         } catch (err) {
           if (!(err instanceof TuneKvError)) throw err;
           last = err;
@@ -592,9 +837,12 @@ export class TuneKvClient {
           // disk failed); another coordinator can take the request.
           if (err.code === 'STORAGE_FAILED') continue;
           if (err.code !== 'UNAVAILABLE' && err.code !== 'NODE_REMOVED') throw err;
-          if (sticky && err.details.maybeApplied === true) return await this.retrySameNode(addr, type, body, timeoutMs, err);
-          this.downUntil.set(addr, Date.now() + this.hostRetryMs);
-          maybeApplied ||= err.details.maybeApplied === true;
+          if (sticky && err.details.maybeApplied === true) {
+            state.maybeApplied = true;
+            return await this.retrySameNode(addr, type, body, timeoutMs, err, state);
+          }
+          this.markDown(addr, err);
+          state.maybeApplied ||= err.details.maybeApplied === true;
           if (host === undefined) this.refreshSoon();
         }
       }
@@ -605,9 +853,9 @@ export class TuneKvClient {
       await this.refreshRing(this.orderFrom(this.ring, [])).catch(() => {});
       if (this.ring === before) break;
     }
-    if (last?.code === 'STORAGE_FAILED' && !maybeApplied) throw last;
+    if (last?.code === 'STORAGE_FAILED' && !state.maybeApplied) throw last;
     throw new TuneKvError('UNAVAILABLE', `no node could be reached (tried ${targets.join(', ')}): ${last?.message ?? ''}`,
-      { tried: targets, maybeApplied });
+      { tried: targets, maybeApplied: state.maybeApplied });
   }
 
   /** A request that may have been applied on `addr` and must not be
@@ -615,12 +863,12 @@ export class TuneKvClient {
    * coordinator recognises the write id if the first attempt reached it;
    * if that fails too, UNAVAILABLE with maybeApplied, for the caller to
    * decide (Cassandra's counters give the same answer to a lost reply). */
-  private async retrySameNode(addr: string, type: number, body: unknown, timeoutMs: number, first: TuneKvError): Promise<unknown> {
+  private async retrySameNode(addr: string, type: number, body: unknown, timeoutMs: number, first: TuneKvError, state: SendState): Promise<unknown> {
     try {
-      return await this.call(addr, type, body, timeoutMs);
+      return await this.call(addr, type, body, timeoutMs, state);
     } catch (err) {
       if (!(err instanceof TuneKvError) || (err.code !== 'UNAVAILABLE' && err.code !== 'NODE_REMOVED')) throw err;
-      this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+      this.markDown(addr, err);
       throw new TuneKvError('UNAVAILABLE', `${addr} broke off a counter update that may have been applied, and could not be reached again: `
         + `not retried on another node, which would count it twice (${first.message})`, { tried: [addr], maybeApplied: true });
     }
@@ -646,7 +894,7 @@ export class TuneKvClient {
           // (UNAUTHORIZED, FORBIDDEN) would be the same everywhere.
           if (!(err instanceof TuneKvError) || (err.code !== 'UNAVAILABLE' && err.code !== 'NODE_REMOVED')) throw err;
           last = err;
-          this.downUntil.set(addr, Date.now() + this.hostRetryMs);
+          this.markDown(addr, err);
         }
       }
       if (standby) return;
@@ -691,3 +939,6 @@ function authOf(opts: ConnectOptions): DialAuth | undefined {
 export function connect(opts: ConnectOptions): Promise<TuneKvClient> {
   return TuneKvClient.connect(opts);
 }
+
+export type { GetManyOptions, ManyResult, PutEntry, PutManyOptions } from './many.js';
+export type { RetryOptions } from './retry.js';

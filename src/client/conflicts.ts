@@ -23,6 +23,8 @@ export interface ConflictsOptions {
   /** The node whose log to read (host:port); default the first that answers. */
   readonly host?: string;
   readonly timeoutMs?: number;
+  /** Aborting it rejects the call with ABORTED. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ConflictVersionView {

@@ -17,3 +17,10 @@ export type { Consistency } from '../core/quorum/levels.js';
 export { deleted } from './update.js';
 export type { Resolver, SiblingInfo, UpdateOptions, UpdateResult } from './update.js';
 export type { ConflictsOptions, ConflictsPage, ConflictView, ConflictVersionView } from './conflicts.js';
+export { limits } from '../limits.js';
+export type { Limits } from '../limits.js';
+export type {
+  ClientEvents, DeleteResult, GetManyOptions, ManyResult, NodeCallOptions, PutEntry, PutManyOptions, RetryOptions,
+} from './client.js';
+export type { NodeStatus, PeerStatus, RingMemberStatus, RingStatus } from './status.js';
+export { defaultClientPort } from './hosts.js';

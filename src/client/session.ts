@@ -58,8 +58,8 @@ export class Session {
     return this.state.token();
   }
 
-  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
-    const res = await this.kv.get(key, { ...options, ...this.atLeastOptions(key) });
+  async get<T = unknown>(key: string, options: GetOptions = {}): Promise<GetResult<T>> {
+    const res = await this.kv.get<T>(key, { ...options, ...this.atLeastOptions(key) });
     this.observe(key, res.context, !res.found);
     return res;
   }

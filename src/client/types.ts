@@ -21,6 +21,7 @@ import { limits } from '../limits.js';
 import { MsgType } from '../protocol/messages.js';
 import type { TypedReplyBody } from '../protocol/messages.js';
 import { checkKey, checkTimeout } from '../protocol/validate.js';
+import { checkSignal } from './abort.js';
 import type { ReplicaInfo, RequestOptions } from './client.js';
 
 export interface TypedReadOptions extends RequestOptions {
@@ -74,7 +75,7 @@ export interface SetUpdateResult extends TypedResultBase {
 
 /** What a handle needs of the client: send one routed request, and mint a write id. */
 export interface TypedChannel {
-  send(type: number, body: Record<string, unknown>, routeKey: string, timeoutMs: number, host: string | undefined): Promise<unknown>;
+  send(type: number, body: Record<string, unknown>, routeKey: string, timeoutMs: number, host: string | undefined, signal: AbortSignal | undefined): Promise<unknown>;
   nextWid(): Uint8Array;
   readonly consistency: Consistency;
   readonly timeoutMs: number;
@@ -118,10 +119,11 @@ abstract class TypedHandle {
     private readonly session?: TypedSessionHook) {}
 
   /** Sends with the session's fields, and records the reply in the session. */
-  private async sendTyped(type: number, body: Record<string, unknown>, timeoutMs: number, host: string | undefined): Promise<TypedReplyBody> {
+  private async sendTyped(type: number, body: Record<string, unknown>, timeoutMs: number, options: TypedReadOptions | TypedWriteOptions): Promise<TypedReplyBody> {
+    const signal = checkSignal(options.signal);
     const stored = typedKey(this.kind, this.key);
     if (this.session !== undefined) Object.assign(body, this.session.fields(stored));
-    const reply = await this.ch.send(type, body, stored, timeoutMs, host) as TypedReplyBody;
+    const reply = await this.ch.send(type, body, stored, timeoutMs, options.host, signal) as TypedReplyBody;
     this.session?.observe(stored, reply);
     return reply;
   }
@@ -134,7 +136,7 @@ abstract class TypedHandle {
     // As get(): an explicit r without a level is the level.
     if (options.r === undefined || options.consistency !== undefined) body.consistency = options.consistency ?? this.ch.consistency;
     if (options.r !== undefined) body.r = options.r;
-    return await this.sendTyped(MsgType.TYPE_READ, body, timeoutMs, options.host);
+    return await this.sendTyped(MsgType.TYPE_READ, body, timeoutMs, options);
   }
 
   protected async update(op: Record<string, unknown>, options: TypedWriteOptions): Promise<TypedReplyBody> {
@@ -144,7 +146,7 @@ abstract class TypedHandle {
     const body: Record<string, unknown> = { type: this.kind, key: this.key, ...op, timeoutMs, wid: this.ch.nextWid() };
     if (options.w === undefined || options.consistency !== undefined) body.consistency = options.consistency ?? this.ch.consistency;
     if (options.w !== undefined) body.w = options.w;
-    return await this.sendTyped(MsgType.TYPE_UPDATE, body, timeoutMs, options.host);
+    return await this.sendTyped(MsgType.TYPE_UPDATE, body, timeoutMs, options);
   }
 }
 

@@ -45,6 +45,9 @@ export interface UpdateOptions {
   /** Rounds before update() gives up resolving (1..updateRoundsMax).
    * Default 3. */
   readonly roundsMax?: number;
+  /** Aborts the read or write in progress (ABORTED); rounds already
+   * written stay written. */
+  readonly signal?: AbortSignal;
 }
 
 export interface UpdateResult {
@@ -67,11 +70,11 @@ export interface UpdateResult {
 
 /** The part of the client update() needs (kept narrow so it is testable). */
 export interface UpdateTarget {
-  get(key: string, o: { consistency?: Consistency; r?: number; timeoutMs?: number; resolve?: false }): Promise<{
+  get(key: string, o: { consistency?: Consistency; r?: number; timeoutMs?: number; resolve?: false; signal?: AbortSignal }): Promise<{
     found: boolean; values: unknown[]; tombstones: number; context: string; siblings: number;
   }>;
-  put(key: string, value: unknown, o: { context: string; consistency?: Consistency; w?: number; timeoutMs?: number; resolved?: number }): Promise<{ context: string; siblings: number }>;
-  delete(key: string, o: { context: string; consistency?: Consistency; w?: number; timeoutMs?: number; resolved?: number }): Promise<{ context: string; siblings: number }>;
+  put(key: string, value: unknown, o: { context: string; consistency?: Consistency; w?: number; timeoutMs?: number; resolved?: number; signal?: AbortSignal }): Promise<{ context: string; siblings: number }>;
+  delete(key: string, o: { context: string; consistency?: Consistency; w?: number; timeoutMs?: number; resolved?: number; signal?: AbortSignal }): Promise<{ context: string; siblings: number }>;
 }
 
 /** The default number of rounds: one for the read-modify-write, one or
@@ -97,13 +100,13 @@ export function checkUpdateOptions(opts: UpdateOptions): number {
 export async function update(kv: UpdateTarget, key: string, fn: Resolver, opts: UpdateOptions = {}): Promise<UpdateResult> {
   if (typeof fn !== 'function') throw new TypeError('update() needs a function (values, info) => value');
   const roundsMax = checkUpdateOptions(opts);
-  const readOpts = { consistency: opts.consistency, r: opts.r, timeoutMs: opts.timeoutMs, resolve: false as const };
+  const readOpts = { consistency: opts.consistency, r: opts.r, timeoutMs: opts.timeoutMs, resolve: false as const, signal: opts.signal };
   let last: UpdateResult | undefined;
   for (let round = 1; round <= roundsMax; round++) {
     const got = await kv.get(key, stripUndefined(readOpts));
     const next = await fn(got.values, { tombstones: got.tombstones, found: got.found, round });
     const writeOpts = stripUndefined({
-      context: got.context, consistency: opts.consistency, w: opts.w, timeoutMs: opts.timeoutMs,
+      context: got.context, consistency: opts.consistency, w: opts.w, timeoutMs: opts.timeoutMs, signal: opts.signal,
       resolved: got.siblings >= 2 ? got.siblings : undefined,
     });
     const isDelete = next === deleted;

@@ -45,6 +45,10 @@ export interface FramedOptions {
   readonly bounds?: DecodeBounds;
   /** Largest frame this side may send (a client: clientFrameBytesMax). */
   readonly sendFrameBytesMax?: number;
+  /** Looks at the first bytes received before they are decoded as frames
+   * (the dialling side): a FrameError it returns closes the connection with
+   * that error instead of whatever the decoder would make of them. */
+  readonly firstBytes?: (head: Buffer) => FrameError | null;
 }
 
 /** Unsent bytes across many connections, with the largest dropped first
@@ -99,6 +103,7 @@ export class FramedConnection {
   private idle: { ms: number; ok: () => boolean } | undefined;
   private readonly budget: OutputBudget | undefined;
   private readonly sendFrameBytesMax: number;
+  private firstBytes: ((head: Buffer) => FrameError | null) | undefined;
 
   constructor(readonly socket: net.Socket, private readonly handlers: FramedHandlers, opts: FramedOptions = {}) {
     this.decoder = new FrameDecoder(opts.frameBytesMax ?? limits.frameBytesMax);
@@ -106,6 +111,7 @@ export class FramedConnection {
     this.budget = opts.budget;
     this.budget?.track(this);
     this.sendFrameBytesMax = opts.sendFrameBytesMax ?? limits.frameBytesMax;
+    this.firstBytes = opts.firstBytes;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -228,6 +234,11 @@ export class FramedConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    if (this.firstBytes) {
+      const problem = this.firstBytes(chunk);
+      this.firstBytes = undefined;
+      if (problem) return this.failFrame(problem);
+    }
     try {
       this.decoder.feed(chunk, (f) => {
         this.handlers.onFrame(f);
@@ -378,9 +389,12 @@ export class RpcConnection {
     socket.once(opts.tls ? 'secureConnect' : 'connect', () => { this.connected = true; socket.setTimeout(0); });
     this.conn = new FramedConnection(socket, {
       onFrame: (f) => this.onFrame(f),
-      onFrameError: (e) => this.failAll(new TuneKvError('PROTOCOL_ERROR', `bad frame from ${this.addr}: ${e.message}`)),
+      onFrameError: (e) => this.failAll(new TuneKvError('PROTOCOL_ERROR', e.message.startsWith(this.addr) ? e.message : `bad frame from ${this.addr}: ${e.message}`)),
       onClose: (err) => this.onClosed(err),
-    }, { frameBytesMax: limits.frameBytesMax, ...(opts.sendFrameBytesMax ? { sendFrameBytesMax: opts.sendFrameBytesMax } : {}) });
+    }, {
+      frameBytesMax: limits.frameBytesMax, firstBytes: (head) => notOurProtocol(head, this.addr),
+      ...(opts.sendFrameBytesMax ? { sendFrameBytesMax: opts.sendFrameBytesMax } : {}),
+    });
     const hello: Record<string, unknown> = { protocol: protocolVersion, agent: opts.agent, nonce: this.clientNonce, ...opts.hello };
     if (opts.auth?.kind === 'user') hello.user = opts.auth.user;
     this.conn.send(MsgType.HELLO, 0, hello);
@@ -389,7 +403,8 @@ export class RpcConnection {
   }
 
   get addr(): string {
-    return `${this.opts.host}:${this.opts.port}`;
+    // An IPv6 literal in brackets, as a user would write it back.
+    return this.opts.host.includes(':') ? `[${this.opts.host}]:${this.opts.port}` : `${this.opts.host}:${this.opts.port}`;
   }
 
   get isClosed(): boolean {
@@ -400,11 +415,13 @@ export class RpcConnection {
     return this.pending.size;
   }
 
-  request(type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): void {
+  /** Sends a request (or holds it for the handshake); returns its id, for
+   * forget(). */
+  request(type: number, body: unknown, timeoutMs: number, cb: ReplyCallback): number {
     if (this.closedError) {
       const e = this.closedError;
       queueMicrotask(() => cb(e, MsgType.ERROR, null));
-      return;
+      return 0;
     }
     const id = this.nextId;
     this.nextId = this.nextId >= 0xfffffffe ? 1 : this.nextId + 1;
@@ -412,10 +429,24 @@ export class RpcConnection {
     if (this.held) {
       this.held.push({ id, type, body });
       this.pending.set(id, p);
-      return;
+      return id;
     }
-    if (!this.transmit(id, type, body, p)) return;
+    if (!this.transmit(id, type, body, p)) return id;
     this.pending.set(id, p);
+    return id;
+  }
+
+  /** Stops waiting for a request's reply (its caller gave up: an aborted
+   * call): the callback is never called, a late reply is ignored, and a
+   * request still held for the handshake is never sent. */
+  forget(id: number): void {
+    this.pending.delete(id);
+    if (this.held) this.held = this.held.filter((h) => h.id !== id);
+  }
+
+  /** The request is still held for the handshake: never handed to the socket. */
+  isHeld(id: number): boolean {
+    return this.held?.some((h) => h.id === id) ?? false;
   }
 
   /** Sends one request; on failure answers it and returns false. */
@@ -480,7 +511,15 @@ export class RpcConnection {
     this.failAll(new TuneKvError('PROTOCOL_ERROR', `unexpected handshake message ${f.type} from ${this.addr}`));
   }
 
+  /** The handshake completed at some point (the node was reached). */
+  get wasEstablished(): boolean {
+    return this.establishedOnce;
+  }
+
+  private establishedOnce = false;
+
   private established(): void {
+    this.establishedOnce = true;
     const hello = this.helloOk!;
     this.resolveReady(hello);
     this.opts.onHelloOk?.(hello);
@@ -553,4 +592,17 @@ export class RpcConnection {
     }
     if (!this.conn.isClosed) this.conn.destroy();
   }
+}
+
+/** A node answers with frames; something that answers with text is another
+ * service on that port. HTTP is the likely one (a node's metrics port is its
+ * client port + 2000 by default): without this check its "HTTP/1.1 400"
+ * reads as the length prefix of a 1.2 GB frame. */
+function notOurProtocol(head: Buffer, addr: string): FrameError | null {
+  const text = head.subarray(0, 5).toString('latin1');
+  if (text === 'HTTP/') {
+    return new FrameError('PROTOCOL_ERROR', `${addr} answered in HTTP, not the tunekv protocol: is that the metrics port? `
+      + 'Clients connect to the node\'s client port (--listen, 7001 by default).');
+  }
+  return null;
 }
