@@ -192,7 +192,7 @@ export function writeCluster(dir: string, c: ClusterFile): void {
 
 export function requireCluster(dir: string): ClusterFile {
   const c = readCluster(dir);
-  if (!c) throw new TuneKvError('INVALID_ARGUMENT', `no cluster in ${dir} (start one with: tunekv cluster start --dir ${dir})`);
+  if (!c) throw new TuneKvError('INVALID_ARGUMENT', `no cluster in ${dir} (start one with: npx tunekv cluster start --dir ${dir})`);
   return c;
 }
 

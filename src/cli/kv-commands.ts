@@ -32,7 +32,7 @@ import { readValueArg } from './value-input.js';
 export async function withClient<T>(values: Values, fn: (kv: TuneKvClient) => Promise<T>, useLocalSecret = false): Promise<T> {
   const conn = connectionFileOf(values);
   const hosts = hostsOf(values, conn);
-  const creds = await credentialsOf(values, conn, useLocalSecret);
+  const creds = await credentialsOf(values, conn, useLocalSecret, hosts);
   let kv: TuneKvClient;
   try {
     kv = await connect({ hosts, timeoutMs: intOption(values, 'timeout-ms'), ...creds });
@@ -207,7 +207,7 @@ export async function cmdChange(cmd: string, args: string[]): Promise<ExitStatus
   }
   if (cmd === 'transfer-limit') { console.log(`transfer limit ${String(out.mbps)} MB/s on ${(out.nodes as string[]).join(', ')}`); return exitStatus.ok; }
   const staged = (out.staged ?? []) as Record<string, unknown>[];
-  console.log(`staged (${staged.length}): ${staged.map(describeStaged).join('; ')}\nreview with: tunekv plan; apply with: tunekv commit`);
+  console.log(`staged (${staged.length}): ${staged.map(describeStaged).join('; ')}\nreview with: npx tunekv plan; apply with: npx tunekv commit`);
   return exitStatus.ok;
 }
 

@@ -213,11 +213,11 @@ async function clusterStart(values: Record<string, unknown>, dir: string): Promi
   console.log(`cluster ready: ${addrs} (n=${started.cluster.n}, q=${started.cluster.q}, data in ${dir})`);
   console.log(`metrics: ${nodes.map((nd) => `${nd.id}=http://${nd.host}:${nd.metricsPort}/metrics`).join(' ')}; logs: ${path.join(dir, 'nN.log')} (one JSON line per event)`);
   if (detach) {
-    console.log(`stop it with: tunekv cluster stop --dir ${dir}`);
+    console.log(`stop it with: npx tunekv cluster stop --dir ${dir}`);
     return;
   }
   const first = nodes[0]!;
-  console.log(`connect: tunekv put hello world --host ${first.host}:${first.port}; tunekv get hello`);
+  console.log(`connect: npx tunekv put hello world --host ${first.host}:${first.port}; npx tunekv get hello`);
   console.log('press Ctrl-C to stop the cluster');
   let stopping = false;
   const shutdown = (): void => {
@@ -233,7 +233,7 @@ async function clusterStart(values: Record<string, unknown>, dir: string): Promi
   process.on('SIGTERM', shutdown);
   for (const [id, child] of started.children) {
     child.on('exit', (code, signal) => {
-      if (!stopping) console.log(`[${id}] exited (${signal ?? `code ${code}`}); restart it with: tunekv cluster restart ${id} --dir ${dir}`);
+      if (!stopping) console.log(`[${id}] exited (${signal ?? `code ${code}`}); restart it with: npx tunekv cluster restart ${id} --dir ${dir}`);
     });
   }
 }
@@ -268,7 +268,7 @@ async function clusterChange(sub: 'add' | 'leave' | 'remove', values: Record<str
   }
   console.log(result.complete
     ? `done: ring v${ring.version} with ${ring.members.length} members`
-    : `ring v${ring.version}: the transition runs in the background; follow it with: tunekv cluster status --dir ${dir}`);
+    : `ring v${ring.version}: the transition runs in the background; follow it with: npx tunekv cluster status --dir ${dir}`);
 }
 
 function printClusterStatus(st: ClusterStatus): void {
@@ -494,6 +494,15 @@ function fail(err: unknown, argv: readonly string[]): void {
     if (Array.isArray(replicas) && replicas.every(isReplicaReport)) process.stderr.write(`# replicas: ${replicasLine(replicas)}\n`);
   }
   process.exitCode = status;
+}
+
+// A reader that stops early (`| head`) closes the pipe: that ends the
+// command quietly, as it ends grep or cat, not with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    throw err;
+  });
 }
 
 const argv = process.argv.slice(2);
