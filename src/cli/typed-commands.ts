@@ -46,7 +46,7 @@ function bigIntArg(raw: string | undefined, d: TypedCliDeps): bigint {
 }
 
 function report(r: { level: string; coordinator: string; replicas: { node: string; outcome: string }[] }): string {
-  return `(${r.level} via ${r.coordinator}; ${r.replicas.map((x) => `${x.node}:${x.outcome}`).join(' ')})`;
+  return `${r.level} via ${r.coordinator}: ${r.replicas.map((x) => `${x.node}(${x.outcome})`).join(' ')}`;
 }
 
 function printCounter(r: CounterResult, json: boolean): void {
@@ -109,5 +109,9 @@ export async function cmdSet(argv: string[], d: TypedCliDeps): Promise<void> {
     default: throw d.usageError(`set takes members, add MEMBER, rm MEMBER or del; got ${op}`);
   }
   if (json) emitJson(r);
-  else console.log(`ok: ${r.size} member${r.size === 1 ? '' : 's'}${op === 'rm' && r.held === false ? ' (the coordinator held no such member)' : ''} ${report(r)}`);
+  else {
+    // The answer on stdout, what the request got on stderr, as get and put do.
+    console.log(`ok: ${r.size} member${r.size === 1 ? '' : 's'}${op === 'rm' && r.held === false ? ' (the coordinator held no such member)' : ''}`);
+    console.error(`# ${report(r)}`);
+  }
 }

@@ -26,7 +26,9 @@ t.test('counter and set commands against a real cluster', async (t) => {
 
   t.equal(tunekv('set', 'cart', 'add', 'apple', '--host', host).code, 0);
   t.equal(tunekv('set', 'cart', 'add', 'pear', '--host', host, '--w', '3').code, 0);
-  t.equal(tunekv('set', 'cart', 'add', 'fig', '--host', host).code, 0);
+  const fig = tunekv('set', 'cart', 'add', 'fig', '--host', host);
+  t.same([fig.code, fig.out], [0, 'ok: 3 members\n'], 'the answer alone on stdout');
+  t.match(fig.err, /^# quorum via n\d: /, 'the report on stderr, as for get and put');
   t.equal(tunekv('set', 'cart', 'rm', 'pear', '--host', host).code, 0);
   t.same(tunekv('set', 'cart', '--host', host).out.trim().split('\n'), ['apple', 'fig'], 'members, one a line');
   const rm = JSON.parse(tunekv('set', 'cart', 'rm', 'kiwi', '--host', host, '--json').out) as { held: boolean; size: number };
