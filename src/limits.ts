@@ -99,6 +99,15 @@ export const limits = {
   /** Authenticated client connections a node accepts at once; more are
    * closed with OVERLOADED. */
   connectionsMax: 1024,
+  /** Connections the metrics listener (/metrics, /health, /ready) holds at
+   * once. It answers scrapers and probes, a handful of connections; an
+   * outsider opening thousands of idle ones took every file descriptor of
+   * the node (red team, issue 11). Past it new connections are dropped. */
+  metricsConnectionsMax: 64,
+  /** A metrics connection silent this long is closed, and its request
+   * headers must arrive within it: a probe that sends nothing or dribbles
+   * its headers cannot hold a slot. */
+  metricsIdleTimeoutMs: 10_000,
   /** Client connections from one remote address, so one host cannot take
    * every slot. */
   connectionsPerSourceMax: 512,

@@ -4,6 +4,7 @@
 // or found the ring, then join through the seeds.
 
 import http from 'node:http';
+import { limits } from '../limits.js';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { makeConfig } from '../config.js';
@@ -234,6 +235,13 @@ function serveMetrics(node: TuneNode, host: string, port: number, phase: { reado
       res.writeHead(200, { 'content-type': node.metrics.registry.contentType }).end(text);
     }, (err: Error) => res.writeHead(500).end(err.message));
   });
+  // Bounded like the client port: a fixed number of connections, each
+  // closed when idle or slow to send its headers (limits.ts).
+  server.maxConnections = limits.metricsConnectionsMax;
+  server.headersTimeout = limits.metricsIdleTimeoutMs;
+  server.requestTimeout = limits.metricsIdleTimeoutMs;
+  server.keepAliveTimeout = Math.min(5_000, limits.metricsIdleTimeoutMs);
+  server.setTimeout(limits.metricsIdleTimeoutMs, (socket) => socket.destroy());
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -3,6 +3,7 @@
 // differ from what an existing --dir holds: refused or applied, never
 // ignored.
 import t from 'tap';
+import { limits } from '../../src/limits.js';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -160,4 +161,19 @@ t.test('/health and /ready on a standby node: alive, not ready, with reasons', a
   t.equal(body.status, 'not ready');
   t.match(body.reasons.join('; '), /standby/);
   t.equal((await get(port, '/nope')).status, 404);
+
+  // Idle connections past metricsConnectionsMax are dropped at once (an
+  // outsider opening thousands took every file descriptor of the node).
+  const extra = 20;
+  const sockets = await Promise.all(Array.from({ length: limits.metricsConnectionsMax + extra }, () => new Promise<net.Socket>((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', () => {});
+  })));
+  t.teardown(() => { for (const s of sockets) s.destroy(); });
+  const closed = await Promise.all(sockets.map((s) => new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 2_000);
+    s.once('close', () => { clearTimeout(timer); resolve(true); });
+  })));
+  t.ok(closed.filter((c) => c).length >= extra, `connections past ${limits.metricsConnectionsMax} are closed (${closed.filter((c) => c).length} of ${sockets.length})`);
+  t.ok(closed.filter((c) => !c).length <= limits.metricsConnectionsMax, 'and no more than the limit are held');
 });
