@@ -19,7 +19,7 @@ import type { Values } from './args.js';
 import { connectionFileOf, credentialsOf, hostsOf, pinnedHost } from './connection.js';
 import { UsageError, exitStatus } from './exit-codes.js';
 import type { ExitStatus } from './exit-codes.js';
-import { emitJson, isJsonMode, printGet, printPut } from './output.js';
+import { emitJson, isJsonMode, jsonEmitted, printGet, printPut } from './output.js';
 import { conflictsJson, conflictsText, readAllLogs, readNodeLog } from './conflicts.js';
 import type { NodeConflicts } from './conflicts.js';
 import { cmdCounter, cmdSet } from './typed-commands.js';
@@ -33,19 +33,38 @@ export async function withClient<T>(values: Values, fn: (kv: TuneKvClient) => Pr
   const conn = connectionFileOf(values);
   const hosts = hostsOf(values, conn);
   const creds = await credentialsOf(values, conn, useLocalSecret, hosts);
-  let kv: TuneKvClient;
+  // Ctrl-C (or SIGTERM) while a request is out: the answer never comes,
+  // and a write may have been applied. Say so the one way the command
+  // speaks (with --json, the one JSON object), with ABORTED's status.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    const message = `interrupted by ${signal} before the answer came: a write may have been applied`;
+    if (isJsonMode()) {
+      if (!jsonEmitted()) emitJson({ error: { code: 'ABORTED', message, details: { signal, maybeApplied: true } }, exitCode: exitStatus.unavailable });
+    } else {
+      process.stderr.write(`error ABORTED: ${message}\n`);
+    }
+    process.exit(exitStatus.unavailable);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
-    kv = await connect({ hosts, timeoutMs: intOption(values, 'timeout-ms'), ...creds });
-  } catch (err) {
-    // connect() throws TypeError for options it cannot take: from a
-    // command line, that is a usage error.
-    if (err instanceof TypeError) throw new UsageError(err.message);
-    throw err;
-  }
-  try {
-    return await fn(kv);
+    let kv: TuneKvClient;
+    try {
+      kv = await connect({ hosts, timeoutMs: intOption(values, 'timeout-ms'), ...creds });
+    } catch (err) {
+      // connect() throws TypeError for options it cannot take: from a
+      // command line, that is a usage error.
+      if (err instanceof TypeError) throw new UsageError(err.message);
+      throw err;
+    }
+    try {
+      return await fn(kv);
+    } finally {
+      await kv.close();
+    }
   } finally {
-    await kv.close();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
   }
 }
 

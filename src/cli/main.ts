@@ -497,11 +497,16 @@ function fail(err: unknown, argv: readonly string[]): void {
 }
 
 // A reader that stops early (`| head`) closes the pipe: that ends the
-// command quietly, as it ends grep or cat, not with a stack trace.
+// command quietly, as it ends grep or cat, not with a stack trace. Any
+// other failure to write the answer (a full disk: `> /dev/full`) is not
+// success and not "not found": exit 6, said on stderr when it can be.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
-    throw err;
+    if (stream === process.stdout) {
+      try { process.stderr.write(`error: cannot write the output: ${err.code ?? err.message}\n`); } catch { /* stderr is gone too */ }
+    }
+    process.exit(exitStatus.internal);
   });
 }
 

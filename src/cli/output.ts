@@ -56,11 +56,13 @@ export function valueJson(v: unknown): unknown {
   return { msgpack: v };
 }
 
-/** Characters a terminal acts on or that make text display out of order:
- * C0 and C1 controls, DEL, line and paragraph separators, bidirectional
- * overrides and isolates. A string holding one is printed escaped. */
-const unsafeChars = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
-const unsafeCharsAll = /[\u0080-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** Characters a terminal acts on, that make text display out of order, or
+ * that show as nothing (so two different values would look the same): C0
+ * and C1 controls, DEL, line and paragraph separators, bidirectional marks,
+ * overrides and isolates (U+061C included), zero-width characters, the
+ * soft hyphen and the BOM. A string holding one is printed escaped. */
+const unsafeChars = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/;
+const unsafeCharsAll = /[\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g;
 
 /** JSON text with the characters above escaped too (JSON leaves C1 and the
  * bidi controls raw). */

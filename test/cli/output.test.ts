@@ -13,6 +13,11 @@ t.test('plain values are unambiguous', async (t) => {
   t.equal(valueText('2 siblings:'), '(string, 11 bytes) "2 siblings:"');
   t.equal(valueText('\u001b[31mred'), '(string, 8 bytes) "\\u001b[31mred"', 'no terminal escapes');
   t.equal(valueText('a\u202eb'), '(string, 5 bytes) "a\\u202eb"', 'no bidi overrides');
+  t.equal(valueText('x\u061cy'), '(string, 4 bytes) "x\\u061cy"', 'the Arabic letter mark is a bidi control too');
+  t.equal(valueText('a\u007fb'), '(string, 3 bytes) "a\\u007fb"', 'DEL is labelled and escaped, not left raw in the quotes');
+  for (const c of ['\u200b', '\u00ad', '\ufeff', '\u2060']) {
+    t.match(valueText(`a${c}b`), /^\(string, \d bytes\) "a\\u[0-9a-f]{4}b"$/, `an invisible U+${c.charCodeAt(0).toString(16)} cannot make two values look alike`);
+  }
   t.equal(valueText(new Uint8Array(Buffer.from('hello\n'))), '(bytes, 6) "hello\\n"', 'UTF-8 bytes as escaped text');
   t.equal(valueText(new Uint8Array([0xff, 0x00, 0x10])), '(bytes, 3) hex:ff0010', 'other bytes as hex');
   t.equal(valueText({ a: 1 }), '(msgpack) {"a":1}');
