@@ -87,7 +87,7 @@ export async function cmdGet(args: string[]): Promise<ExitStatus> {
 
 export async function cmdPut(args: string[]): Promise<ExitStatus> {
   const { values, positionals } = parse(args, putOptions);
-  if (positionals.length !== 2) throw new UsageError('put needs KEY and VALUE (VALUE may be - for stdin or @FILE)');
+  if (positionals.length !== 2) throw new UsageError(`put needs KEY and one VALUE (VALUE may be - for stdin or @FILE); got ${positionals.length} argument${positionals.length === 1 ? '' : 's'} (quote a value with spaces)`);
   const [key, arg] = positionals as [string, string];
   const opts = {
     consistency: levelOption(values), w: intOption(values, 'w'), context: str(values, 'context'),
