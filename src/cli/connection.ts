@@ -160,12 +160,6 @@ function nonEmpty(v: string | undefined): string | undefined {
   return v !== undefined && v.length > 0 ? v : undefined;
 }
 
-/** Every one of `hosts` is a node of the local cluster (./data/cluster). */
-function allLocal(hosts: readonly string[]): boolean {
-  const local = new Set(localClusterHosts());
-  return hosts.length > 0 && hosts.every((h) => local.has(h));
-}
-
 /** The nodes of the local cluster's cluster.json that may still answer,
  * read without loading the launcher (a bounded read; a torn or hand-edited
  * file counts as none). */
@@ -221,17 +215,14 @@ export interface Credentials {
 
 /** Credentials from flags, the environment and the connection file, each
  * setting on its own. `useLocalSecret` (status, admin commands) falls back
- * to the local cluster's secret when no user is given, and only when every
- * host the command talks to is a node of that local cluster: another
- * cluster (`--host` at a second cluster started elsewhere) has its own
- * secret, and offering this one made it refuse (UNAUTHORIZED) instead of
- * showing a reader's view. */
-export async function credentialsOf(values: Record<string, unknown>, conn: ConnectionFile | undefined, useLocalSecret: boolean,
-  hosts: readonly string[] = []): Promise<Credentials> {
+ * to the local cluster's secret when no user is given (a node of another
+ * cluster refuses it; `status` then asks again as a reader, see
+ * kv-commands.ts). */
+export async function credentialsOf(values: Record<string, unknown>, conn: ConnectionFile | undefined, useLocalSecret: boolean): Promise<Credentials> {
   const out: Credentials = {};
   const user = str(values, 'user') ?? nonEmpty(process.env.TUNEKV_USER) ?? conn?.user;
   const secretFile = str(values, 'secret-file') ?? nonEmpty(process.env.TUNEKV_SECRET_FILE) ?? conn?.secretFile
-    ?? (useLocalSecret && user === undefined && fs.existsSync(localSecret) && allLocal(hosts) ? localSecret : undefined);
+    ?? (useLocalSecret && user === undefined && fs.existsSync(localSecret) ? localSecret : undefined);
   if (user !== undefined) {
     const pwFile = str(values, 'password-file') ?? nonEmpty(process.env.TUNEKV_PASSWORD_FILE) ?? conn?.passwordFile;
     if (pwFile === undefined) throw new UsageError('a user needs a password file (--password-file, TUNEKV_PASSWORD_FILE or "passwordFile")');

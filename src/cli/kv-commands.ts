@@ -29,10 +29,26 @@ import { readValueArg } from './value-input.js';
 /** Connects with the flags, environment and connection file, runs `fn`,
  * closes. `useLocalSecret`: status and admin commands use the local
  * cluster's secret when no user is given. */
-export async function withClient<T>(values: Values, fn: (kv: TuneKvClient) => Promise<T>, useLocalSecret = false): Promise<T> {
+export async function withClient<T>(values: Values, fn: (kv: TuneKvClient) => Promise<T>, useLocalSecret = false,
+  readerFallback = false): Promise<T> {
+  if (readerFallback && useLocalSecret) {
+    // status: the local cluster's secret is offered by default, but a node
+    // of another cluster (its own secret) refuses it. Nobody asked for
+    // admin details there, so ask again as a reader instead of failing.
+    const conn = connectionFileOf(values);
+    const [offered, plain] = await Promise.all([credentialsOf(values, conn, true), credentialsOf(values, conn, false)]);
+    if (offered.secret !== undefined && plain.secret === undefined) {
+      try {
+        return await withClient(values, fn, true);
+      } catch (err) {
+        if (!(err instanceof TuneKvError) || err.code !== 'UNAUTHORIZED') throw err;
+        return withClient(values, fn, false);
+      }
+    }
+  }
   const conn = connectionFileOf(values);
   const hosts = hostsOf(values, conn);
-  const creds = await credentialsOf(values, conn, useLocalSecret, hosts);
+  const creds = await credentialsOf(values, conn, useLocalSecret);
   // Ctrl-C (or SIGTERM) while a request is out: the answer never comes,
   // and a write may have been applied. Say so the one way the command
   // speaks (with --json, the one JSON object), with ABORTED's status.
@@ -129,7 +145,7 @@ async function firstStatus(kv: TuneKvClient, hosts: readonly string[]): Promise<
 export async function cmdStatus(args: string[]): Promise<ExitStatus> {
   const { values, positionals } = parse(args, statusOptions);
   if (positionals.length > 0) throw new UsageError('status takes no arguments (use --host HOST:PORT for one node)');
-  const st = await withClient(values, (kv) => firstStatus(kv, hostsOf(values, connectionFileOf(values))), true);
+  const st = await withClient(values, (kv) => firstStatus(kv, hostsOf(values, connectionFileOf(values))), true, true);
   if (isJsonMode()) { emitJson(st); return exitStatus.ok; }
   printStatus(st);
   return exitStatus.ok;

@@ -102,19 +102,3 @@ t.test('put values: literal, @FILE, bounded', async (t) => {
   await t.rejects(readValueArg('@', false), UsageError);
   await t.rejects(readValueArg(`@${path.join(dir, 'absent')}`, false), UsageError);
 });
-
-t.test('the local cluster secret is offered only to the local cluster\'s nodes', async (t) => {
-  const dir = tmp(t);
-  withEnv(t, noEnv);
-  const cwd = process.cwd();
-  process.chdir(dir);
-  t.teardown(() => process.chdir(cwd));
-  fs.mkdirSync(path.join('data', 'cluster'), { recursive: true });
-  fs.writeFileSync(path.join('data', 'cluster', 'cluster.json'), JSON.stringify({ nodes: [{ id: 'n1', host: '127.0.0.1', port: 7001 }] }));
-  fs.writeFileSync(path.join('data', 'cluster', 'cluster.secret'), `${Buffer.alloc(32, 7).toString('base64')}\n`, { mode: 0o600 });
-  const local = await credentialsOf({}, undefined, true, ['127.0.0.1:7001']);
-  t.ok(local.secret, 'status of a local node proves the local secret');
-  const other = await credentialsOf({}, undefined, true, ['127.0.0.1:7101']);
-  t.equal(other.secret, undefined, 'another cluster (its own secret) is asked as a reader, not refused');
-  t.equal((await credentialsOf({}, undefined, false, ['127.0.0.1:7001'])).secret, undefined, 'plain commands never use it');
-});
