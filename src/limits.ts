@@ -77,6 +77,12 @@ export const limits = {
    * at most this much of the node's work. The client library pipelines far
    * fewer per connection in practice. */
   clientInFlightPerConnectionMax: 128,
+  /** Requests the client library keeps waiting for a free slot on one
+   * connection (past clientInFlightPerConnectionMax in flight) before it
+   * refuses more with OVERLOADED, without sending them. A burst is queued
+   * rather than refused by the node; the bound stops a caller that never
+   * waits for its promises from queueing without end. */
+  clientQueuedRequestsMax: 4096,
   /** Requests one getMany/putMany call keeps in flight at once (each key
    * is its own pipelined request, routed to its own replica). Well under
    * clientInFlightPerConnectionMax, so a batch alone never trips a node's

@@ -1,10 +1,17 @@
 // AbortSignal support for every client call: the call rejects at once with
 // ABORTED when its signal fires; a signal already aborted sends nothing.
 //
-// Invariant: the listener a call adds to its signal is removed when the call
-// settles, however it settles, so a long-lived signal passed to many calls
-// holds no listener per finished call.
+// Invariant: a caller's signal carries at most one listener of ours however
+// many calls use it at once (Node warns, MaxListenersExceededWarning, past
+// ten on one signal: a putMany of 100 entries with one signal, or 500
+// concurrent gets with one, used to pass it). The calls listen on an
+// internal signal linked to the caller's by that one listener; the internal
+// signal is ours, so raising its listener limit hides no leak of the
+// caller's. The link is counted: when the last call using it settles, the
+// listener is removed from the caller's signal, so a long-lived signal
+// holds no listener between calls.
 
+import { setMaxListeners } from 'node:events';
 import { TuneKvError } from '../errors.js';
 
 /** TypeError unless `signal` is undefined or an AbortSignal. */
@@ -14,9 +21,64 @@ export function checkSignal(signal: unknown): AbortSignal | undefined {
   return signal;
 }
 
+/** The abort reason as text for details.reason: an Error's message (or its
+ * name), a string as it is; anything else its message or name if it has
+ * one, else nothing (details must stay plain, printable data). */
+export function reasonText(reason: unknown): string | undefined {
+  if (reason === undefined || reason === null) return undefined;
+  if (typeof reason === 'string') return reason;
+  if (typeof reason === 'number' || typeof reason === 'boolean' || typeof reason === 'bigint') return String(reason);
+  if (typeof reason === 'object') {
+    const r = reason as { message?: unknown; name?: unknown };
+    if (typeof r.message === 'string' && r.message !== '') return r.message;
+    if (typeof r.name === 'string' && r.name !== '') return r.name;
+  }
+  return undefined;
+}
+
 export function abortedError(signal: AbortSignal, maybeApplied: boolean): TuneKvError {
-  const reason = signal.reason instanceof Error ? signal.reason.message : signal.reason === undefined ? '' : String(signal.reason);
-  return new TuneKvError('ABORTED', `the request was aborted${reason ? `: ${reason}` : ''}`, { maybeApplied, reason: signal.reason });
+  const reason = reasonText(signal.reason);
+  return new TuneKvError('ABORTED', `the request was aborted${reason ? `: ${reason}` : ''}`,
+    { maybeApplied, ...(reason === undefined ? {} : { reason }) });
+}
+
+interface Link {
+  readonly internal: AbortController;
+  readonly forward: () => void;
+  users: number;
+}
+
+/** Caller's signal -> its link (weak: a signal dropped by the caller takes
+ * its link with it). */
+const links = new WeakMap<AbortSignal, Link>();
+
+/** An internal signal that fires when `signal` does, shared by every call
+ * using `signal` at the moment; release() when the call settles. */
+export function linkSignal(signal: AbortSignal): { readonly signal: AbortSignal; release(): void } {
+  let link = links.get(signal);
+  if (link === undefined) {
+    const internal = new AbortController();
+    // Ours alone, and its listeners are removed as calls settle: any number
+    // of concurrent calls is no leak.
+    setMaxListeners(0, internal.signal);
+    const forward = (): void => internal.abort(signal.reason);
+    signal.addEventListener('abort', forward, { once: true });
+    link = { internal, forward, users: 0 };
+    links.set(signal, link);
+  }
+  const l = link;
+  l.users++;
+  let released = false;
+  return {
+    signal: l.internal.signal,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--l.users > 0) return;
+      signal.removeEventListener('abort', l.forward);
+      if (links.get(signal) === l) links.delete(signal);
+    },
+  };
 }
 
 /** Runs `work`; if `signal` fires first, rejects with what `onAbort` makes
@@ -24,15 +86,17 @@ export function abortedError(signal: AbortSignal, maybeApplied: boolean): TuneKv
 export async function withSignal<T>(signal: AbortSignal | undefined, work: () => Promise<T>, onAbort: () => TuneKvError): Promise<T> {
   if (signal === undefined) return work();
   if (signal.aborted) throw onAbort();
+  const link = linkSignal(signal);
   let listener: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     listener = () => reject(onAbort());
-    signal.addEventListener('abort', listener, { once: true });
+    link.signal.addEventListener('abort', listener, { once: true });
   });
   try {
     return await Promise.race([work(), aborted]);
   } finally {
-    signal.removeEventListener('abort', listener!);
+    link.signal.removeEventListener('abort', listener!);
+    link.release();
   }
 }
 

@@ -296,6 +296,37 @@ function levelFields(opts: { consistency?: Consistency | undefined }, fallback: 
   return { consistency };
 }
 
+/** How long past a request's timeoutMs the client waits before answering
+ * TIMEOUT itself. The node enforces timeoutMs and answers TIMEOUT with the
+ * facts (which replicas answered, what the coordinator saw); that reply
+ * must cross the network and the node's event loop, so the client waits a
+ * little longer for it. A fifth of the timeout, at least 200 ms (the
+ * connection's deadline sweep runs every 100 ms) and at most 1000 ms: a
+ * fixed second would triple a 500 ms deadline against a silent node. */
+export function timeoutGraceMs(timeoutMs: number): number {
+  return Math.min(1000, Math.max(200, Math.ceil(timeoutMs / 5)));
+}
+
+/** A value as the caller wrote it, for a message: '3' keeps its quotes. */
+export function shown(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** connect()'s timeoutMs and connectTimeoutMs: an option of connect() is
+ * programming, so nonsense is a TypeError naming the option (a request's
+ * timeoutMs is an argument, INVALID_ARGUMENT as the node would say). */
+function connectTimeout(name: 'timeoutMs' | 'connectTimeoutMs', v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < limits.requestTimeoutMinMs || v > limits.requestTimeoutMaxMs) {
+    throw new TypeError(`${name} (${shown(v)}) must be an integer from ${limits.requestTimeoutMinMs} to ${limits.requestTimeoutMaxMs} (ms)`);
+  }
+  return v;
+}
+
 function checkCount(name: string, v: unknown): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw invalid(`${name} (${String(v)}) must be a positive integer`);
 }
@@ -349,14 +380,18 @@ export class TuneKvClient extends EventEmitter<ClientEvents> {
     if (opts.writeBack === true && opts.resolve === undefined) throw new TypeError('writeBack needs a resolve function');
     this.auth = authOf(opts);
     this.tls = opts.tls === true ? {} : opts.tls === false || opts.tls === undefined ? undefined : opts.tls;
-    this.timeoutMs = checkTimeout(opts.timeoutMs) ?? 5000;
-    this.connectTimeoutMs = checkTimeout(opts.connectTimeoutMs) ?? 2000;
+    this.timeoutMs = connectTimeout('timeoutMs', opts.timeoutMs, 5000);
+    this.connectTimeoutMs = connectTimeout('connectTimeoutMs', opts.connectTimeoutMs, 2000);
+    if (opts.consistency !== undefined && !isConsistency(opts.consistency)) {
+      throw new TypeError(`consistency (${shown(opts.consistency)}) must be eventual, quorum or strong`);
+    }
     this.consistency = levelFields(opts, 'quorum').consistency;
+    if (opts.route !== undefined && typeof opts.route !== 'boolean') throw new TypeError(`route (${shown(opts.route)}) must be true or false`);
     this.route = opts.route ?? true;
     this.hostRetryMs = opts.hostRetryMs ?? 1000;
-    if (typeof this.hostRetryMs !== 'number' || !(this.hostRetryMs >= 0)) throw new TypeError('hostRetryMs must be a number of ms, 0 or more');
+    if (typeof this.hostRetryMs !== 'number' || !(this.hostRetryMs >= 0)) throw new TypeError(`hostRetryMs (${shown(opts.hostRetryMs)}) must be a number of ms, 0 or more`);
     const every = opts.ringRefreshMs ?? 10_000;
-    if (typeof every !== 'number' || !(every >= 0)) throw new TypeError('ringRefreshMs must be a number of ms, 0 or more');
+    if (typeof every !== 'number' || !(every >= 0)) throw new TypeError(`ringRefreshMs (${shown(opts.ringRefreshMs)}) must be a number of ms, 0 or more`);
     if (every > 0) {
       this.refreshTimer = setInterval(() => this.refreshFromKnown(), every);
       this.refreshTimer.unref();
@@ -421,6 +456,9 @@ export class TuneKvClient extends EventEmitter<ClientEvents> {
   async getMany<T = unknown>(keys: readonly string[], options: GetManyOptions = {}): Promise<ManyResult<GetResult<T>>[]> {
     if (!Array.isArray(keys)) throw new TypeError('getMany() needs an array of keys');
     checkManyInput(keys.length);
+    keys.forEach((k: unknown, i) => {
+      if (typeof k !== 'string') throw new TypeError(`getMany() keys[${i}] must be a string; got ${shown(k)}`);
+    });
     const signal = checkSignal(options.signal);
     return withSignal(signal, () => pipelined(keys, limits.manyInFlightMax, signal, (key) => this.get<T>(key, options)),
       () => abortedError(signal!, false));
@@ -432,7 +470,11 @@ export class TuneKvClient extends EventEmitter<ClientEvents> {
   async putMany(entries: readonly PutEntry[], options: PutManyOptions = {}): Promise<ManyResult<PutResult>[]> {
     if (!Array.isArray(entries)) throw new TypeError('putMany() needs an array of { key, value, context? }');
     checkManyInput(entries.length);
-    for (const e of entries) if (typeof e !== 'object' || e === null) throw new TypeError('putMany() entries must be { key, value, context? }');
+    entries.forEach((e: unknown, i) => {
+      if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new TypeError(`putMany() entries[${i}] must be { key, value, context? }; got ${shown(e)}`);
+      const key = (e as { key?: unknown }).key;
+      if (typeof key !== 'string') throw new TypeError(`putMany() entries[${i}].key must be a string; got ${shown(key)}`);
+    });
     const signal = checkSignal(options.signal);
     let started = 0;
     return withSignal(signal, () => pipelined(entries, limits.manyInFlightMax, signal, (e) => {
@@ -674,6 +716,9 @@ export class TuneKvClient extends EventEmitter<ClientEvents> {
     const conn = new RpcConnection({
       host: hp.host, port: hp.port, agent, connectTimeoutMs: this.connectTimeoutMs,
       sendFrameBytesMax: limits.clientFrameBytesMax,
+      // The node refuses what passes its per-connection limit: queue here
+      // instead, so a burst of calls waits rather than fails.
+      inFlightMax: limits.clientInFlightPerConnectionMax, queuedMax: limits.clientQueuedRequestsMax,
       ...(this.auth ? { auth: this.auth } : {}),
       ...(this.tls ? { tls: this.tls } : {}),
       onHelloOk: (b) => {
@@ -695,7 +740,7 @@ export class TuneKvClient extends EventEmitter<ClientEvents> {
     return new Promise((resolve, reject) => {
       const conn = this.connection(addr);
       // Wait past the node's own deadline so its TIMEOUT, with the facts, wins.
-      const id = conn.request(type, body, timeoutMs + 1000, (err, _t, reply) => {
+      const id = conn.request(type, body, timeoutMs + timeoutGraceMs(timeoutMs), (err, _t, reply) => {
         if (state?.active?.id === id) state.active = undefined;
         if (err) reject(err); else resolve(reply);
       });

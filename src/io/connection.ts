@@ -312,11 +312,11 @@ interface Pending {
   readonly cb: ReplyCallback;
   readonly deadlineMs: number;
   /** The connection's flush count when the request was queued, or -1
-   * while it waits for the handshake (never sent). */
+   * while it waits for the handshake or a free slot (never sent). */
   queuedAt: number;
 }
 
-interface Held { readonly id: number; readonly type: number; readonly body: unknown }
+interface Held { readonly type: number; readonly body: unknown }
 
 /** How a dialer proves who it is after HELLO. */
 export type DialAuth =
@@ -344,6 +344,13 @@ export interface RpcOptions {
   readonly tls?: tls.ConnectionOptions;
   /** Largest frame we may send; a client's is clientFrameBytesMax. */
   readonly sendFrameBytesMax?: number;
+  /** Requests sent and not yet answered at most (a client's is the node's
+   * clientInFlightPerConnectionMax): more wait in a queue here instead of
+   * being sent to be refused OVERLOADED. Default: no limit (peers). */
+  readonly inFlightMax?: number;
+  /** Requests waiting for a slot (or for the handshake) at most; one more
+   * fails OVERLOADED before it is sent. Default: no limit. */
+  readonly queuedMax?: number;
   /** Called once the node is known: after HELLO_OK, or after AUTH_OK was
    * verified when the connection authenticates. */
   onHelloOk?(body: HelloOkBody): void;
@@ -360,11 +367,26 @@ export interface RpcOptions {
  * have sent our proof, and the node's AUTH_OK proof has verified: nothing is
  * sent to, or believed from, a node that has not proven the same secret (or
  * the user's server key).
+ *
+ * With `inFlightMax`, at most that many requests are on the wire at once;
+ * the rest wait in a bounded queue (queuedMax), in order, and are sent as
+ * replies free slots. A node refuses what passes its per-connection limit,
+ * so sending it would only turn a burst into OVERLOADED errors. A slot is
+ * freed by the reply, or at the request's deadline: a request the caller
+ * forgot (an abort) still holds its slot until then, because the node is
+ * still working on it and counts it. A queued request keeps its deadline
+ * and can be forgotten like any other; it was never sent, so failing it
+ * says maybeApplied false.
  */
 export class RpcConnection {
   private readonly conn: FramedConnection;
   private readonly pending = new Map<number, Pending>();
-  private held: Held[] | null;
+  /** Requests not sent yet, in order (a Map: an abort removes one in O(1)). */
+  private readonly queue = new Map<number, Held>();
+  /** Until the handshake completes nothing leaves the queue. */
+  private holding: boolean;
+  /** Requests sent and not answered, by id, with their deadline. */
+  private readonly slots = new Map<number, number>();
   private nextId = 1;
   private sweepTimer: NodeJS.Timeout | undefined;
   private connected = false;
@@ -379,7 +401,7 @@ export class RpcConnection {
   constructor(private readonly opts: RpcOptions) {
     this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
     this.ready.catch(() => {});
-    this.held = opts.auth ? [] : null;
+    this.holding = opts.auth !== undefined;
     const socket = opts.tls
       ? tls.connect({ host: opts.host, port: opts.port, ...opts.tls })
       : net.connect({ host: opts.host, port: opts.port });
@@ -426,27 +448,47 @@ export class RpcConnection {
     const id = this.nextId;
     this.nextId = this.nextId >= 0xfffffffe ? 1 : this.nextId + 1;
     const p: Pending = { cb, deadlineMs: Date.now() + timeoutMs, queuedAt: -1 };
-    if (this.held) {
-      this.held.push({ id, type, body });
+    if (this.holding || this.queue.size > 0 || this.slots.size >= (this.opts.inFlightMax ?? Infinity)) {
+      const queuedMax = this.opts.queuedMax ?? Infinity;
+      if (this.queue.size >= queuedMax) {
+        const e = new TuneKvError('OVERLOADED', `more than ${queuedMax} requests are waiting to be sent to ${this.addr} `
+          + `(${this.slots.size} in flight): not sent`, { limit: queuedMax, maybeApplied: false });
+        queueMicrotask(() => cb(e, MsgType.ERROR, null));
+        return 0;
+      }
+      this.queue.set(id, { type, body });
       this.pending.set(id, p);
       return id;
     }
-    if (!this.transmit(id, type, body, p)) return id;
     this.pending.set(id, p);
+    this.transmit(id, type, body, p);
     return id;
   }
 
   /** Stops waiting for a request's reply (its caller gave up: an aborted
    * call): the callback is never called, a late reply is ignored, and a
-   * request still held for the handshake is never sent. */
+   * request still queued is never sent. */
   forget(id: number): void {
     this.pending.delete(id);
-    if (this.held) this.held = this.held.filter((h) => h.id !== id);
+    this.queue.delete(id);
   }
 
-  /** The request is still held for the handshake: never handed to the socket. */
+  /** The request is still queued (for the handshake or a free slot):
+   * never handed to the socket. */
   isHeld(id: number): boolean {
-    return this.held?.some((h) => h.id === id) ?? false;
+    return this.queue.has(id);
+  }
+
+  /** Sends queued requests while slots are free. */
+  private drain(): void {
+    if (this.holding || this.closedError) return;
+    const max = this.opts.inFlightMax ?? Infinity;
+    for (const [id, h] of this.queue) {
+      if (this.slots.size >= max) return;
+      this.queue.delete(id);
+      const p = this.pending.get(id);
+      if (p) this.transmit(id, h.type, h.body, p);
+    }
   }
 
   /** Sends one request; on failure answers it and returns false. */
@@ -467,6 +509,7 @@ export class RpcConnection {
       return false;
     }
     p.queuedAt = this.conn.flushes;
+    this.slots.set(id, p.deadlineMs);
     return true;
   }
 
@@ -477,17 +520,33 @@ export class RpcConnection {
 
   private onFrame(f: Frame): void {
     if (f.id === 0) return this.onHandshake(f);
+    // The node answered: its slot is free, answered in time or late.
+    if (this.slots.delete(f.id)) this.drain();
     const p = this.pending.get(f.id);
     if (!p) return;
     this.pending.delete(f.id);
-    if (f.type === MsgType.ERROR) p.cb(errorFromWire(f.body), f.type, f.body);
+    if (f.type === MsgType.ERROR) p.cb(this.errorOf(f.body), f.type, f.body);
     else p.cb(null, f.type, f.body);
   }
 
+  /** An ERROR frame's error. A node always sends a known code and a
+   * message; anything else is not a node speaking our protocol. */
+  private errorOf(body: unknown): TuneKvError {
+    const b = body as { code?: unknown; message?: unknown } | null;
+    // An unknown code string is kept (errorFromWire makes it INTERNAL with
+    // the node's message): a newer node may know codes we do not.
+    if (typeof b !== 'object' || b === null || typeof b.code !== 'string' || typeof b.message !== 'string') {
+      return new TuneKvError('PROTOCOL_ERROR', `${this.addr} sent an ERROR frame without a code and a message (${describeBody(body)})`);
+    }
+    return errorFromWire(body);
+  }
+
   private onHandshake(f: Frame): void {
-    if (f.type === MsgType.ERROR) return this.failAll(errorFromWire(f.body));
+    if (f.type === MsgType.ERROR) return this.failAll(this.errorOf(f.body));
     const body = (typeof f.body === 'object' && f.body !== null ? f.body : {}) as Record<string, unknown>;
     if (f.type === MsgType.HELLO_OK && this.helloOk === undefined) {
+      const problem = helloOkProblem(f.body);
+      if (problem !== null) return this.failAll(new TuneKvError('PROTOCOL_ERROR', `${this.addr} answered HELLO with ${problem}`));
       this.helloOk = f.body as HelloOkBody;
       if (!this.opts.auth) return this.established();
       this.authenticate(body).catch((err: unknown) => {
@@ -500,12 +559,8 @@ export class RpcConnection {
         return this.failAll(new TuneKvError('UNAUTHORIZED', `${this.addr} did not prove that it knows the ${this.opts.auth?.kind === 'user' ? "user's server key" : 'cluster secret'}`));
       }
       this.verify = undefined;
-      const held = this.held ?? [];
-      this.held = null;
-      for (const h of held) {
-        const p = this.pending.get(h.id);
-        if (p) this.transmit(h.id, h.type, h.body, p);
-      }
+      this.holding = false;
+      this.drain();
       return this.established();
     }
     this.failAll(new TuneKvError('PROTOCOL_ERROR', `unexpected handshake message ${f.type} from ${this.addr}`));
@@ -558,11 +613,15 @@ export class RpcConnection {
 
   private sweep(): void {
     const now = Date.now();
+    for (const [id, deadlineMs] of this.slots) if (deadlineMs <= now) this.slots.delete(id);
     for (const [id, p] of this.pending) {
       if (p.deadlineMs > now) continue;
       this.pending.delete(id);
-      p.cb(new TuneKvError('TIMEOUT', `no reply from ${this.addr} in time`), MsgType.ERROR, null);
+      const queued = this.queue.delete(id);
+      p.cb(new TuneKvError('TIMEOUT', queued ? `no free slot on the connection to ${this.addr} in time: not sent` : `no reply from ${this.addr} in time`,
+        queued ? { maybeApplied: false } : {}), MsgType.ERROR, null);
     }
+    this.drain();
   }
 
   private onClosed(err: Error | undefined): void {
@@ -584,7 +643,8 @@ export class RpcConnection {
     this.rejectReady(err);
     const all = [...this.pending.values()];
     this.pending.clear();
-    this.held = null;
+    this.queue.clear();
+    this.slots.clear();
     const flushes = this.conn.flushes;
     for (const p of all) {
       const unsent = err.code === 'UNAVAILABLE' && err.details.maybeApplied === true && (p.queuedAt === -1 || p.queuedAt === flushes);
@@ -592,6 +652,23 @@ export class RpcConnection {
     }
     if (!this.conn.isClosed) this.conn.destroy();
   }
+}
+
+/** Why a HELLO_OK body is not one a node sends, or null. */
+function helloOkProblem(body: unknown): string | null {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array) return `HELLO_OK without a body (${describeBody(body)})`;
+  const b = body as Record<string, unknown>;
+  if (typeof b.nodeId !== 'string') return 'HELLO_OK without a node id';
+  if (!Number.isSafeInteger(b.ringVersion) || (b.ringVersion as number) < 0) return 'HELLO_OK without a ring version';
+  return null;
+}
+
+/** A short, printable account of a body a peer should not have sent. */
+function describeBody(body: unknown): string {
+  if (body === null || body === undefined) return 'nil';
+  if (body instanceof Uint8Array) return `${body.length} bytes`;
+  if (Array.isArray(body)) return `an array of ${body.length}`;
+  return typeof body;
 }
 
 /** A node answers with frames; something that answers with text is another
