@@ -34,6 +34,7 @@ import { clusterKey, decodeSecretText, secretBytesMin } from '../security/secret
 import { dialTarget, normalizeHost } from './hosts.js';
 import { abortedError, checkSignal, sleep, withSignal } from './abort.js';
 import { retryDelayMs, retryPolicy } from './retry.js';
+import { shown } from './shown.js';
 import type { RetryOptions, RetryPolicy } from './retry.js';
 import { checkManyInput, pipelined } from './many.js';
 import type { GetManyOptions, ManyResult, PutEntry, PutManyOptions } from './many.js';
@@ -305,15 +306,6 @@ function levelFields(opts: { consistency?: Consistency | undefined }, fallback: 
  * fixed second would triple a 500 ms deadline against a silent node. */
 export function timeoutGraceMs(timeoutMs: number): number {
   return Math.min(1000, Math.max(200, Math.ceil(timeoutMs / 5)));
-}
-
-/** A value as the caller wrote it, for a message: '3' keeps its quotes. */
-export function shown(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
 }
 
 /** connect()'s timeoutMs and connectTimeoutMs: an option of connect() is

@@ -13,6 +13,8 @@
 // with full jitter by default (a random wait up to that), so many clients
 // cut off together do not come back in step.
 
+import { shown } from './shown.js';
+
 export interface RetryOptions {
   /** Walks over the nodes per request, 1 (no retry) to retryAttemptsMax.
    * Default 1: one walk already fails over to every node. */
@@ -52,7 +54,7 @@ export function retryPolicy(opts: RetryOptions | undefined): RetryPolicy {
   }
   const int = (name: string, v: unknown, min: number, max: number, fallback: number): number => {
     if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TypeError(`retry.${name} (${String(v)}) must be an integer from ${min} to ${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TypeError(`retry.${name} (${shown(v)}) must be an integer from ${min} to ${max}`);
     return v;
   };
   const attempts = int('attempts', opts.attempts, 1, retryAttemptsMax, retryDefaults.attempts);

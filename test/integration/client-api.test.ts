@@ -90,6 +90,37 @@ t.test('the client API against a real cluster', async (t) => {
     t.equal(getEventListeners(shared.signal, 'abort').length, 0, 'no abort listener left after the calls');
   });
 
+  t.test('500 concurrent puts from one client all succeed: past the node\'s in-flight limit they wait in the client', async (t) => {
+    t.ok(500 > limits.clientInFlightPerConnectionMax * 3, 'more than the three connections may have in flight');
+    const res = await Promise.allSettled(Array.from({ length: 500 }, (_, i) => kv.put(`burst:${i}`, 'v')));
+    const failed = res.filter((r) => r.status === 'rejected').map((r) => ((r as PromiseRejectedResult).reason as TuneKvError).code);
+    t.same(failed, [], 'no OVERLOADED (red team: 116 of 500 were)');
+  });
+
+  t.test('one signal over a putMany of 100 and 200 concurrent gets: no MaxListenersExceededWarning', async (t) => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => { warnings.push(`${w.name}: ${w.message}`); };
+    process.on('warning', onWarning);
+    t.teardown(() => { process.off('warning', onWarning); });
+    const ac = new AbortController();
+    const put = await kv.putMany(Array.from({ length: 100 }, (_, i) => ({ key: `sig:${i}`, value: 'x' })), { signal: ac.signal });
+    t.ok(put.every((r) => r.ok), 'every put succeeded');
+    await Promise.all(Array.from({ length: 200 }, (_, i) => kv.get(`sig:${i}`, { signal: ac.signal })));
+    await new Promise((r) => setImmediate(r));
+    t.same(warnings, [], 'no warning');
+    t.equal(getEventListeners(ac.signal, 'abort').length, 0, 'no listener left');
+  });
+
+  t.test('getMany/putMany name the bad index with a TypeError; duplicate keys in one putMany become siblings', async (t) => {
+    await t.rejects(kv.getMany(['ok', 42, null] as never), { name: 'TypeError', message: 'getMany() keys[1] must be a string; got 42' });
+    await t.rejects(kv.putMany([{ key: 'a', value: 'x' }, null] as never), { name: 'TypeError', message: /^putMany\(\) entries\[1\] must be/ });
+    await t.rejects(kv.putMany([{ key: 7, value: 'x' }] as never), { name: 'TypeError', message: /^putMany\(\) entries\[0\]\.key must be a string/ });
+    const dup = await kv.putMany([{ key: 'dup:1', value: 'a' }, { key: 'dup:1', value: 'b' }, { key: 'dup:1', value: 'c' }]);
+    t.ok(dup.every((r) => r.ok), 'all three puts succeed');
+    const got = await kv.get<string>('dup:1', { consistency: 'strong' });
+    t.same([...got.values].sort(), ['a', 'b', 'c'], 'three concurrent puts without a context: three siblings, as the README says');
+  });
+
   t.test('route: false sends to the hosts given, in their order', async (t) => {
     for (const [given, want] of [[[hosts[1]], 'n2'], [[hosts[2], hosts[0]], 'n3'], [[hosts[0], hosts[2]], 'n1']] as const) {
       const direct = await connect({ hosts: [...given], route: false });
