@@ -8,6 +8,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import type { Test } from 'tap';
 import { RpcConnection } from '../../src/io/connection.js';
 import type { RpcOptions } from '../../src/io/connection.js';
 import { TuneKvError } from '../../src/errors.js';
@@ -23,7 +24,7 @@ interface Script {
 }
 
 /** A node that answers HELLO as scripted and hands requests to the script. */
-async function scriptedNode(t: Tap.Test, script: Script): Promise<{ port: number; received: Frame[] }> {
+async function scriptedNode(t: Test, script: Script): Promise<{ port: number; received: Frame[] }> {
   const received: Frame[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
@@ -51,7 +52,7 @@ async function scriptedNode(t: Tap.Test, script: Script): Promise<{ port: number
   return { port: (server.address() as AddressInfo).port, received };
 }
 
-function dial(t: Tap.Test, port: number, extra: Partial<RpcOptions> = {}): RpcConnection {
+function dial(t: Test, port: number, extra: Partial<RpcOptions> = {}): RpcConnection {
   const conn = new RpcConnection({ host: '127.0.0.1', port, agent: 'test', connectTimeoutMs: 2000, ...extra });
   t.teardown(() => conn.close());
   return conn;
