@@ -63,8 +63,8 @@ export interface ConnectOptions {
    * between them (src/client/retry.ts). Default: one walk, no wait. */
   readonly retry?: RetryOptions;
   /** Per-request deadline, ms. Default 5000. The node enforces it; the
-   * client waits a little longer so the node's TIMEOUT (with its facts)
-   * arrives first. */
+   * client waits timeoutGraceMs longer (a fifth, 200 ms to 1 s) so the
+   * node's TIMEOUT (with its facts) arrives first. */
   readonly timeoutMs?: number;
   /** Connect timeout per node, ms. Default 2000. */
   readonly connectTimeoutMs?: number;
