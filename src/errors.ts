@@ -11,7 +11,7 @@ export const errorCodes = {
   QUORUM_UNAVAILABLE: 'Fewer replicas than the request needs are reachable; carries required, received, failed.',
   TIMEOUT: 'The request did not gather its quorum before its deadline; carries required, received, failed.',
   SIBLINGS_LIMIT: 'The put would create more concurrent versions than siblingsMax; read, resolve, and put with the context.',
-  OVERLOADED: 'A bounded queue on the node is full (connections, requests in flight, write queue); retry later.',
+  OVERLOADED: 'A bounded queue is full: on the node (connections, requests in flight, write queue) or in the client (clientQueuedRequestsMax requests waiting for a connection); retry later. Nothing was sent when the client refused it.',
   UNAVAILABLE: 'The client could not reach any node, or the connection closed with the request in flight.',
   PROTOCOL_ERROR: 'A frame could not be decoded, arrived out of order, or spoke another protocol version.',
   UNAUTHORIZED: 'The caller has not proven who it is (no login, a wrong password or secret, or a peer message before the cluster-secret handshake). Nothing was changed.',
