@@ -194,7 +194,11 @@ t.test('the client API against a real cluster', async (t) => {
 
   t.test('retry: a client with attempts rides out a whole-cluster restart; one without fails', async (t) => {
     await t.rejects(connect({ hosts, retry: { attempts: 0 } }), TypeError, 'nonsense retry options are a TypeError');
-    await kv.put('retry:k', 'kept', { consistency: 'strong' });
+    // w=3: every replica holds it, so the eventual read below (R=1, from
+    // whichever node answers first after the restart) must find it; with
+    // strong, the third replica may have missed it and an eventual read
+    // may rightly come back empty (it did once under load).
+    await kv.put('retry:k', 'kept', { w: 3 });
     const patient = await connect({ hosts, retry: { attempts: 100, baseDelayMs: 50, maxDelayMs: 200, jitter: false } });
     t.teardown(() => patient.close());
     const hasty = await connect({ hosts });
