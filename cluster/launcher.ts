@@ -264,18 +264,7 @@ async function sharedFreePort(hosts: readonly string[], metricsBasePort: number 
     const withMetrics = metricsBasePort === undefined ? [port, port + metricsPortOffset] : [port];
     if (metricsBasePort === undefined && port + metricsPortOffset > 65_535) continue;
     if (metricsBasePort !== undefined && metricsBasePort !== 0 && port === metricsBasePort) continue;
-    const held: net.Server[] = [];
-    let free = true;
-    // Every listener stays open until the whole set is tested, so a port
-    // that is free on each address one at a time is free on all at once.
-    for (const host of hosts) {
-      for (const p of withMetrics) {
-        const s = free ? await bindTest(host, p) : undefined;
-        if (s) held.push(s); else free = false;
-      }
-    }
-    await closeAll(held);
-    if (free) return port;
+    if (await portsFreeOnAll(hosts, withMetrics)) return port;
   }
   throw new TuneKvError('UNAVAILABLE', `no port was free on all of ${hosts[0]} .. ${hosts[hosts.length - 1]} after ${sharedPortAttemptsMax} tries`);
 }
@@ -330,6 +319,9 @@ async function sharedFreeMetricsPort(hosts: readonly string[], avoid: readonly n
   throw new TuneKvError('UNAVAILABLE', `no metrics port was free on all of ${hosts[0]} .. ${hosts[hosts.length - 1]} after ${sharedPortAttemptsMax} tries`);
 }
 
+/** Every one of `ports` can be bound on every one of `hosts`. Each
+ * listener stays open until the whole set is tested, so ports free on each
+ * address one at a time are free on all of them at once. */
 async function portsFreeOnAll(hosts: readonly string[], ports: readonly number[]): Promise<boolean> {
   const held: net.Server[] = [];
   let free = true;
