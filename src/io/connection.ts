@@ -509,7 +509,9 @@ export class RpcConnection {
       return false;
     }
     p.queuedAt = this.conn.flushes;
-    this.slots.set(id, p.deadlineMs);
+    // Slots are counted only under a limit (clients): a peer connection has
+    // none, and this is on every replica request's path.
+    if (this.opts.inFlightMax !== undefined) this.slots.set(id, p.deadlineMs);
     return true;
   }
 
