@@ -215,7 +215,10 @@ function serveMetrics(node: TuneNode, host: string, port: number, phase: { reado
   const json = (res: http.ServerResponse, status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
   };
-  const server = http.createServer((req, res) => {
+  // Node checks headersTimeout only every connectionsCheckingInterval (30 s
+  // by default): a probe dribbling one header line every 2 s held its slot
+  // about 40 s, not metricsIdleTimeoutMs (red team). Check every second.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     const url = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
